@@ -1,0 +1,40 @@
+# make test   - create .venv, install system tools (as root) and Python deps, lint, run the test suite
+# make demo   - the whole stack natively: exporter + example app under uwsgi (5 workers) + Prometheus
+# make bench  - benchmarks; writes docs/benchmarks.md
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv system-deps test lint format bench demo clean
+
+$(STAMP): pyproject.toml
+	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) system-deps lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m benchmarks
+
+demo: $(STAMP)
+	@scripts/system-deps.sh --optional
+	$(BIN)/statsd-instrument demo $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

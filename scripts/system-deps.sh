@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus") and wrk.
+# As root with apt-get, missing ones are installed; otherwise a clear message.
+# --optional: never fail (the demo runs without Prometheus and says so).
+set -uo pipefail
+optional=0; [ "${1:-}" = "--optional" ] && optional=1
+missing=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+[ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
+[ ${#missing[@]} = 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing ${missing[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null && exit 0
+fi
+if [ $optional = 1 ]; then
+  echo "note: ${missing[*]} not installed and cannot install it here (needs root + apt-get); continuing without it" >&2
+  exit 0
+fi
+echo "error: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+exit 1

@@ -1,0 +1,50 @@
+"""The ``statsd-instrument`` command: one entry point, one module per subcommand.
+
+Each subcommand lives in its own module with a ``main(argv: list[str]) -> int`` function; this file only
+dispatches, so the modules stay independent and import only what they use.
+
+>>> main(["--help"])  # doctest: +ELLIPSIS
+usage: statsd-instrument COMMAND [ARGS...]
+...
+0
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Optional
+
+#: subcommand -> (module, one-line help)
+COMMANDS = {
+    "exporter": ("statsd_instrument.exporter.cli", "run the statsd_exporter-compatible exporter"),
+    "check-mapping": ("statsd_instrument.mapping.check", "lint a statsd_exporter mapping file"),
+    "explain": ("statsd_instrument.mapping.explain", "show what a mapping does to statsd lines"),
+    "demo": ("statsd_instrument.demo", "run exporter + example app (uwsgi, 5 workers) + Prometheus natively"),
+    "suggest-mapping": ("statsd_instrument.legacy.suggest", "propose mapping rules from legacy statsd traffic"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: statsd-instrument COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<16} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines.append("\nRun 'statsd-instrument COMMAND --help' for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Dispatch ``statsd-instrument COMMAND ...`` to the command's module; returns the exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"statsd-instrument: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Shared test infrastructure: free ports, real processes stopped by pid, a UDP collector, scraping.
+
+Every server a test starts listens on 127.0.0.1 only and is stopped by pid (its whole process group) when
+the test ends, so nothing is left listening.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional, Sequence
+
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that is free on 127.0.0.1 for both TCP and UDP right now."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+
+
+def wait_for_port(port: int, timeout_s: float = 30.0, proc: Optional[subprocess.Popen] = None) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:port (fail early if ``proc`` died)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+class ManagedProcess:
+    """A real server process in its own process group; ``stop()`` signals the group by pid and reaps it.
+
+    >>> p = ManagedProcess([sys.executable, "-c", "import time; time.sleep(30)"])
+    >>> p.stop()
+    -15
+    """
+
+    def __init__(self, argv: Sequence[str], env: Optional[dict] = None, cwd: Optional[Path] = None,
+                 log: Optional[Path] = None) -> None:
+        self.argv = list(argv)
+        self.log = log
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        self._out = out
+        self.proc = subprocess.Popen(
+            self.argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
+        """Send ``sig`` to the process group, wait, SIGKILL the group if needed; returns the exit code."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        try:  # anything left in the group (workers) goes too
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self._out is not subprocess.DEVNULL:
+            self._out.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log else ""
+
+
+class UdpCollector:
+    """Receives datagrams on 127.0.0.1 (UDP) or a unixgram path in a thread; ``lines()`` splits them.
+
+    >>> c = UdpCollector()
+    >>> with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    ...     _ = s.sendto(b"a:1|c\\nb:2|c", ("127.0.0.1", c.port))
+    >>> c.wait_for_lines(2)
+    ['a:1|c', 'b:2|c']
+    >>> c.close()
+    """
+
+    def __init__(self, unix_path: Optional[str] = None) -> None:
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(unix_path)
+            self.port = 0
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+        self.datagrams: list[bytes] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._closed:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.datagrams.append(data)
+
+    def lines(self) -> list[str]:
+        return [ln for d in list(self.datagrams) for ln in d.decode().split("\n") if ln]
+
+    def wait_for_lines(self, n: int, timeout_s: float = 10.0) -> list[str]:
+        """Wait until at least ``n`` lines arrived (or the timeout passed); returns all lines."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.lines()) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.lines()
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+def http_get(url: str, timeout_s: float = 10.0, method: str = "GET") -> tuple[int, bytes]:
+    """(status, body) of one HTTP request; HTTP errors are returned, not raised."""
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Parse a /metrics page with prometheus_client's parser: {(sample name, sorted labels): value}."""
+    status, body = http_get(url)
+    assert status == 200, f"GET {url} answered {status}: {body[:500]!r}"
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def python_bin(name: str) -> str:
+    """Path of a console script installed in the test interpreter's environment (uwsgi, gunicorn, ...)."""
+    return str(VENV_BIN / name)
