@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Optional
 
 #: subcommand -> (module, one-line help)
 COMMANDS = {
@@ -21,7 +20,10 @@ COMMANDS = {
     "check-mapping": ("statsd_instrument.mapping.check", "lint a statsd_exporter mapping file"),
     "explain": ("statsd_instrument.mapping.explain", "show what a mapping does to statsd lines"),
     "demo": ("statsd_instrument.demo", "run exporter + example app (uwsgi, 5 workers) + Prometheus natively"),
-    "suggest-mapping": ("statsd_instrument.legacy.suggest", "propose mapping rules from legacy statsd traffic"),
+    "suggest-mapping": (
+        "statsd_instrument.legacy.suggest",
+        "propose mapping rules from legacy statsd traffic",
+    ),
 }
 
 
@@ -32,7 +34,7 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Dispatch ``statsd-instrument COMMAND ...`` to the command's module; returns the exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help", "help"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Sequence, Union
 
 Tags = Union[Sequence[str], Mapping[str, object], None]
 
@@ -28,12 +28,12 @@ class Client:
     >>> c.increment("jobs_total", tags={"queue": "default"})
     """
 
-    def __init__(self, host: Optional[str] = None, port: Optional[int] = None) -> None:
+    def __init__(self, host: str | None = None, port: int | None = None) -> None:
         self.host = host or os.environ.get("STATSD_HOST", "127.0.0.1")
         self.port = int(port or os.environ.get("STATSD_PORT", "9125"))
-        self._sock: Optional[socket.socket] = None
+        self._sock: socket.socket | None = None
 
-    def _send(self, name: str, value: float, kind: str, tags: Tags, sample_rate: Optional[float]) -> None:
+    def _send(self, name: str, value: float, kind: str, tags: Tags, sample_rate: float | None) -> None:
         line = f"{name}:{value:g}|{kind}"
         if sample_rate is not None and sample_rate != 1:
             line += f"|@{sample_rate:g}"
@@ -47,28 +47,34 @@ class Client:
         except OSError:
             pass
 
-    def increment(self, metric: str, value: float = 1, tags: Tags = None, sample_rate: Optional[float] = None) -> None:
+    def increment(
+        self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
+    ) -> None:
         """Add ``value`` to a counter."""
         self._send(metric, value, "c", tags, sample_rate)
 
-    def decrement(self, metric: str, value: float = 1, tags: Tags = None, sample_rate: Optional[float] = None) -> None:
+    def decrement(
+        self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
+    ) -> None:
         """Subtract ``value`` from a counter."""
         self._send(metric, -value, "c", tags, sample_rate)
 
-    def gauge(self, metric: str, value: float, tags: Tags = None, sample_rate: Optional[float] = None) -> None:
+    def gauge(self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None) -> None:
         """Set a gauge."""
         self._send(metric, value, "g", tags, sample_rate)
 
-    def timing(self, metric: str, value: float, tags: Tags = None, sample_rate: Optional[float] = None) -> None:
+    def timing(self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None) -> None:
         """Record a duration in milliseconds."""
         self._send(metric, value, "ms", tags, sample_rate)
 
-    def histogram(self, metric: str, value: float, tags: Tags = None, sample_rate: Optional[float] = None) -> None:
+    def histogram(
+        self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
+    ) -> None:
         """Record a value in a histogram."""
         self._send(metric, value, "h", tags, sample_rate)
 
     def distribution(
-        self, metric: str, value: float, tags: Tags = None, sample_rate: Optional[float] = None
+        self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
     ) -> None:
         """Record a value in a distribution."""
         self._send(metric, value, "d", tags, sample_rate)

@@ -6,6 +6,7 @@ the test ends, so nothing is left listening.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -38,7 +39,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             continue
 
 
-def wait_for_port(port: int, timeout_s: float = 30.0, proc: Optional[subprocess.Popen] = None) -> None:
+def wait_for_port(port: int, timeout_s: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port (fail early if ``proc`` died)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -60,14 +61,19 @@ class ManagedProcess:
     -15
     """
 
-    def __init__(self, argv: Sequence[str], env: Optional[dict] = None, cwd: Optional[Path] = None,
-                 log: Optional[Path] = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: dict | None = None, cwd: Path | None = None, log: Path | None = None
+    ) -> None:
         self.argv = list(argv)
         self.log = log
         out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         self._out = out
         self.proc = subprocess.Popen(
-            self.argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+            self.argv,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.pid = self.proc.pid
@@ -75,10 +81,8 @@ class ManagedProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
         """Send ``sig`` to the process group, wait, SIGKILL the group if needed; returns the exit code."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -107,7 +111,7 @@ class UdpCollector:
     >>> c.close()
     """
 
-    def __init__(self, unix_path: Optional[str] = None) -> None:
+    def __init__(self, unix_path: str | None = None) -> None:
         if unix_path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.sock.bind(unix_path)
