@@ -24,8 +24,7 @@ def _tag_list(tags: Tags) -> list[str]:
 class Client:
     """A DogStatsD client.
 
-    >>> c = Client(host="127.0.0.1", port=9125)
-    >>> c.increment("jobs_total", tags={"queue": "default"})
+    >>> statsd.increment("jobs_total", tags={"queue": "default"})
     """
 
     def __init__(self, host: str | None = None, port: int | None = None) -> None:
