@@ -1,0 +1,252 @@
+"""WSGI middleware: the request metrics of the Flask extension for any WSGI app (Django, Pyramid, bare WSGI).
+
+``app = StatsdMiddleware(app, service="shop", endpoint=PathTemplates(["/user/<id>"]))``: every request is
+counted and timed until its body has been fully sent, tagged with a bounded ``endpoint`` and ``method``
+(see :mod:`statsd_instrument.http_metrics`), and all its metrics leave in one datagram when it ends.
+
+The ``endpoint`` label comes from a resolver ``fn(environ) -> str | None`` called after the app answered
+(``None`` means unmatched). The default reads ``environ["statsd_instrument.endpoint"]``, which an app or
+framework hook may set to its route template; everything else is :data:`UNMATCHED_ENDPOINT`. Ready-made
+resolvers: :class:`PathTemplates` (a list of templates) and :func:`django_endpoint`. An app that answers an
+exception itself can name it in ``environ["statsd_instrument.exception"]``; an exception that escapes the
+app is counted (as a 500) and re-raised.
+
+>>> def hello(environ, start_response):
+...     start_response("200 OK", [("Content-Type", "text/plain")])
+...     return [b"hi"]
+>>> app = StatsdMiddleware(hello, service="hello")
+>>> app.recorder.service_tag
+'service:hello'
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+from statsd_instrument.http_metrics import (
+    UNMATCHED_ENDPOINT,
+    PathFilter,
+    RequestRecorder,
+    Tags,
+    check_callable,
+    clean_tag_value,
+    log,
+    method_label,
+    request_tag_list,
+)
+
+ENDPOINT_KEY = "statsd_instrument.endpoint"
+EXCEPTION_KEY = "statsd_instrument.exception"
+
+Environ = dict
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+_CONVERTED = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+
+
+def environ_endpoint(environ: Environ) -> Optional[str]:
+    """The default resolver: the template the app stored in ``environ["statsd_instrument.endpoint"]``.
+
+    >>> environ_endpoint({"statsd_instrument.endpoint": "/user/<id>"}), environ_endpoint({})
+    ('/user/<id>', None)
+    """
+    return environ.get(ENDPOINT_KEY)
+
+
+class PathTemplates:
+    """Resolver from route templates: ``<name>`` / ``<int:name>`` match one segment, ``<path:name>`` the rest.
+
+    >>> resolve = PathTemplates(["/test/", "/user/<int:user_id>", "/files/<path:name>"])
+    >>> resolve({"PATH_INFO": "/user/42"}), resolve({"PATH_INFO": "/user/bob"})
+    ('/user/<int:user_id>', None)
+    >>> resolve({"PATH_INFO": "/files/a/b.txt"}), resolve({"PATH_INFO": "/nope"})
+    ('/files/<path:name>', None)
+    """
+
+    def __init__(self, templates: Sequence[str]) -> None:
+        if isinstance(templates, str):
+            raise TypeError(f"templates: expected a list of route templates, got {templates!r}")
+        self.exact: dict[str, str] = {}
+        self.patterns: list[tuple[re.Pattern[str], str]] = []
+        for template in templates:
+            if not isinstance(template, str) or not template.startswith("/"):
+                raise ValueError(
+                    f"templates: a route template must be a string starting with '/', got {template!r}"
+                )
+            if "<" not in template:
+                self.exact[template] = template
+                continue
+            regex, pos = [], 0
+            for m in _CONVERTED.finditer(template):
+                regex.append(re.escape(template[pos : m.start()]))
+                converter = m.group(1)
+                regex.append({"int": r"\d+", "float": r"\d+\.\d+", "path": r".+"}.get(converter, r"[^/]+"))
+                pos = m.end()
+            regex.append(re.escape(template[pos:]))
+            self.patterns.append((re.compile("".join(regex) + r"\Z"), template))
+
+    def __call__(self, environ: Environ) -> Optional[str]:
+        path = environ.get("PATH_INFO", "")
+        hit = self.exact.get(path)
+        if hit is not None:
+            return hit
+        for pattern, template in self.patterns:
+            if pattern.match(path):
+                return template
+        return None
+
+
+def django_endpoint(environ: Environ) -> Optional[str]:
+    """Resolver for Django: the matched URL pattern's route (``/user/<int:user_id>/``), or ``None``.
+
+    Uses ``django.urls.resolve`` on ``PATH_INFO`` (Django must be set up, as it is inside its WSGI app).
+    """
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(environ.get("PATH_INFO", "/"))
+    except Resolver404:
+        return None
+    route = getattr(match, "route", None)
+    if not route:
+        return None
+    return "/" + route.lstrip("^").rstrip("$")
+
+
+class StatsdMiddleware:
+    """Wraps a WSGI app so that every request pushes ``request_count``, ``request_latency_seconds`` and
+    ``request_exceptions`` (plus the opt-in in-flight and info gauges), like the Flask extension.
+
+    Options (keyword-only): ``client`` (default :data:`statsd_instrument.statsd`), ``service``,
+    ``endpoint`` (resolver, see the module docstring), ``exclude_paths`` (prefixes and ``re.compile``
+    patterns), ``exclude`` (``predicate(environ) -> bool``), ``tags`` (static), ``request_tags``
+    (``fn(environ) -> dict``), ``in_flight``, ``version``.
+
+    >>> def boom(environ, start_response):
+    ...     raise ZeroDivisionError
+    >>> app = StatsdMiddleware(boom, service="demo", exclude_paths=["/health"])
+    >>> app({"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}, lambda *a: None)
+    Traceback (most recent call last):
+    ...
+    ZeroDivisionError
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        client: Any = None,
+        service: str = "wsgi",
+        endpoint: Optional[Callable[[Environ], Optional[str]]] = environ_endpoint,
+        exclude_paths: Any = None,
+        exclude: Optional[Callable[[Environ], bool]] = None,
+        tags: Tags = None,
+        request_tags: Optional[Callable[[Environ], Tags]] = None,
+        in_flight: bool = False,
+        version: Optional[str] = None,
+    ) -> None:
+        if client is None:
+            from statsd_instrument import statsd as client
+        self.app = app
+        self.recorder = RequestRecorder(
+            client, service, tags=tags, in_flight=bool(in_flight), version=version
+        )
+        self.endpoint = check_callable(endpoint, "endpoint") or environ_endpoint
+        self.skip_path = PathFilter(exclude_paths, "exclude_paths")
+        self.skip = check_callable(exclude, "exclude")
+        self.request_tags = check_callable(request_tags, "request_tags")
+
+    def _skipped(self, environ: Environ) -> bool:
+        try:
+            if self.skip_path and self.skip_path(environ.get("PATH_INFO", "")):
+                return True
+            return self.skip is not None and bool(self.skip(environ))
+        except Exception:
+            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
+            return False
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self._skipped(environ):
+            return self.app(environ, start_response)
+        request = _Request(self, environ, time.perf_counter())
+        self.recorder.started()
+
+        def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            request.status = status
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.app(environ, _start_response)
+        except BaseException as error:
+            request.exception = type(error).__name__
+            request.status = "500"
+            request.finish()
+            raise
+        return _TimedBody(body, request)
+
+
+class _Request:
+    """One request in flight: enough to emit its metrics once the body is done."""
+
+    __slots__ = ("middleware", "environ", "start", "status", "exception", "done")
+
+    def __init__(self, middleware: StatsdMiddleware, environ: Environ, start: float) -> None:
+        self.middleware = middleware
+        self.environ = environ
+        self.start = start
+        self.status = "500"
+        self.exception: Optional[str] = None
+        self.done = False
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        elapsed = time.perf_counter() - self.start
+        mw, environ = self.middleware, self.environ
+        try:
+            try:
+                endpoint = mw.endpoint(environ)
+            except Exception:
+                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
+                endpoint = None
+            status = int(str(self.status)[:3])
+            exception = self.exception or environ.get(EXCEPTION_KEY)
+            mw.recorder.finished(
+                method_label(environ.get("REQUEST_METHOD", "")),
+                clean_tag_value(endpoint) if endpoint else UNMATCHED_ENDPOINT,
+                status,
+                elapsed,
+                exception,
+                request_tag_list(mw.request_tags, environ, "request_tags"),
+            )
+        except Exception:
+            log.warning("statsd_instrument: recording the request failed", exc_info=True)
+
+
+class _TimedBody:
+    """The app's response iterable, passed through; the request ends when the server closes it."""
+
+    __slots__ = ("body", "request")
+
+    def __init__(self, body: Iterable[bytes], request: _Request) -> None:
+        self.body = body
+        self.request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.body
+        except BaseException as error:
+            if self.request.exception is None:
+                self.request.exception = type(error).__name__
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.request.finish()
