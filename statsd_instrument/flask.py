@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -77,15 +77,15 @@ def exempt(view: F) -> F:
 class _AppSettings:
     """What one app was configured with; lives in ``app.extensions["statsd_instrument"]``."""
 
-    __slots__ = ("recorder", "skip_path", "skip", "endpoint_fn", "request_tags_fn", "_templates")
+    __slots__ = ("_templates", "endpoint_fn", "recorder", "request_tags_fn", "skip", "skip_path")
 
     def __init__(
         self,
         recorder: RequestRecorder,
         skip_path: PathFilter,
-        skip: Optional[Callable[[Any], bool]],
-        endpoint_fn: Optional[Callable[[Any], Optional[str]]],
-        request_tags_fn: Optional[Callable[[Any], Tags]],
+        skip: Callable[[Any], bool] | None,
+        endpoint_fn: Callable[[Any], str | None] | None,
+        request_tags_fn: Callable[[Any], Tags] | None,
     ) -> None:
         self.recorder = recorder
         self.skip_path = skip_path
@@ -128,14 +128,14 @@ def _rule_for_other_method(app: Flask, error: MethodNotAllowed) -> Any:
 class _RequestState:
     """Per-request state kept in ``g`` and in the response's close callback."""
 
-    __slots__ = ("start", "method", "endpoint", "status", "exception", "tags", "handed_over", "done")
+    __slots__ = ("done", "endpoint", "exception", "handed_over", "method", "start", "status", "tags")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.method = ""
         self.endpoint = UNMATCHED_ENDPOINT
         self.status = 500
-        self.exception: Optional[str] = None
+        self.exception: str | None = None
         self.tags: list[str] = []
         self.handed_over = False
         self.done = False
@@ -157,17 +157,17 @@ class StatsdInstrument:
 
     def __init__(
         self,
-        app: Optional[Flask] = None,
+        app: Flask | None = None,
         *,
         client: Any = None,
-        service: Optional[str] = None,
+        service: str | None = None,
         exclude_paths: Any = None,
-        exclude: Optional[Callable[[Any], bool]] = None,
-        endpoint: Optional[Callable[[Any], Optional[str]]] = None,
+        exclude: Callable[[Any], bool] | None = None,
+        endpoint: Callable[[Any], str | None] | None = None,
         tags: Tags = None,
-        request_tags: Optional[Callable[[Any], Tags]] = None,
+        request_tags: Callable[[Any], Tags] | None = None,
         in_flight: bool = False,
-        version: Optional[str] = None,
+        version: str | None = None,
     ) -> None:
         self._defaults = {
             "STATSD_CLIENT": client,
@@ -265,7 +265,7 @@ def _before_request() -> None:
         log.warning("statsd_instrument: before_request failed; the request is unaffected", exc_info=True)
 
 
-def _state() -> Optional[_RequestState]:
+def _state() -> _RequestState | None:
     state = g.get(_G_KEY, _UNSET)
     if state is _UNSET:  # before_request never ran (a URL value preprocessor raised): measure from here
         state = _RequestState(time.perf_counter())
@@ -308,7 +308,7 @@ def _after_request(response: Response) -> Response:
     return response
 
 
-def _teardown_request(error: Optional[BaseException]) -> None:
+def _teardown_request(error: BaseException | None) -> None:
     try:
         state = g.get(_G_KEY)
         if state is None or state.done:

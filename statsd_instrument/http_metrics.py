@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 log = logging.getLogger("statsd_instrument")
 
@@ -75,7 +75,7 @@ def clean_tag_value(value: object) -> str:
 
 
 def check_tag_key(key: object, field: str) -> str:
-    """``key`` if it can be a Prometheus label name the exporter accepts; else ``ValueError`` naming ``field``.
+    """``key`` if the exporter accepts it as a label name, else ``ValueError`` naming ``field``.
 
     >>> check_tag_key("region", "STATSD_TAGS")
     'region'
@@ -139,7 +139,7 @@ class PathFilter:
     TypeError: exclude_paths: expected a path prefix (str) or a compiled regex (re.Pattern), got 42
     """
 
-    __slots__ = ("prefixes", "patterns")
+    __slots__ = ("patterns", "prefixes")
 
     def __init__(self, rules: Iterable[PathRule] | None, field: str) -> None:
         prefixes: list[str] = []
@@ -167,7 +167,7 @@ class PathFilter:
         return any(p.search(path) for p in self.patterns)
 
 
-def check_callable(value: Any, field: str) -> Optional[Callable[..., Any]]:
+def check_callable(value: Any, field: str) -> Callable[..., Any] | None:
     """``value`` if it is ``None`` or callable, else ``TypeError`` naming ``field``.
 
     >>> check_callable(len, "endpoint") is len

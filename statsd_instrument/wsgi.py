@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from statsd_instrument.http_metrics import (
     UNMATCHED_ENDPOINT,
@@ -46,7 +46,7 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _CONVERTED = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-def environ_endpoint(environ: Environ) -> Optional[str]:
+def environ_endpoint(environ: Environ) -> str | None:
     """The default resolver: the template the app stored in ``environ["statsd_instrument.endpoint"]``.
 
     >>> environ_endpoint({"statsd_instrument.endpoint": "/user/<id>"}), environ_endpoint({})
@@ -87,7 +87,7 @@ class PathTemplates:
             regex.append(re.escape(template[pos:]))
             self.patterns.append((re.compile("".join(regex) + r"\Z"), template))
 
-    def __call__(self, environ: Environ) -> Optional[str]:
+    def __call__(self, environ: Environ) -> str | None:
         path = environ.get("PATH_INFO", "")
         hit = self.exact.get(path)
         if hit is not None:
@@ -98,7 +98,7 @@ class PathTemplates:
         return None
 
 
-def django_endpoint(environ: Environ) -> Optional[str]:
+def django_endpoint(environ: Environ) -> str | None:
     """Resolver for Django: the matched URL pattern's route (``/user/<int:user_id>/``), or ``None``.
 
     Uses ``django.urls.resolve`` on ``PATH_INFO`` (Django must be set up, as it is inside its WSGI app).
@@ -139,13 +139,13 @@ class StatsdMiddleware:
         *,
         client: Any = None,
         service: str = "wsgi",
-        endpoint: Optional[Callable[[Environ], Optional[str]]] = environ_endpoint,
+        endpoint: Callable[[Environ], str | None] | None = environ_endpoint,
         exclude_paths: Any = None,
-        exclude: Optional[Callable[[Environ], bool]] = None,
+        exclude: Callable[[Environ], bool] | None = None,
         tags: Tags = None,
-        request_tags: Optional[Callable[[Environ], Tags]] = None,
+        request_tags: Callable[[Environ], Tags] | None = None,
         in_flight: bool = False,
-        version: Optional[str] = None,
+        version: str | None = None,
     ) -> None:
         if client is None:
             from statsd_instrument import statsd as client
@@ -190,14 +190,14 @@ class StatsdMiddleware:
 class _Request:
     """One request in flight: enough to emit its metrics once the body is done."""
 
-    __slots__ = ("middleware", "environ", "start", "status", "exception", "done")
+    __slots__ = ("done", "environ", "exception", "middleware", "start", "status")
 
     def __init__(self, middleware: StatsdMiddleware, environ: Environ, start: float) -> None:
         self.middleware = middleware
         self.environ = environ
         self.start = start
         self.status = "500"
-        self.exception: Optional[str] = None
+        self.exception: str | None = None
         self.done = False
 
     def finish(self) -> None:
