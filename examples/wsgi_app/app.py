@@ -1,6 +1,7 @@
 """A bare WSGI app (no framework) wrapped in StatsdMiddleware: the same routes as the Flask example.
 
-``/test/`` answers ``rest``; ``/test1/`` raises ``ZeroDivisionError`` (uwsgi answers 500);
+``/test/`` answers ``rest``; ``/test1/`` raises ``ZeroDivisionError``, answered as a 500 by the app's own
+error handling, which names the exception for the metrics in ``environ["statsd_instrument.exception"]``;
 ``/user/<id>`` is parametrised; ``/health`` is excluded. Run: ``uwsgi --ini uwsgi.ini --http-socket :8000``.
 """
 
@@ -8,14 +9,24 @@ from __future__ import annotations
 
 import os
 
-from statsd_instrument.wsgi import PathTemplates, StatsdMiddleware
+from statsd_instrument.wsgi import EXCEPTION_KEY, PathTemplates, StatsdMiddleware
 
 ROUTES = ["/test/", "/test1/", "/user/<int:user_id>", "/health"]
 METHODS = ("GET", "HEAD")
 
 
 def bare_app(environ, start_response):
-    """The routes above, answered by hand."""
+    """The routes above; an exception is answered as a 500 (bare uwsgi would just drop the connection)."""
+    try:
+        return routes(environ, start_response)
+    except Exception as error:
+        environ[EXCEPTION_KEY] = type(error).__name__
+        start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")])
+        return [b"internal error"]
+
+
+def routes(environ, start_response):
+    """The routes themselves."""
     path = environ.get("PATH_INFO", "")
     if path == "/test1/":
         1 / 0  # noqa: B018 - the article's deliberate failure
