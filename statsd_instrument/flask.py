@@ -206,7 +206,7 @@ class StatsdInstrument:
             tags=self._setting(app, "STATSD_TAGS"),
             in_flight=check_bool(self._setting(app, "STATSD_IN_FLIGHT") or False, "STATSD_IN_FLIGHT"),
             version=self._setting(app, "STATSD_APP_VERSION", env=True),
-            field_prefix="STATSD_",
+            tags_field="STATSD_TAGS",
         )
         app.extensions[EXTENSION_KEY] = _AppSettings(
             recorder,

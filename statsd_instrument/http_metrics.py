@@ -223,11 +223,11 @@ class RequestRecorder:
         tags: Tags = None,
         in_flight: bool = False,
         version: str | None = None,
-        field_prefix: str = "",
+        tags_field: str = "tags",
     ) -> None:
         self.client = client
         self.service_tag = "service:" + clean_tag_value(service)
-        self.extra_tags = tag_list(tags, field_prefix + "tags")
+        self.extra_tags = tag_list(tags, tags_field)
         self.in_flight = in_flight
         self.info_tags = (
             None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
