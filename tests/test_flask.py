@@ -319,3 +319,39 @@ def test_failing_metrics_never_break_the_app(caplog):
     assert [r.status_code for r in responses] == [200, 500, 404]
     assert responses[0].json == {"id": 1}
     assert "statsd_instrument" in caplog.text  # the failure is logged, not raised
+
+
+def test_in_flight_gauge_rises_while_serving_and_falls_after(client, udp_collector):
+    app = make_app(client, in_flight=True)
+    during: list[str] = []
+
+    @app.route("/work")
+    def work():
+        during.extend(udp_collector.wait_for_lines(1))  # the +1 left before the view ran
+        return "done"
+
+    get(app, "/work")
+    assert during == ["request_in_flight:+1|g|#service:shop"]
+    lines = udp_collector.wait_for_lines(4)
+    assert lines[-1] == "request_in_flight:-1|g|#service:shop"  # with the request's own metrics
+
+
+def test_all_metrics_of_one_request_leave_in_one_datagram(client, udp_collector):
+    app = make_app(client, version="3.0")
+
+    @app.route("/order")
+    def order():
+        client.increment("orders_total")  # the view's own metrics join the request's datagram
+        return "ok"
+
+    get(app, "/boom")
+    get(app, "/order")
+    deadline = time.monotonic() + 5
+    while len(udp_collector.datagrams) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # anything that would wrongly follow has time to arrive
+    datagrams = [d.decode().split("\n") for d in udp_collector.datagrams]
+    assert [[line.split(":", 1)[0] for line in d] for d in datagrams] == [
+        ["request_count", "request_latency_seconds", "request_exceptions", "app_info"],
+        ["orders_total", "request_count", "request_latency_seconds"],
+    ]
