@@ -15,7 +15,7 @@ key                    meaning                                                  
 ``STATSD_ENDPOINT``    ``fn(request) -> str | None`` naming the endpoint label       the route template
 ``STATSD_TAGS``        static extra tags (dict or ``"k:v"`` list)                    none
 ``STATSD_REQUEST_TAGS`` ``fn(request) -> dict`` of per-request tags (keep bounded!)  none
-``STATSD_IN_FLIGHT``   send the ``request_in_flight`` gauge (+1/-1 deltas)           False
+``STATSD_IN_FLIGHT``   send the ``request_in_flight`` gauge (+1/-1 deltas; env too)  False
 ``STATSD_APP_VERSION`` send ``app_info{version=...}`` (also read from the environment) none
 ``STATSD_CLIENT``      a :class:`statsd_instrument.Client` to send with               see below
 ====================== ============================================================= ====================
@@ -204,7 +204,9 @@ class StatsdInstrument:
             _client_for(app, self._setting(app, "STATSD_CLIENT")),
             service=self._setting(app, "STATSD_SERVICE", env=True) or app.name,
             tags=self._setting(app, "STATSD_TAGS"),
-            in_flight=check_bool(self._setting(app, "STATSD_IN_FLIGHT") or False, "STATSD_IN_FLIGHT"),
+            in_flight=check_bool(
+                self._setting(app, "STATSD_IN_FLIGHT", env=True) or False, "STATSD_IN_FLIGHT"
+            ),
             version=self._setting(app, "STATSD_APP_VERSION", env=True),
             tags_field="STATSD_TAGS",
         )

@@ -89,7 +89,7 @@ def settled_lines(collector, at_least: int) -> list[str]:
         lines = collector.lines()
 
 
-def run_app(ini: Path, statsd_port: int, tmp_path: Path) -> tuple[ManagedProcess, int]:
+def run_app(ini: Path, statsd_port: int, tmp_path: Path, **env: str) -> tuple[ManagedProcess, int]:
     port = free_port()
     proc = ManagedProcess(
         [
@@ -104,7 +104,7 @@ def run_app(ini: Path, statsd_port: int, tmp_path: Path) -> tuple[ManagedProcess
             "0",  # ... (uwsgi otherwise keeps a worker at least 10 s whatever its request count)
             "--disable-logging",
         ],
-        env={"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port), "STATSD_SERVICE": SERVICE},
+        env={"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port), "STATSD_SERVICE": SERVICE, **env},
         log=tmp_path / f"uwsgi-{ini.parent.name}.log",
     )
     wait_for_port(port, proc=proc.proc)
@@ -114,7 +114,8 @@ def run_app(ini: Path, statsd_port: int, tmp_path: Path) -> tuple[ManagedProcess
 @pytest.mark.parametrize("example", ["flask_app", "wsgi_app"])
 def test_counts_per_route_are_exact_under_five_recycled_uwsgi_workers(example, udp_collector, tmp_path):
     requests = plan(random.Random(1234))
-    proc, port = run_app(REPO / "examples" / example / "uwsgi.ini", udp_collector.port, tmp_path)
+    in_flight = {"STATSD_IN_FLIGHT": "1"} if example == "flask_app" else {}
+    proc, port = run_app(REPO / "examples" / example / "uwsgi.ini", udp_collector.port, tmp_path, **in_flight)
     try:
         assert http_get(f"http://127.0.0.1:{port}/health")[0] == 200  # excluded: sends nothing
         seen = drive(port, requests)
@@ -154,3 +155,8 @@ def test_counts_per_route_are_exact_under_five_recycled_uwsgi_workers(example, u
         (tags["endpoint"], tags["exception"]) for _, tags in metrics["request_exceptions"]
     )
     assert exceptions == {("/test1/", "ZeroDivisionError"): 1000}
+
+    if in_flight:  # +1 at every start, -1 at every end, from every worker: back to 0 once all is served
+        deltas = [value for value, _ in metrics["request_in_flight"]]
+        assert len(deltas) == 2 * len(requests)
+        assert sum(deltas) == 0
