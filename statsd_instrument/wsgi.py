@@ -7,7 +7,8 @@ counted and timed until its body has been fully sent, tagged with a bounded ``en
 The ``endpoint`` label comes from a resolver ``fn(environ) -> str | None`` called after the app answered
 (``None`` means unmatched). The default reads ``environ["statsd_instrument.endpoint"]``, which an app or
 framework hook may set to its route template; everything else is :data:`UNMATCHED_ENDPOINT`. Ready-made
-resolvers: :class:`PathTemplates` (a list of templates) and :func:`django_endpoint`. An app that answers an
+resolvers: :class:`PathTemplates` (a list of templates) and :func:`django_endpoint` (with
+:func:`connect_django_exceptions` for the exceptions Django answers itself). An app that answers an
 exception itself can name it in ``environ["statsd_instrument.exception"]``; an exception that escapes the
 app is counted (as a 500) and re-raised.
 
@@ -22,6 +23,7 @@ app is counted (as a 500) and re-raised.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -113,6 +115,25 @@ def django_endpoint(environ: Environ) -> str | None:
     if not route:
         return None
     return "/" + route.lstrip("^").rstrip("$")
+
+
+def connect_django_exceptions() -> None:
+    """Make Django name, for :class:`StatsdMiddleware`, the exceptions its handlers turn into 500 answers.
+
+    Django answers a view's exception itself, so the middleware sees only the 500; this connects a receiver
+    to Django's ``got_request_exception`` signal that stores the class name in the request's environ.
+    Idempotent. Call it in your ``wsgi.py`` next to the middleware.
+    """
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_django_exception, dispatch_uid="statsd_instrument.wsgi")
+
+
+def _django_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    error = sys.exc_info()[1]  # the signal is sent while Django handles the exception
+    environ = getattr(request, "environ", None)
+    if error is not None and isinstance(environ, dict):
+        environ[EXCEPTION_KEY] = type(error).__name__
 
 
 class StatsdMiddleware:

@@ -1,4 +1,4 @@
-"""End to end: the example apps under real uwsgi (5 workers, worker recycling on) give exact request metrics.
+"""End to end: Flask, bare WSGI and Django examples under real uwsgi (5 workers, recycled) push exact counts.
 
 Traffic: 3,000 GET /test/, 1,000 GET /test1/ (ZeroDivisionError), 500 random unknown paths and 200 random
 HTTP methods, sent by 4 threads. What the workers pushed must match, per (method, endpoint, status), what the
@@ -111,7 +111,7 @@ def run_app(ini: Path, statsd_port: int, tmp_path: Path, **env: str) -> tuple[Ma
     return proc, port
 
 
-@pytest.mark.parametrize("example", ["flask_app", "wsgi_app"])
+@pytest.mark.parametrize("example", ["flask_app", "wsgi_app", "django_app"])
 def test_counts_per_route_are_exact_under_five_recycled_uwsgi_workers(example, udp_collector, tmp_path):
     requests = plan(random.Random(1234))
     in_flight = {"STATSD_IN_FLIGHT": "1"} if example == "flask_app" else {}
