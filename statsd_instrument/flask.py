@@ -4,6 +4,12 @@
 send the request metrics of :mod:`statsd_instrument.http_metrics` for every request, all of one request in
 one datagram flushed once the response has been fully sent (streamed responses included).
 
+How: ``init_app`` wraps ``app.wsgi_app`` in a :class:`statsd_instrument.wsgi.StatsdMiddleware` (timing,
+status, sending), adds one ``after_request`` hook that puts the route template, exclusion and per-request
+tags into the request's WSGI environ, and notes exceptions on their way into Flask's error handling. The
+per-request state lives in that environ rather than in ``g``: ``g`` is torn down before a streamed body
+has been sent, and one hook instead of three keeps the cost per request low.
+
 Settings come from ``app.config`` first, then the constructor's arguments, then the environment:
 
 ====================== ============================================================= ====================
@@ -34,10 +40,9 @@ environment) is used. Views decorated with :func:`exempt` are never measured.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Callable, TypeVar
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from statsd_instrument.http_metrics import (
@@ -49,12 +54,12 @@ from statsd_instrument.http_metrics import (
     check_callable,
     clean_tag_value,
     log,
-    method_label,
     request_tag_list,
+    tag_list,
 )
+from statsd_instrument.wsgi import ENDPOINT_KEY, EXCEPTION_KEY, SKIP_KEY, TAGS_KEY, StatsdMiddleware
 
 EXTENSION_KEY = "statsd_instrument"
-_G_KEY = "_statsd_instrument"
 _EXEMPT_ATTR = "_statsd_instrument_exempt"
 _UNSET: Any = object()
 
@@ -77,36 +82,54 @@ def exempt(view: F) -> F:
 class _AppSettings:
     """What one app was configured with; lives in ``app.extensions["statsd_instrument"]``."""
 
-    __slots__ = ("_templates", "endpoint_fn", "recorder", "request_tags_fn", "skip", "skip_path")
+    __slots__ = ("_templates", "endpoint_fn", "middleware", "request_tags_fn", "skip", "view_functions")
 
     def __init__(
         self,
-        recorder: RequestRecorder,
-        skip_path: PathFilter,
+        middleware: StatsdMiddleware,
+        view_functions: dict[str, Any],
         skip: Callable[[Any], bool] | None,
         endpoint_fn: Callable[[Any], str | None] | None,
         request_tags_fn: Callable[[Any], Tags] | None,
     ) -> None:
-        self.recorder = recorder
-        self.skip_path = skip_path
+        self.middleware = middleware
+        self.view_functions = view_functions
         self.skip = skip
         self.endpoint_fn = endpoint_fn
         self.request_tags_fn = request_tags_fn
         self._templates: dict[str, str] = {}  # rule string -> cleaned tag value (bounded by the url map)
 
-    def endpoint_of(self, app: Flask) -> str:
-        """The ``endpoint`` label of the current request: the route template, bounded when unmatched."""
+    @property
+    def recorder(self) -> RequestRecorder:
+        """The recorder the app's requests are sent through."""
+        return self.middleware.recorder
+
+    def label(self, req: Request, app: Flask) -> None:
+        """Put what only the request context knows into the request's environ, for the middleware."""
+        environ = req.environ
+        view = self.view_functions.get(req.endpoint) if req.endpoint else None
+        if (view is not None and getattr(view, _EXEMPT_ATTR, False)) or (
+            self.skip is not None and self.skip(req)
+        ):
+            environ[SKIP_KEY] = True
+            return
+        environ[ENDPOINT_KEY] = self.endpoint_of(req, app)
+        if self.request_tags_fn is not None:
+            environ[TAGS_KEY] = request_tag_list(self.request_tags_fn, req, "STATSD_REQUEST_TAGS")
+
+    def endpoint_of(self, req: Request, app: Flask) -> str:
+        """The ``endpoint`` label of ``req``: the route template, bounded when unmatched."""
         if self.endpoint_fn is not None:
             try:
-                name = self.endpoint_fn(request)
+                name = self.endpoint_fn(req)
             except Exception:
                 log.warning("statsd_instrument: STATSD_ENDPOINT failed; using the route", exc_info=True)
                 name = None
             if name:
                 return clean_tag_value(name)
-        rule = request.url_rule
-        if rule is None and isinstance(request.routing_exception, MethodNotAllowed):
-            rule = _rule_for_other_method(app, request.routing_exception)
+        rule = req.url_rule
+        if rule is None and isinstance(req.routing_exception, MethodNotAllowed):
+            rule = _rule_for_other_method(app, req, req.routing_exception)
         if rule is None:
             return UNMATCHED_ENDPOINT
         template = self._templates.get(rule.rule)
@@ -115,30 +138,14 @@ class _AppSettings:
         return template
 
 
-def _rule_for_other_method(app: Flask, error: MethodNotAllowed) -> Any:
+def _rule_for_other_method(app: Flask, req: Request, error: MethodNotAllowed) -> Any:
     # A 405 leaves request.url_rule unset; the path did match a route, for another method: name that route.
     try:
-        adapter = app.create_url_adapter(request)
+        adapter = app.create_url_adapter(req)
         rule, _ = adapter.match(method=(error.valid_methods or ["GET"])[0], return_rule=True)
         return rule
     except Exception:
         return None
-
-
-class _RequestState:
-    """Per-request state kept in ``g`` and in the response's close callback."""
-
-    __slots__ = ("done", "endpoint", "exception", "handed_over", "method", "start", "status", "tags")
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.method = ""
-        self.endpoint = UNMATCHED_ENDPOINT
-        self.status = 500
-        self.exception: str | None = None
-        self.tags: list[str] = []
-        self.handed_over = False
-        self.done = False
 
 
 class StatsdInstrument:
@@ -200,33 +207,51 @@ class StatsdInstrument:
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(f"statsd_instrument is already initialised on app {app.name!r}")
-        recorder = RequestRecorder(
-            _client_for(app, self._setting(app, "STATSD_CLIENT")),
+        in_flight = self._setting(app, "STATSD_IN_FLIGHT", env=True) or False
+        middleware = StatsdMiddleware(
+            app.wsgi_app,
+            client=_client_for(app, self._setting(app, "STATSD_CLIENT")),
             service=self._setting(app, "STATSD_SERVICE", env=True) or app.name,
-            tags=self._setting(app, "STATSD_TAGS"),
-            in_flight=check_bool(
-                self._setting(app, "STATSD_IN_FLIGHT", env=True) or False, "STATSD_IN_FLIGHT"
-            ),
+            exclude_paths=PathFilter(self._setting(app, "STATSD_EXCLUDE_PATHS"), "STATSD_EXCLUDE_PATHS"),
+            tags=tag_list(self._setting(app, "STATSD_TAGS"), "STATSD_TAGS"),
+            in_flight=check_bool(in_flight, "STATSD_IN_FLIGHT"),
             version=self._setting(app, "STATSD_APP_VERSION", env=True),
-            tags_field="STATSD_TAGS",
         )
-        app.extensions[EXTENSION_KEY] = _AppSettings(
-            recorder,
-            PathFilter(self._setting(app, "STATSD_EXCLUDE_PATHS"), "STATSD_EXCLUDE_PATHS"),
+        settings = _AppSettings(
+            middleware,
+            app.view_functions,
             check_callable(self._setting(app, "STATSD_EXCLUDE"), "STATSD_EXCLUDE"),
             check_callable(self._setting(app, "STATSD_ENDPOINT"), "STATSD_ENDPOINT"),
             check_callable(self._setting(app, "STATSD_REQUEST_TAGS"), "STATSD_REQUEST_TAGS"),
         )
-        # First before_request and last after_request, so the measurement spans the other hooks too (and
-        # runs even when another before_request answers the request itself).
-        app.before_request_funcs.setdefault(None, []).insert(0, _before_request)
-        app.after_request_funcs.setdefault(None, []).insert(0, _after_request)
-        app.teardown_request(_teardown_request)
-        # Exceptions answered by an error handler never reach teardown_request: note them on their way in.
+        app.extensions[EXTENSION_KEY] = settings
+        # Timing, status, sending: Flask's documented way to add WSGI middleware, so the clock runs from
+        # before the request context is pushed until the server closes the body (streamed ones included).
+        app.wsgi_app = middleware  # type: ignore[method-assign]
+
+        # Labels: one after_request hook, inserted first so it runs last (after blueprint and app hooks, and
+        # also for the 500 answer Flask builds for an unhandled exception).
+        def label_response(response: Response) -> Response:
+            try:
+                settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
+            except Exception:
+                log.warning("statsd_instrument: labelling the request failed", exc_info=True)
+            return response
+
+        app.after_request_funcs.setdefault(None, []).insert(0, label_response)
+
+        # Exceptions answered by an error handler never leave the app: note them on their way in (this runs
+        # only when a view or hook raised, so it costs nothing per request).
         original = app.handle_user_exception
 
         def handle_user_exception(error: Exception) -> Any:
-            _note_exception(error)
+            if not isinstance(error, HTTPException):  # abort(), 404, 405: already visible as the status
+                try:
+                    req = request._get_current_object()  # type: ignore[attr-defined]
+                    req.environ.setdefault(EXCEPTION_KEY, type(error).__name__)
+                    settings.label(req, app)  # in case it propagates and no after_request runs
+                except Exception:
+                    log.warning("statsd_instrument: noting an exception failed", exc_info=True)
             return original(error)
 
         app.handle_user_exception = handle_user_exception  # type: ignore[method-assign]
@@ -244,96 +269,3 @@ def _client_for(app: Flask, client: Any) -> Any:
             prefix=app.config.get("STATSD_PREFIX"),
         )
     return statsd
-
-
-def _skipped(settings: _AppSettings) -> bool:
-    if settings.skip_path and settings.skip_path(request.path):
-        return True
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    if view is not None and getattr(view, _EXEMPT_ATTR, False):
-        return True
-    return settings.skip is not None and bool(settings.skip(request))
-
-
-def _before_request() -> None:
-    try:
-        settings: _AppSettings = current_app.extensions[EXTENSION_KEY]
-        if _skipped(settings):
-            setattr(g, _G_KEY, None)
-            return
-        setattr(g, _G_KEY, _RequestState(time.perf_counter()))
-        settings.recorder.started()
-    except Exception:
-        log.warning("statsd_instrument: before_request failed; the request is unaffected", exc_info=True)
-
-
-def _state() -> _RequestState | None:
-    state = g.get(_G_KEY, _UNSET)
-    if state is _UNSET:  # before_request never ran (a URL value preprocessor raised): measure from here
-        state = _RequestState(time.perf_counter())
-        setattr(g, _G_KEY, state)
-    return state
-
-
-def _note_exception(error: BaseException) -> None:
-    if isinstance(error, HTTPException):  # abort(), 404, 405: already visible as the status
-        return
-    try:
-        state = _state()
-        if state is not None and state.exception is None:
-            state.exception = type(error).__name__
-    except Exception:
-        pass
-
-
-def _label(state: _RequestState) -> None:
-    settings: _AppSettings = current_app.extensions[EXTENSION_KEY]
-    state.method = method_label(request.method)
-    state.endpoint = settings.endpoint_of(current_app)
-    state.tags = request_tag_list(settings.request_tags_fn, request, "STATSD_REQUEST_TAGS")
-
-
-def _after_request(response: Response) -> Response:
-    try:
-        state = _state()
-        if state is None:
-            return response
-        state.status = response.status_code
-        _label(state)
-        if not state.handed_over:
-            state.handed_over = True
-            recorder = current_app.extensions[EXTENSION_KEY].recorder
-            # Called by the WSGI server once the body (streamed or not) has been fully sent.
-            response.call_on_close(lambda: _finish(recorder, state))
-    except Exception:
-        log.warning("statsd_instrument: after_request failed; the request is unaffected", exc_info=True)
-    return response
-
-
-def _teardown_request(error: BaseException | None) -> None:
-    try:
-        state = g.get(_G_KEY)
-        if state is None or state.done:
-            return
-        if error is not None:
-            _note_exception(error)
-        if not state.handed_over:  # the exception propagated (no response object): answered as a 500
-            state.status = 500
-            _label(state)
-            _finish(current_app.extensions[EXTENSION_KEY].recorder, state)
-    except Exception:
-        log.warning("statsd_instrument: teardown failed; the request is unaffected", exc_info=True)
-
-
-def _finish(recorder: RequestRecorder, state: _RequestState) -> None:
-    if state.done:
-        return
-    state.done = True
-    recorder.finished(
-        state.method,
-        state.endpoint,
-        state.status,
-        time.perf_counter() - state.start,
-        state.exception,
-        state.tags,
-    )

@@ -212,8 +212,10 @@ class RequestRecorder:
     >>> from statsd_instrument import statsd
     >>> rec = RequestRecorder(statsd, service="shop")
     >>> rec.finished("GET", "/user/<int:user_id>", 200, 0.0042)
-    >>> rec.request_tags("GET", "/user/<int:user_id>", 200)
-    ['service:shop', 'method:GET', 'endpoint:/user/<int:user_id>', 'status:200']
+    >>> rec.request_tags("GET", "/user/<int:user_id>", "200 OK")
+    ('service:shop', 'method:GET', 'endpoint:/user/<int:user_id>', 'status:200')
+    >>> rec.request_tags("BREW", None, 405)
+    ('service:shop', 'method:OTHER', 'endpoint:<unmatched>', 'status:405')
     """
 
     def __init__(
@@ -232,19 +234,32 @@ class RequestRecorder:
         self.info_tags = (
             None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
         )
+        self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
         self._info_pid = 0
         self._info_at = 0.0
         self._failed_once = False
 
-    def request_tags(self, method: str, endpoint: str, status: int) -> list[str]:
-        """The tags of ``request_count`` / ``request_latency_seconds`` (labels already bounded)."""
-        return [
-            self.service_tag,
-            "method:" + method,
-            "endpoint:" + endpoint,
-            "status:" + str(status),
-            *self.extra_tags,
-        ]
+    def request_tags(self, method: str, endpoint: str | None, status: object) -> tuple[str, ...]:
+        """The tags of ``request_count`` / ``request_latency_seconds`` from raw values, bounded and cleaned.
+
+        ``method`` as received, ``endpoint`` a template or ``None`` (unmatched), ``status`` an int or a
+        WSGI status line. Cached per distinct raw triple (the cache is cleared when it grows past 4,096).
+        """
+        key = (method, endpoint, status)
+        tags = self._tag_cache.get(key)
+        if tags is None:
+            status_text = str(status)[:3]
+            tags = (
+                self.service_tag,
+                "method:" + method_label(method),
+                "endpoint:" + (clean_tag_value(endpoint) if endpoint else UNMATCHED_ENDPOINT),
+                "status:" + (status_text if status_text.isdigit() else "0"),
+                *self.extra_tags,
+            )
+            if len(self._tag_cache) >= 4096:
+                self._tag_cache.clear()
+            self._tag_cache[key] = tags
+        return tags
 
     def started(self) -> None:
         """A request began: send the in-flight +1 now (its own datagram) if that gauge is on."""
@@ -256,27 +271,38 @@ class RequestRecorder:
         except Exception:
             self._failed("in-flight gauge")
 
+    def skipped(self) -> None:
+        """A request that ``started()`` turned out to be excluded: only undo its in-flight +1."""
+        if not self.in_flight:
+            return
+        try:
+            self.client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
+            self.client.flush()
+        except Exception:
+            self._failed("in-flight gauge")
+
     def finished(
         self,
         method: str,
-        endpoint: str,
-        status: int,
+        endpoint: str | None,
+        status: object,
         elapsed_s: float,
         exception: str | None = None,
         request_tags: Sequence[str] = (),
     ) -> None:
-        """A request ended: count, latency (float ms), exception; then flush, so one datagram leaves."""
+        """A request ended: count, latency (float ms), exception; then flush, so one datagram leaves.
+
+        ``method``, ``endpoint`` and ``status`` as for :meth:`request_tags` (raw; bounded here).
+        """
         try:
             client = self.client
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
-                tags.extend(request_tags)
+                tags = tags + tuple(request_tags)
             client.increment(REQUEST_COUNT, tags=tags)
             client.timing(REQUEST_LATENCY, elapsed_s * 1000.0, tags=tags)
             if exception is not None:
-                exc_tags = tags[:3]
-                exc_tags.append("exception:" + clean_tag_value(exception))
-                exc_tags.extend(tags[4:])
+                exc_tags = (*tags[:3], "exception:" + clean_tag_value(exception), *tags[4:])
                 client.increment(REQUEST_EXCEPTIONS, tags=exc_tags)
             if self.in_flight:
                 client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)

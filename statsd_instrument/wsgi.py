@@ -10,7 +10,8 @@ framework hook may set to its route template; everything else is :data:`UNMATCHE
 resolvers: :class:`PathTemplates` (a list of templates) and :func:`django_endpoint` (with
 :func:`connect_django_exceptions` for the exceptions Django answers itself). An app that answers an
 exception itself can name it in ``environ["statsd_instrument.exception"]``; an exception that escapes the
-app is counted (as a 500) and re-raised.
+app is counted (as a 500) and re-raised. An app can also set ``environ["statsd_instrument.skip"]`` to
+send nothing for a request and ``environ["statsd_instrument.tags"]`` (checked ``"k:v"`` strings) to add tags.
 
 >>> def hello(environ, start_response):
 ...     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -28,19 +29,19 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from statsd_instrument.http_metrics import (
-    UNMATCHED_ENDPOINT,
     PathFilter,
     RequestRecorder,
     Tags,
     check_callable,
-    clean_tag_value,
     log,
-    method_label,
     request_tag_list,
 )
 
-ENDPOINT_KEY = "statsd_instrument.endpoint"
-EXCEPTION_KEY = "statsd_instrument.exception"
+# environ keys an app (or an integration such as the Flask extension) may set while it handles a request
+ENDPOINT_KEY = "statsd_instrument.endpoint"  # the endpoint label (a route template)
+EXCEPTION_KEY = "statsd_instrument.exception"  # the class name of an exception the app answered itself
+SKIP_KEY = "statsd_instrument.skip"  # true: send nothing for this request
+TAGS_KEY = "statsd_instrument.tags"  # extra "k:v" tags for this request (already checked)
 
 Environ = dict
 StartResponse = Callable[..., Any]
@@ -175,7 +176,11 @@ class StatsdMiddleware:
             client, service, tags=tags, in_flight=bool(in_flight), version=version
         )
         self.endpoint = check_callable(endpoint, "endpoint") or environ_endpoint
-        self.skip_path = PathFilter(exclude_paths, "exclude_paths")
+        self.skip_path = (
+            exclude_paths
+            if isinstance(exclude_paths, PathFilter)
+            else PathFilter(exclude_paths, "exclude_paths")
+        )
         self.skip = check_callable(exclude, "exclude")
         self.request_tags = check_callable(request_tags, "request_tags")
 
@@ -227,21 +232,22 @@ class _Request:
         self.done = True
         elapsed = time.perf_counter() - self.start
         mw, environ = self.middleware, self.environ
+        if environ.get(SKIP_KEY):
+            mw.recorder.skipped()
+            return
         try:
             try:
                 endpoint = mw.endpoint(environ)
             except Exception:
                 log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
                 endpoint = None
-            status = int(str(self.status)[:3])
-            exception = self.exception or environ.get(EXCEPTION_KEY)
             mw.recorder.finished(
-                method_label(environ.get("REQUEST_METHOD", "")),
-                clean_tag_value(endpoint) if endpoint else UNMATCHED_ENDPOINT,
-                status,
+                environ.get("REQUEST_METHOD", ""),
+                endpoint,
+                self.status,
                 elapsed,
-                exception,
-                request_tag_list(mw.request_tags, environ, "request_tags"),
+                self.exception or environ.get(EXCEPTION_KEY),
+                environ.get(TAGS_KEY) or request_tag_list(mw.request_tags, environ, "request_tags"),
             )
         except Exception:
             log.warning("statsd_instrument: recording the request failed", exc_info=True)
