@@ -173,7 +173,7 @@ class StatsdInstrument:
         endpoint: Callable[[Any], str | None] | None = None,
         tags: Tags = None,
         request_tags: Callable[[Any], Tags] | None = None,
-        in_flight: bool = False,
+        in_flight: bool | None = None,
         version: str | None = None,
     ) -> None:
         self._defaults = {
