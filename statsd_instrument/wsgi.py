@@ -183,6 +183,7 @@ class StatsdMiddleware:
         )
         self.skip = check_callable(exclude, "exclude")
         self.request_tags = check_callable(request_tags, "request_tags")
+        self._filtering = bool(self.skip_path) or self.skip is not None
 
     def _skipped(self, environ: Environ) -> bool:
         try:
@@ -194,10 +195,11 @@ class StatsdMiddleware:
             return False
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if self._skipped(environ):
+        if self._filtering and self._skipped(environ):
             return self.app(environ, start_response)
         request = _Request(self, environ, time.perf_counter())
-        self.recorder.started()
+        if self.recorder.in_flight:
+            self.recorder.started()
 
         def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
             request.status = status
