@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from flask import Blueprint, Flask, Response, abort, stream_with_context
+from flask import Blueprint, Flask, Response, abort, request, stream_with_context
 
 from statsd_instrument.flask import StatsdInstrument, exempt
 from tests.pushed import Pushed, client_for
@@ -354,4 +354,26 @@ def test_all_metrics_of_one_request_leave_in_one_datagram(client, udp_collector)
     assert [[line.split(":", 1)[0] for line in d] for d in datagrams] == [
         ["request_count", "request_latency_seconds", "request_exceptions", "app_info"],
         ["orders_total", "request_count", "request_latency_seconds"],
+    ]
+
+
+def test_request_answered_by_a_before_request_hook_is_still_measured(client, pushed):
+    app = Flask("shop")
+
+    @app.before_request
+    def require_token():
+        if "X-Token" not in request.headers:
+            return "no token", 401
+        return None
+
+    @app.route("/private/<name>")
+    def private(name):
+        return name
+
+    StatsdInstrument(app, client=client)
+    assert get(app, "/private/x").status_code == 401
+    assert get(app, "/private/y", headers={"X-Token": "t"}).status_code == 200
+    assert [(tags["endpoint"], tags["status"]) for _, _, tags in pushed.named("request_count", 4)] == [
+        ("/private/<name>", "401"),
+        ("/private/<name>", "200"),
     ]
