@@ -3,7 +3,9 @@
 wrk (2 threads, 16 connections) against ``GET /test/``; rounds interleave the variants (order rotated each
 round) so that machine noise hits all of them alike; medians and ratios to bare are reported. The
 StatsdInstrument variant pushes to the embedded exporter (``statsd-instrument exporter`` with the shipped
-mapping) running on the same machine; if that command is not available, to a UDP sink process instead.
+mapping) running on the same machine; if that command is not available, to a UDP sink process instead. A
+fourth variant sends to a UDP sink that only receives, to separate the app's own cost from the exporter's
+(which shares the same cores).
 """
 
 from __future__ import annotations
@@ -120,22 +122,25 @@ def wrk(port: int, seconds: int) -> float:
 def run() -> str:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian package 'wrk'; make system-deps)")
-    statsd_port = free_port()
+    statsd_port, sink_port = free_port(), free_port()
     multiproc_dir = tempfile.mkdtemp(prefix="bench-pfe-")
     example = ROOT / "examples" / "flask_app"
     procs: list[subprocess.Popen] = []
     try:
         receiver, receiver_text = start_receiver(statsd_port)
         procs.append(receiver)
-        ports = {name: free_port() for name in ("bare", "statsd_instrument", "prometheus_flask_exporter")}
+        procs.append(start([sys.executable, "-c", SINK, str(sink_port)], {}))
+        names = ["bare", "statsd_instrument", "prometheus_flask_exporter", "statsd_instrument_to_sink"]
+        ports = {name: free_port() for name in names}
         statsd_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port)}
+        sink_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(sink_port)}
         procs.append(uwsgi(ports["bare"], example, "app:app", {"STATSD_INSTRUMENT": "0"}))
         procs.append(uwsgi(ports["statsd_instrument"], example, "app:app", statsd_env))
+        procs.append(uwsgi(ports["statsd_instrument_to_sink"], example, "app:app", sink_env))
         pfe_env = {"PROMETHEUS_MULTIPROC_DIR": multiproc_dir, "PFE_METRICS_PORT": str(free_port())}
         procs.append(
             uwsgi(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
         )
-        names = list(ports)
         for name in names:  # warm up: imports, first requests, caches
             wrk(ports[name], 1)
         results: dict[str, list[float]] = {name: [] for name in names}
@@ -161,7 +166,9 @@ def run() -> str:
         f"`{' '.join(WRK)} -d{SECONDS}s` against `GET /test/` of `examples/flask_app` under uwsgi "
         f"(master + 2 workers, request log off), {ROUNDS} interleaved rounds per variant. "
         f"StatsdInstrument pushes to {receiver_text} on the same machine; prometheus_flask_exporter runs "
-        "`UWsgiPrometheusMetrics` (prometheus_client multiprocess files).\n\n" + "\n".join(rows) + "\n"
+        "`UWsgiPrometheusMetrics` (prometheus_client multiprocess files); `statsd_instrument_to_sink` sends "
+        "to a process that only receives the datagrams (the app's own cost without the exporter's "
+        "parsing).\n\n" + "\n".join(rows) + "\n"
     )
 
 
