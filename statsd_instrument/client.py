@@ -17,8 +17,12 @@
 ...     c.increment("orders_total", tags={"status": "paid"})
 ...     c.timing("db_query_seconds", 12.3456)
 ...     c.gauge("temperature", -5)
->>> lines
-['shop.orders_total:1|c|#env:dev,status:paid', 'shop.db_query_seconds:12.346|ms|#env:dev', 'shop.temperature:0|g|#env:dev\\nshop.temperature:-5|g|#env:dev']
+>>> for line in lines:
+...     print(line)
+shop.orders_total:1|c|#env:dev,status:paid
+shop.db_query_seconds:12.346|ms|#env:dev
+shop.temperature:0|g|#env:dev
+shop.temperature:-5|g|#env:dev
 >>> c.close()
 """
 

@@ -11,7 +11,7 @@ for one test.
 ...     statsd.timing("db_query_seconds", 12.5)
 >>> cap.records[0]
 Record(name='orders_total', type='c', value=1.0, tags={'status': 'paid'}, sample_rate=1.0)
->>> cap.assert_emitted("orders_total", type="c", tags={"status": "paid"})
+>>> _ = cap.assert_emitted("orders_total", type="c", tags={"status": "paid"})
 >>> cap.assert_emitted("db_query_seconds", value=12.5).type
 'ms'
 """
