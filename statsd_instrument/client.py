@@ -112,6 +112,7 @@ class Client:
         self._tag_cache: dict = {}
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
+        self._add = self._transport.add
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
@@ -154,17 +155,22 @@ class Client:
     def _tags(self, tags: Tags) -> str:
         if not tags:
             return self._constant_suffix
+        kind = type(tags)
         try:
-            key: Any = tuple(tags.items()) if isinstance(tags, Mapping) else tuple(tags)
-            suffix = self._tag_cache.get(key)
+            if kind is list or kind is tuple:
+                key: Any = tuple(tags)
+            elif kind is dict or isinstance(tags, Mapping):
+                key = tuple(tags.items())  # type: ignore[union-attr]
+            else:
+                key = None
+            suffix = self._tag_cache.get(key) if key is not None else None
         except TypeError:  # unhashable values: format without the cache
             key = suffix = None
         if suffix is None:
             suffix = wire.format_tags(tags, self._settings.constant_tags)
-            cacheable = key is not None and all(
-                type(v) is str for v in (tags.values() if isinstance(tags, Mapping) else tags)
-            )
-            if cacheable:
+            # cache only all-str values: 1, 1.0 and True are equal keys but print differently
+            values = tags.values() if isinstance(tags, Mapping) else tags
+            if key is not None and all(type(v) is str for v in values):
                 if len(self._tag_cache) >= wire.MAX_CACHE:
                     self._tag_cache.clear()
                 self._tag_cache[key] = suffix
@@ -186,7 +192,7 @@ class Client:
                 line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
             else:
                 line = f"{name}:{text}|{kind}{rest}"
-            self._transport.add(line)
+            self._add(line)
         except Exception as err:
             self._invalid(metric, kind, err)
 
@@ -393,15 +399,16 @@ class Client:
         """
         self._ensure()
         self._transport.flush()
-        saved = (self._transport, self._strict, self._emit)
+        saved = (self._transport, self._add, self._strict, self._emit)
         capture = CaptureTransport(self._settings)
         self._transport = capture
+        self._add = capture.add
         if strict is not None:
             self._strict = strict
         try:
             yield capture.lines
         finally:
-            self._transport, self._strict, self._emit = saved
+            self._transport, self._add, self._strict, self._emit = saved
 
 
 class _NegativeGauge(str):

@@ -25,6 +25,7 @@ Send errors (exporter down, host unresolvable, full socket buffer) never raise: 
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import os
 import sys
@@ -97,7 +98,7 @@ class BufferedTransport:
     def __init__(self, settings: Settings, sink_factory: Callable = make_sink) -> None:
         self.settings = settings
         self._make_sink = sink_factory
-        self._max = settings.max_datagram_bytes
+        self._limit = settings.max_datagram_bytes + 1  # a payload is sum(len(line) + 1) - 1 bytes
         self._interval_s = settings.flush_interval_s / 2
         self._closed = False
         self._last_warning = -WARN_EVERY_S
@@ -106,10 +107,12 @@ class BufferedTransport:
 
     def _reset_process_state(self) -> None:
         self._pid = _getpid()
-        self._lock = threading.Lock()
-        self._sink_lock = threading.Lock()
-        self._buf: List[bytes] = []
-        self._size = 0  # sum of len(line) + 1 over the buffer
+        self._lock = threading.Lock()  # only for starting the flusher thread
+        self._sink_lock = threading.Lock()  # one sender at a time; held only around a send
+        # Appends and pops of a deque are atomic: the hot path takes no lock, and every line is popped
+        # (sent) exactly once whichever thread drains.
+        self._buf: collections.deque[bytes] = collections.deque()
+        self._size = 0  # about sum(len(line) + 1) over the buffer; only decides when to drain
         self._sink = None
         self._thread: threading.Thread | None = None
         self._token: object | None = None
@@ -131,30 +134,40 @@ class BufferedTransport:
         data = line.encode()
         if _getpid() != self._pid:
             self._forked()
-        size = len(data)
-        with self._lock:
-            if self._buf and self._size + size > self._max:
-                out: List[bytes] | None = self._buf
-                self._buf = [data]
-                self._size = size + 1
-            else:
-                out = None
-                self._buf.append(data)
-                self._size += size + 1
-        if out is not None:
-            self._send(out)
+        size = len(data) + 1
+        if self._size + size > self._limit:
+            self._drain()
+        self._buf.append(data)
+        self._size += size
         if self._thread is None:
             self._no_flusher()
 
     def flush(self) -> None:
-        """Send what is buffered now (one datagram at most: the buffer never holds more)."""
+        """Send everything buffered now, in as few datagrams as the size limit allows."""
         if _getpid() != self._pid:
             self._forked()
             return
-        with self._lock:
-            out, self._buf, self._size = self._buf, [], 0
-        if out:
-            self._send(out)
+        if self._buf:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._size = 0
+        popleft = self._buf.popleft
+        batch: List[bytes] = []
+        batch_size = 0
+        while True:
+            try:
+                data = popleft()
+            except IndexError:
+                break
+            size = len(data) + 1
+            if batch and batch_size + size > self._limit:
+                self._send(batch)
+                batch, batch_size = [], 0
+            batch.append(data)
+            batch_size += size
+        if batch:
+            self._send(batch)
 
     def _send(self, lines: List[bytes]) -> None:
         payload = b"\n".join(lines)

@@ -110,7 +110,7 @@ def test_a_lock_held_at_fork_time_does_not_deadlock_the_child(udp_collector):
     try:
         c.increment("lock.parent")
         transport = c._transport
-        with transport._lock, transport._sink_lock:  # as if another thread was mid-send at fork time
+        with transport._lock, transport._sink_lock:  # as if other threads were mid-send at fork time
             pid = _libc_fork()
             if pid == 0:
                 try:
