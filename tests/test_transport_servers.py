@@ -66,6 +66,19 @@ def _pids(collector: UdpCollector) -> set:
     return {line.rsplit("pid:", 1)[1].split(",")[0] for line in collector.lines() if "pid:" in line}
 
 
+def _stop_via_master(server: ManagedProcess, stop_signal: int) -> None:
+    """Signal the master only (as systemd KillMode=mixed and container runtimes do), wait, then clean up.
+
+    uwsgi workers flush at exit when their master stops them; a stop signal sent to every worker at once
+    as well (kill of the process group) can interrupt uwsgi's own exit path, see docs/client.md.
+    """
+    try:
+        os.kill(server.pid, stop_signal)
+        server.proc.wait(30)
+    finally:
+        server.stop()
+
+
 def _run_scenario(
     argv: list, port: int, collector: UdpCollector, env: dict, log: Path, stop_signal: int
 ) -> Counter:
@@ -82,7 +95,7 @@ def _run_scenario(
         assert len(_pids(collector)) >= REQUESTS // 50 // 2, len(_pids(collector))
         assert all(not ln.startswith("e2e_latency:") or "|ms|#pid:" in ln for ln in lines)
     finally:
-        server.stop(stop_signal)
+        _stop_via_master(server, stop_signal)
     time.sleep(0.5)  # anything a stopping worker would (wrongly) send again arrives by now
     after = _counts(collector)
     assert after["e2e_requests"] == REQUESTS and after["e2e_latency"] == REQUESTS, after
@@ -161,3 +174,30 @@ def test_gunicorn_recycled_workers_lose_and_duplicate_nothing(preload, tmp_path)
             assert after["e2e_app_loaded"] >= len(_pids(collector)), after
     finally:
         collector.close()
+
+
+def test_uwsgi_workers_flush_at_exit_when_recycled_and_when_stopped(udp_collector, tmp_path):
+    port = free_port()
+    argv = [
+        python_bin("uwsgi"),
+        "--http-socket", f"127.0.0.1:{port}",
+        "--module", "tests.apps.exit_app:application",
+        "--home", sys.prefix,
+        "--master",
+        "--processes", "2",
+        "--max-requests", "5",
+        "--min-worker-lifetime", "0",
+        "--disable-logging",
+    ]  # fmt: skip
+    server = ManagedProcess(argv, env=_env(udp_collector), cwd=REPO, log=tmp_path / "uwsgi.log")
+    try:
+        wait_for_port(port, proc=server.proc)
+        _hammer(port, 23)
+        time.sleep(1.0)  # recycled workers have exited by now; live ones hold their lines (60 s interval)
+        before_stop = len(udp_collector.lines())
+    finally:
+        _stop_via_master(server, signal.SIGINT)
+    after_stop = len(udp_collector.wait_for_lines(23, timeout_s=5))
+    # each recycled worker sent its 5 lines as it exited; the live ones sent the rest when stopped
+    assert before_stop % 5 == 0 and 15 <= before_stop < 23, before_stop
+    assert after_stop == 23, (after_stop, server.output()[-2000:])
