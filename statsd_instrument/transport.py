@@ -70,7 +70,11 @@ Stats._order = ("sent_datagrams", "sent_lines", "dropped_lines", "send_errors", 
 
 
 def threads_allowed() -> bool:
-    """False in a uwsgi master (it forks workers from C later: a thread there could deadlock them).
+    """Whether a flusher thread may run here; False means every line is sent at once.
+
+    False in a uwsgi master (it forks workers from C later: a thread there could deadlock them), and in
+    a uwsgi worker whose Python threads cannot run while it waits for requests (uwsgi before 2.0.27
+    without ``--enable-threads`` or ``--threads``): an idle worker would never flush.
 
     >>> threads_allowed()
     True
@@ -79,9 +83,31 @@ def threads_allowed() -> bool:
     if uwsgi is None:
         return True
     try:
-        return uwsgi.worker_id() > 0 or uwsgi.mule_id() > 0
+        if uwsgi.worker_id() == 0 and uwsgi.mule_id() == 0:
+            return False
+        return _uwsgi_runs_threads(uwsgi)
     except Exception:  # an old or partial uwsgi module: be safe
         return False
+
+
+def _uwsgi_runs_threads(uwsgi: object) -> bool:
+    global _uwsgi_threads
+    if _uwsgi_threads is None:
+        opt = getattr(uwsgi, "opt", {}) or {}
+        version = tuple(getattr(uwsgi, "version_info", (0, 0, 0))[:3])
+        # uwsgi 2.0.27 made --enable-threads the default ("stub option this is true by default")
+        _uwsgi_threads = version >= (2, 0, 27) or "enable-threads" in opt or "threads" in opt
+        if not _uwsgi_threads:
+            log.warning(
+                "statsd_instrument: uwsgi %s runs no Python thread while a worker is idle (no "
+                "--enable-threads): every line is sent at once. Add --enable-threads (or use uwsgi >= "
+                "2.0.27) to batch.",
+                ".".join(map(str, version)),
+            )
+    return _uwsgi_threads
+
+
+_uwsgi_threads: bool | None = None
 
 
 class BufferedTransport:

@@ -148,3 +148,47 @@ def test_an_unreachable_exporter_never_raises_counts_drops_and_warns_once(kwargs
     assert c.stats["dropped_lines"] == 10 and c.stats["send_errors"] == 5 and c.dropped == 10
     warnings = [r for r in caplog.records if r.name == "statsd_instrument"]
     assert len(warnings) == 1 and "cannot send to" in warnings[0].getMessage()
+
+
+class _FakeUwsgi:
+    """Stands in for the module uwsgi injects, for the one decision below (real uwsgi: e2e tests)."""
+
+    def __init__(self, version_info, opt, worker_id=1):
+        self.version_info, self.opt, self._worker_id = version_info, opt, worker_id
+
+    def worker_id(self):
+        return self._worker_id
+
+    def mule_id(self):
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("fake", "allowed"),
+    [
+        (_FakeUwsgi((2, 0, 31, 0, ""), {}), True),  # threads on by default since 2.0.27
+        (_FakeUwsgi((2, 0, 21, 0, ""), {}), False),  # idle workers would starve a thread: send at once
+        (_FakeUwsgi((2, 0, 21, 0, ""), {"enable-threads": True}), True),
+        (_FakeUwsgi((2, 0, 31, 0, ""), {}, worker_id=0), False),  # the master forks from C later
+    ],
+)
+def test_flusher_thread_only_where_uwsgi_lets_it_run_and_never_in_a_master(fake, allowed, monkeypatch):
+    from statsd_instrument import transport
+
+    monkeypatch.setitem(sys.modules, "uwsgi", fake)
+    monkeypatch.setattr(transport, "_uwsgi_threads", None)
+    assert transport.threads_allowed() is allowed
+
+
+def test_without_a_flusher_thread_every_line_is_sent_at_once(udp_collector, monkeypatch):
+    from statsd_instrument import transport
+
+    monkeypatch.setattr(transport, "threads_allowed", lambda: False)
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        c.increment("sync.a")
+        c.increment("sync.b")
+        assert udp_collector.wait_for_lines(2) == ["sync.a:1|c", "sync.b:1|c"]
+        assert c.stats["sent_datagrams"] == 2 and c._transport._thread is None
+    finally:
+        c.close()
