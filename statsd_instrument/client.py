@@ -182,12 +182,21 @@ class Client:
             name = self._names.get(metric) or self._name(metric)
             if kind == "c":
                 text = str(text) if type(text) is int else wire.format_number(text)
+            # the common cases inline: a list or dict of str tags seen before (cached suffix)
+            rest = None
+            try:
+                if tags.__class__ is list:
+                    rest = self._tag_cache.get(tuple(tags))
+                elif tags.__class__ is dict:
+                    rest = self._tag_cache.get(tuple(tags.items()))
+            except TypeError:  # unhashable values: formatted below without the cache
+                pass
+            if rest is None:
+                rest = self._tags(tags)
             if rate is not None and rate != 1:
-                rest = wire.parse_sample_rate(rate) + self._tags(tags)
+                rest = wire.parse_sample_rate(rate) + rest
                 if _random() >= rate:
                     return
-            else:
-                rest = self._tags(tags)
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
                 line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
             else:

@@ -90,3 +90,13 @@ def test_a_closed_client_still_sends(udp_collector):
         assert udp_collector.wait_for_lines(1) == ["after.close:1|c"]
     finally:
         c.close()
+
+
+def test_unhashable_tag_values_are_formatted_not_refused():
+    c = Client(protocol="null", strict=True)
+    try:
+        with c.capture_lines() as lines:
+            c.increment("t", tags={"ids": [1, 2]})
+        assert lines == ["t:1|c|#ids:[1_ 2]"]
+    finally:
+        c.close()
