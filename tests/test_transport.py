@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -46,6 +47,29 @@ def test_udp_datagrams_are_full_but_never_over_1432_bytes(udp_collector):
     line_bytes = sum(len(ln) + 1 for ln in lines)
     assert len(sizes) <= line_bytes // (1432 - 40) + 1  # as few datagrams as the lines allow
     assert c.stats["sent_datagrams"] == len(sizes) and c.dropped == 0
+
+
+def test_concurrent_threads_lose_and_duplicate_no_line(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=0.05)  # the flusher drains concurrently too
+    per_thread, threads = 3000, 4
+
+    def emit(t):
+        for i in range(per_thread):
+            c.increment("mt.hits", tags={"t": str(t), "i": str(i)})
+
+    workers = [threading.Thread(target=emit, args=(t,)) for t in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        c.flush()
+        lines = udp_collector.wait_for_lines(per_thread * threads)
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert len(udp_collector.lines()) == len(set(lines)) == per_thread * threads
+    assert max(len(d) for d in udp_collector.datagrams) <= 1432
 
 
 def test_unixgram_datagrams_are_never_over_8192_bytes():
