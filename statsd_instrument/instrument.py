@@ -248,7 +248,9 @@ def instrument(
         metric, tags, sample_rate, outcome=outcome, client=client
     )
     wrapper = measure(func)
-    setattr(wrapper, _ORIGINAL, raw)
+    # remember whether target itself held the attribute (not a base class), to restore exactly that
+    owned = attribute in getattr(target, "__dict__", {})
+    setattr(wrapper, _ORIGINAL, (raw, owned))
     setattr(target, attribute, descriptor(wrapper) if descriptor else wrapper)
     return wrapper
 
@@ -266,7 +268,11 @@ def uninstrument(target: Any, attribute: str) -> None:
     """
     raw = inspect.getattr_static(target, attribute)
     inner = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
-    original = getattr(inner, _ORIGINAL, None)
-    if original is None:
+    saved = getattr(inner, _ORIGINAL, None)
+    if saved is None:
         raise ValueError(f"{target!r}.{attribute} is not instrumented")
-    setattr(target, attribute, original)
+    original, owned = saved
+    if owned:
+        setattr(target, attribute, original)
+    else:  # it came from a base class: remove the wrapper and let lookup find the base's again
+        delattr(target, attribute)

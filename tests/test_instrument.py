@@ -123,3 +123,18 @@ def test_instrument_defaults_the_metric_name_to_module_and_qualname():
     finally:
         uninstrument(Repository, "get")
     cap.assert_emitted(f"{__name__}.Repository.get", type="ms")
+
+
+def test_uninstrumenting_an_inherited_method_restores_the_base_class_lookup():
+    class Special(Repository):
+        pass
+
+    instrument(Special, "get", "special_get_seconds")
+    try:
+        with capture() as cap:
+            Special().get(1)
+            Repository().get(1)
+        assert [r.name for r in cap.records] == ["special_get_seconds"]
+    finally:
+        uninstrument(Special, "get")
+    assert "get" not in Special.__dict__ and Special.get is Repository.get
