@@ -331,6 +331,15 @@ class _Builder:
             rule.match_metric_type = ""
         self._observer(rule, node, path, defaults)
         rule.ttl_s = self.duration(node, "ttl", path) or defaults.ttl_s
+        if (
+            "ttl" in node
+            and rule.ttl_s
+            and rule.ttl_s == defaults.ttl_s
+            and not self.duration(node, "ttl", path)
+        ):
+            self.warn(
+                rule.line_of("ttl"), path + "ttl", "a ttl of 0 does not disable defaults.ttl: it inherits it"
+            )
         if "scale" in node:
             rule.scale = self.number(node["scale"], rule.line_of("scale"), path + "scale")
         rule.honor_labels = self.boolean(node, "honor_labels", path)
