@@ -22,6 +22,7 @@ hits{code="200"} 3
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -35,6 +36,8 @@ from statsd_instrument.mapping.resolve import Resolver
 
 _SIMPLE_FLOAT = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z").match
 _MAX_SHAPES = 50_000
+#: Set to 1 to parse every line with the full parser (for benchmarks comparing the two paths).
+FULL_PARSE_ENV = "STATSD_INSTRUMENT_EXPORTER_FULL_PARSE"
 
 _COUNTER, _GAUGE, _HISTOGRAM, _SUMMARY = range(4)
 _KIND_CODES = {"counter": _COUNTER, "gauge": _GAUGE, "histogram": _HISTOGRAM, "summary": _SUMMARY}
@@ -85,6 +88,7 @@ class Ingestor:
         self.stats.loaded_mappings = len(config.rules)
         self._shapes: dict = {}
         self._last_outcome = None
+        self._remember_shapes = os.environ.get(FULL_PARSE_ENV, "") not in ("1", "true", "yes")
 
     # --- configuration ------------------------------------------------------------------------------
     def reload(self, config: MappingConfig) -> None:
@@ -193,7 +197,7 @@ class Ingestor:
         series = None
         for event in events:
             series = self._apply(event, now)
-        if clean and len(events) == 1 and series is not None:
+        if clean and len(events) == 1 and series is not None and self._remember_shapes:
             self._remember(line, events[0], series)
 
     def _remember(self, line: bytes, event: Event, series: Series) -> None:
