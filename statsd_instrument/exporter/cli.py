@@ -37,7 +37,11 @@ _IGNORED_VALUE_FLAGS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with statsd_exporter's flag names and defaults."""
+    """The argument parser with statsd_exporter's flag names and defaults.
+
+    >>> build_parser().parse_args(["--statsd.listen-udp", ":8125", "--no-statsd.parse-librato-tags"]).udp
+    ':8125'
+    """
     parser = argparse.ArgumentParser(
         prog="statsd-instrument exporter",
         description="statsd_exporter emulation: StatsD/DogStatsD in, Prometheus /metrics out.",
@@ -70,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Run the exporter until SIGTERM/SIGINT (or ``/-/quit``); returns the exit code."""
+    """Run the exporter until SIGTERM/SIGINT (or ``/-/quit``); returns the exit code.
+
+    >>> main(["--statsd.listen-udp=", "--statsd.listen-tcp="])  # no listener at all
+    1
+    """
     args = build_parser().parse_args(argv)
     flags = ParserFlags(args.parse_dogstatsd, args.parse_influxdb, args.parse_librato, args.parse_signalfx)
     config = None

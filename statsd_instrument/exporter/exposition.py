@@ -17,7 +17,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def render_page(store: Store, stats: Stats, now: float) -> str:
-    """Series from ``store`` followed by every self-metric family of ``stats``."""
+    """Series from ``store`` followed by every self-metric family of ``stats``.
+
+    >>> render_page(Store(), Stats(), now=0.0).count("# TYPE ")
+    20
+    """
     out = [store.render(now)]
     for name, kind, help_, samples in stats.families():
         out.append(f"# HELP {name} {help_}\n# TYPE {name} {kind}\n")

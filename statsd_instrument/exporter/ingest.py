@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Iterable
 
+from statsd_instrument.exporter.exposition import render_page
 from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, Event, ParserFlags, parse_line
 from statsd_instrument.exporter.stats import Stats
 from statsd_instrument.exporter.store import HistogramSeries, Series, Store, SummarySeries
@@ -77,7 +78,12 @@ def _divisors(line: bytes, event: Event) -> tuple | None:
 
 
 class Ingestor:
-    """Parses, maps and stores statsd traffic for one mapping (replaceable with ``reload``)."""
+    """Parses, maps and stores statsd traffic for one mapping (replaceable with ``reload``).
+
+    >>> from statsd_instrument.mapping import parse_mapping
+    >>> Ingestor(parse_mapping("{}")).stats.loaded_mappings
+    0
+    """
 
     def __init__(self, config: MappingConfig, flags: ParserFlags = DEFAULT_FLAGS) -> None:
         self.lock = threading.Lock()
@@ -92,7 +98,14 @@ class Ingestor:
 
     # --- configuration ------------------------------------------------------------------------------
     def reload(self, config: MappingConfig) -> None:
-        """Use a new mapping from now on; every series and counter is kept."""
+        """Use a new mapping from now on; every series and counter is kept.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ingest = Ingestor(parse_mapping("{}"))
+        >>> ingest.reload(parse_mapping("mappings:\\n- {match: a, name: b}\\n"))
+        >>> ingest.stats.loaded_mappings, ingest.stats.reloads["success"]
+        (1, 1)
+        """
         with self.lock:
             self._forget_shapes()
             self.resolver = Resolver(config)
@@ -122,14 +135,28 @@ class Ingestor:
 
     # --- ingestion ----------------------------------------------------------------------------------
     def handle_datagram(self, data: bytes, now: float | None = None) -> None:
-        """Process one datagram: lines split on newline, each counted like statsd_exporter counts them."""
+        """Process one datagram: lines split on newline, each counted like statsd_exporter counts them.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ingest = Ingestor(parse_mapping("{}"))
+        >>> ingest.handle_datagram(b"a:1|c\\n", now=0.0)
+        >>> ingest.current_stats().lines
+        2
+        """
         with self.lock:
             self._lines(data.split(b"\n"), time.monotonic() if now is None else now)
 
     def handle_datagrams(
         self, datagrams: list, packet_counter: str = "udp_packets", now: float | None = None
     ) -> None:
-        """Process a batch of datagrams under one lock, counting each in ``stats.<packet_counter>``."""
+        """Process a batch of datagrams under one lock, counting each in ``stats.<packet_counter>``.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ingest = Ingestor(parse_mapping("{}"))
+        >>> ingest.handle_datagrams([b"a:1|c", b"a:2|c"], "unixgram_packets", now=0.0)
+        >>> ingest.stats.unixgram_packets
+        2
+        """
         now = time.monotonic() if now is None else now
         with self.lock:
             setattr(self.stats, packet_counter, getattr(self.stats, packet_counter) + len(datagrams))
@@ -137,7 +164,14 @@ class Ingestor:
                 self._lines(data.split(b"\n"), now)
 
     def handle_lines(self, lines: Iterable[bytes], now: float | None = None) -> None:
-        """Process already-split lines (the TCP listener's path)."""
+        """Process already-split lines (the TCP listener's path).
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ingest = Ingestor(parse_mapping("{}"))
+        >>> ingest.handle_lines([b"g:3|g"], now=0.0)
+        >>> "g 3" in ingest.render(now=0.0)
+        True
+        """
         with self.lock:
             self._lines(list(lines), time.monotonic() if now is None else now)
 
@@ -262,21 +296,39 @@ class Ingestor:
 
     # --- reading --------------------------------------------------------------------------------------
     def expire(self, now: float | None = None) -> None:
-        """Drop series whose ttl passed (statsd_exporter checks every second)."""
+        """Drop series whose ttl passed (statsd_exporter checks every second).
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ingest = Ingestor(parse_mapping("defaults: {ttl: 5s}"))
+        >>> ingest.handle_datagram(b"a:1|c", now=0.0)
+        >>> ingest.expire(now=5.0)
+        >>> ingest.store.families
+        {}
+        """
         with self.lock:
             if self.store.expire(time.monotonic() if now is None else now):
                 self._forget_shapes()
 
     def current_stats(self) -> Stats:
-        """The self-metric counters with every remembered shape's counts folded in."""
+        """The self-metric counters with every remembered shape's counts folded in.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ingest = Ingestor(parse_mapping("{}"))
+        >>> ingest.handle_datagram(b"a:1|c\\na:1|c", now=0.0)  # the second line takes the fast path
+        >>> ingest.current_stats().samples
+        2
+        """
         with self.lock:
             self._fold()
             return self.stats
 
     def render(self, now: float | None = None) -> str:
-        """The whole ``/metrics`` page: statsd series, then the exporter's own metrics."""
-        from statsd_instrument.exporter.exposition import render_page
+        """The whole ``/metrics`` page: statsd series, then the exporter's own metrics.
 
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> Ingestor(parse_mapping("{}")).render(now=0.0).startswith("# HELP statsd_exporter_events_total")
+        True
+        """
         with self.lock:
             now = time.monotonic() if now is None else now
             if self.store.expire(now):

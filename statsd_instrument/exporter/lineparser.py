@@ -29,7 +29,11 @@ _TYPES = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer", "d": 
 
 @dataclasses.dataclass(frozen=True)
 class ParserFlags:
-    """Which tag formats to parse (statsd_exporter's ``--statsd.parse-*-tags``, all on by default)."""
+    """Which tag formats to parse (statsd_exporter's ``--statsd.parse-*-tags``, all on by default).
+
+    >>> ParserFlags(influxdb=False).influxdb, DEFAULT_FLAGS.influxdb
+    (False, True)
+    """
 
     dogstatsd: bool = True
     influxdb: bool = True
@@ -43,7 +47,11 @@ DEFAULT_FLAGS = ParserFlags()
 
 @dataclasses.dataclass
 class Event:
-    """One parsed sample: ``weight`` > 1 when a sample rate stands for several observations."""
+    """One parsed sample: ``weight`` > 1 when a sample rate stands for several observations.
+
+    >>> Event("t", "observer", 0.5, False, {}, weight=2).weight
+    2
+    """
 
     name: str
     metric_type: str
@@ -108,7 +116,11 @@ def _repeat_count(rate: float) -> int:
 
 
 def parse_line(line: str, flags: ParserFlags, stats: Stats) -> list:
-    """The events of one statsd line; errors are counted in ``stats`` like statsd_exporter counts them."""
+    """The events of one statsd line; errors are counted in ``stats`` like statsd_exporter counts them.
+
+    >>> [e.value for e in parse_line("t:1:2|d", DEFAULT_FLAGS, Stats())]
+    [1.0, 2.0]
+    """
     if not line:
         return []
     name_part, colon, rest = line.partition(":")

@@ -70,7 +70,14 @@ def _set_read_buffer(sock: socket.socket, size: int) -> None:
 
 
 class ListenerLoop:
-    """Owns the statsd sockets and the thread that reads them; ``start()``/``stop()``."""
+    """Owns the statsd sockets and the thread that reads them; ``start()``/``stop()``.
+
+    >>> from statsd_instrument.mapping import parse_mapping
+    >>> loop = ListenerLoop(Ingestor(parse_mapping("{}")), tcp="127.0.0.1:0")
+    >>> loop.start(); loop.tcp_port > 0
+    True
+    >>> loop.stop()
+    """
 
     def __init__(
         self,
@@ -97,7 +104,14 @@ class ListenerLoop:
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Bind every configured socket (OSError/ValueError if one cannot be bound), start the thread."""
+        """Bind every configured socket (OSError/ValueError if one cannot be bound), start the thread.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ListenerLoop(Ingestor(parse_mapping("{}")), udp="nonsense").start()
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid address 'nonsense': expected host:port (':9125' for all interfaces)
+        """
         self._selector = selectors.DefaultSelector()
         try:
             if self.udp_address:
@@ -135,7 +149,12 @@ class ListenerLoop:
         self._selector.register(sock, selectors.EVENT_READ, data)
 
     def stop(self) -> None:
-        """Stop the thread, close every socket and remove the unixgram socket file."""
+        """Stop the thread, close every socket and remove the unixgram socket file.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> loop = ListenerLoop(Ingestor(parse_mapping("{}")), udp="127.0.0.1:0")
+        >>> loop.start(); loop.stop(); loop.stop()  # stopping twice is harmless
+        """
         self._stopping = True
         if self._wake_w >= 0:
             with contextlib.suppress(OSError):
@@ -164,7 +183,12 @@ class ListenerLoop:
                 os.unlink(self.unixgram_path)
 
     def wait_for_packets(self, count: int, timeout_s: float = 5.0) -> bool:
-        """Wait until ``count`` datagrams in total were processed (for tests); True if they were."""
+        """Wait until ``count`` datagrams in total were processed (for tests); True if they were.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> ListenerLoop(Ingestor(parse_mapping("{}"))).wait_for_packets(1, timeout_s=0.01)
+        False
+        """
         deadline = time.monotonic() + timeout_s
         while self._packets < count and time.monotonic() < deadline:
             time.sleep(0.005)

@@ -106,6 +106,11 @@ class Exporter:
 
     Empty addresses disable a listener. Ports given as 0 are chosen by the OS; read them after
     ``start()`` from ``udp_port``, ``tcp_port``, ``web_port``.
+
+    >>> exporter = Exporter(udp="", tcp="127.0.0.1:0", web="")
+    >>> exporter.start(); exporter.tcp_port > 0
+    True
+    >>> exporter.stop()
     """
 
     def __init__(
@@ -141,23 +146,40 @@ class Exporter:
 
     @property
     def udp_port(self) -> int:
-        """The bound UDP port (0 if UDP is disabled)."""
+        """The bound UDP port (0 if UDP is disabled).
+
+        >>> Exporter(udp="").udp_port
+        0
+        """
         return self.listeners.udp_port
 
     @property
     def tcp_port(self) -> int:
-        """The bound TCP port (0 if TCP is disabled)."""
+        """The bound TCP port (0 if TCP is disabled).
+
+        >>> Exporter().tcp_port
+        0
+        """
         return self.listeners.tcp_port
 
     @property
     def metrics_url(self) -> str:
-        """``http://host:port/metrics`` of the running web server."""
+        """``http://host:port/metrics`` of the running web server.
+
+        >>> Exporter(web=":9102", telemetry_path="/m").metrics_url  # before start(): port 0
+        'http://127.0.0.1:0/m'
+        """
         host = parse_address(self.web_address)[0] if self.web_address else "127.0.0.1"
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{host}:{self.web_port}{self.telemetry_path}"
 
     def start(self) -> None:
-        """Bind the statsd sockets and the web server and start serving; OSError if a bind fails."""
+        """Bind the statsd sockets and the web server and start serving; OSError if a bind fails.
+
+        >>> with Exporter(udp="127.0.0.1:0", web="") as exporter:  # start() and stop()
+        ...     exporter.udp_port > 0
+        True
+        """
         self.listeners.start()
         if self.web_address:
             try:
@@ -172,7 +194,11 @@ class Exporter:
             self._http_thread.start()
 
     def stop(self) -> None:
-        """Stop serving, close every socket; safe to call twice."""
+        """Stop serving, close every socket; safe to call twice.
+
+        >>> exporter = Exporter(web="")
+        >>> exporter.start(); exporter.stop(); exporter.stop()
+        """
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -190,11 +216,21 @@ class Exporter:
         self.stop()
 
     def wait_for_packets(self, count: int, timeout_s: float = 5.0) -> bool:
-        """Wait until ``count`` datagrams were processed in total; True if they were (for tests)."""
+        """Wait until ``count`` datagrams were processed in total; True if they were (for tests).
+
+        >>> Exporter().wait_for_packets(1, timeout_s=0.01)
+        False
+        """
         return self.listeners.wait_for_packets(count, timeout_s)
 
     def reload(self) -> bool:
-        """Reload the mapping file (SIGHUP, ``/-/reload``); on failure keep the old one. True if reloaded."""
+        """Reload the mapping file (SIGHUP, ``/-/reload``); on failure keep the old one. True if reloaded.
+
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stderr(io.StringIO()):
+        ...     Exporter().reload()  # no mapping file given
+        False
+        """
         with self._reload_lock:
             if not self.mapping_path:
                 print("statsd-instrument exporter: no mapping config to reload", file=sys.stderr)

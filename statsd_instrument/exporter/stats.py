@@ -128,7 +128,11 @@ _FAMILIES = [
 
 
 class Stats:
-    """Every self-metric as a plain attribute: ints, or ``Counter`` keyed by the label value."""
+    """Every self-metric as a plain attribute: ints, or ``Counter`` keyed by the label value.
+
+    >>> Stats().lines, dict(Stats().events)
+    (0, {})
+    """
 
     def __init__(self) -> None:
         self.events: Counter = Counter()
@@ -152,7 +156,11 @@ class Stats:
         self.metrics: Counter = Counter()
 
     def families(self) -> list:
-        """``(name, type, help, [(labels, value), ...])`` for each self-metric, as in the Go exporter."""
+        """``(name, type, help, [(labels, value), ...])`` for each self-metric, as in the Go exporter.
+
+        >>> Stats().families()[0][:2]
+        ('statsd_exporter_events_total', 'counter')
+        """
         out = []
         for name, kind, help_, attribute, label in _FAMILIES:
             value = getattr(self, attribute)

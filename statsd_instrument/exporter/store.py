@@ -51,7 +51,11 @@ def render_labels(pairs: tuple) -> str:
 
 
 class Series:
-    """A counter or gauge series: ``value`` plus bookkeeping for ttl expiry."""
+    """A counter or gauge series: ``value`` plus bookkeeping for ttl expiry.
+
+    >>> Series((("code", "200"),), ttl_s=0.0, now=0.0).label_text
+    '{code="200"}'
+    """
 
     __slots__ = ("label_text", "labels", "ttl_s", "updated", "value")
 
@@ -64,7 +68,12 @@ class Series:
 
 
 class HistogramSeries(Series):
-    """A histogram series: per-bucket counts (not cumulative), sum and count."""
+    """A histogram series: per-bucket counts (not cumulative), sum and count.
+
+    >>> h = HistogramSeries((), 0.0, 0.0, bounds=(1.0, 2.0))
+    >>> h.observe(1.0); h.observe(5.0, weight=2); h.counts, h.count
+    ([1, 0, 2], 3)
+    """
 
     __slots__ = ("bounds", "count", "counts", "sum")
 
@@ -76,14 +85,25 @@ class HistogramSeries(Series):
         self.count = 0
 
     def observe(self, value: float, weight: int = 1) -> None:
-        """Add ``weight`` observations of ``value`` (bucket bounds are inclusive upper limits)."""
+        """Add ``weight`` observations of ``value`` (bucket bounds are inclusive upper limits).
+
+        >>> h = HistogramSeries((), 0.0, 0.0, bounds=(1.0,))
+        >>> h.observe(1.0); h.counts
+        [1, 0]
+        """
         self.counts[bisect.bisect_left(self.bounds, value) if value == value else len(self.bounds)] += weight
         self.sum += value * weight
         self.count += weight
 
 
 class SummarySeries(Series):
-    """A summary series: all-time sum and count, quantiles over a sliding window of observations."""
+    """A summary series: all-time sum and count, quantiles over a sliding window of observations.
+
+    >>> from statsd_instrument.mapping.model import SummaryOptions
+    >>> s = SummarySeries((), 0.0, 0.0, SummaryOptions(((0.5, 0.05),), max_age_s=60, age_buckets=2))
+    >>> s.observe(3.0, now=0.0); s.quantile_values(now=1.0), s.quantile_values(now=61.0)
+    ([(0.5, 3.0)], [(0.5, nan)])
+    """
 
     __slots__ = ("bucket_s", "cap", "count", "quantiles", "rotated", "seen", "sum", "window")
 
@@ -110,7 +130,13 @@ class SummarySeries(Series):
                 self.rotated = now
 
     def observe(self, value: float, weight: int = 1, now: float = 0.0) -> None:
-        """Add ``weight`` observations of ``value`` at time ``now``."""
+        """Add ``weight`` observations of ``value`` at time ``now``.
+
+        >>> from statsd_instrument.mapping.model import SummaryOptions
+        >>> s = SummarySeries((), 0.0, 0.0, SummaryOptions())
+        >>> s.observe(2.0, weight=3); s.count, s.sum
+        (3, 6.0)
+        """
         self._rotate(now)
         self.sum += value * weight
         self.count += weight
@@ -125,7 +151,14 @@ class SummarySeries(Series):
                     current[slot] = value
 
     def quantile_values(self, now: float) -> list:
-        """``(quantile, value)`` over the current window; NaN when the window is empty."""
+        """``(quantile, value)`` over the current window; NaN when the window is empty.
+
+        >>> from statsd_instrument.mapping.model import SummaryOptions
+        >>> s = SummarySeries((), 0.0, 0.0, SummaryOptions(((0.9, 0.01),)))
+        >>> for v in range(1, 11): s.observe(float(v))
+        >>> s.quantile_values(now=0.0)
+        [(0.9, 9.0)]
+        """
         self._rotate(now)
         values = sorted(v for bucket in self.window for v in bucket)
         out = []
@@ -139,7 +172,11 @@ class SummarySeries(Series):
 
 
 class Family:
-    """All series of one metric name: its type, help, and series by sorted label pairs."""
+    """All series of one metric name: its type, help, and series by sorted label pairs.
+
+    >>> Family("x", "counter", "help", (), None).series
+    {}
+    """
 
     __slots__ = ("buckets", "help", "kind", "name", "series", "summary")
 
@@ -153,14 +190,25 @@ class Family:
 
 
 class Store:
-    """Families by name; ``series_for(outcome)`` finds or creates the series an event updates."""
+    """Families by name; ``series_for(outcome)`` finds or creates the series an event updates.
+
+    >>> Store().render()
+    ''
+    """
 
     def __init__(self) -> None:
         self.families: dict = {}
         self._owners: dict = {}  # sample name -> family name, to refuse cross-type collisions
 
     def series_for(self, outcome: Outcome, now: float) -> Series | None:
-        """The series for an accepted outcome, created if new; None if the name conflicts by type."""
+        """The series for an accepted outcome, created if new; None if the name conflicts by type.
+
+        >>> store = Store()
+        >>> store.series_for(Outcome("unmapped", "x", {}, "counter"), now=0.0).value
+        0.0
+        >>> store.series_for(Outcome("unmapped", "x", {}, "gauge"), now=0.0) is None
+        True
+        """
         family = self.families.get(outcome.name)
         if family is None:
             names = family_names(outcome.name, outcome.kind)
@@ -189,7 +237,13 @@ class Store:
         return series
 
     def expire(self, now: float) -> int:
-        """Remove series whose ttl passed since their last update; returns how many were removed."""
+        """Remove series whose ttl passed since their last update; returns how many were removed.
+
+        >>> store = Store()
+        >>> _ = store.series_for(Outcome("unmapped", "x", {}, "counter", ttl_s=5.0), now=0.0)
+        >>> store.expire(now=4.0), store.expire(now=5.0)
+        (0, 1)
+        """
         removed = 0
         for name in list(self.families):
             family = self.families[name]
@@ -204,14 +258,31 @@ class Store:
         return removed
 
     def counts_by_type(self) -> dict:
-        """Number of series per statsd_exporter type label (counter, gauge, histogram, summary)."""
+        """Number of series per statsd_exporter type label (counter, gauge, histogram, summary).
+
+        >>> store = Store()
+        >>> _ = store.series_for(Outcome("unmapped", "x", {"a": "1"}, "gauge"), now=0.0)
+        >>> store.counts_by_type()
+        {'gauge': 1}
+        """
         out: dict = {}
         for family in self.families.values():
             out[family.kind] = out.get(family.kind, 0) + len(family.series)
         return out
 
     def render(self, now: float = 0.0) -> str:
-        """Every family in the Prometheus text format (0.0.4), families sorted by name."""
+        """Every family in the Prometheus text format (0.0.4), families sorted by name.
+
+        >>> store = Store()
+        >>> store.series_for(Outcome("unmapped", "h", {}, "histogram", buckets=(1.0,)), now=0.0).observe(0.5)
+        >>> print(store.render(), end="")  # doctest: +NORMALIZE_WHITESPACE
+        # HELP h Metric autogenerated by statsd_exporter.
+        # TYPE h histogram
+        h_bucket{le="1"} 1
+        h_bucket{le="+Inf"} 1
+        h_sum 0.5
+        h_count 1
+        """
         out: list = []
         for name in sorted(self.families):
             family = self.families[name]

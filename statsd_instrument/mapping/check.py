@@ -25,7 +25,12 @@ from statsd_instrument.mapping import lint_text
 
 
 def main(argv: list[str]) -> int:
-    """Lint each file; print findings; return 0 (clean), 1 (findings) or 2 (unreadable)."""
+    """Lint each file; print findings; return 0 (clean), 1 (findings) or 2 (unreadable).
+
+    >>> main(["/nonexistent.yml"])
+    /nonexistent.yml:0: error: (file): cannot read: No such file or directory
+    2
+    """
     parser = argparse.ArgumentParser(
         prog="statsd-instrument check-mapping", description="Lint statsd_exporter mapping files."
     )

@@ -22,7 +22,11 @@ from statsd_instrument.mapping import MappingError, Outcome, Resolver, load_mapp
 
 @dataclasses.dataclass
 class LineReport:
-    """One statsd line explained: parse errors (reason -> count) and each event with its outcome."""
+    """One statsd line explained: parse errors (reason -> count) and each event with its outcome.
+
+    >>> LineReport("x", {"malformed_line": 1}, []).errors
+    {'malformed_line': 1}
+    """
 
     line: str
     errors: dict
@@ -30,7 +34,12 @@ class LineReport:
 
 
 def explain_line(line: str, resolver: Resolver, flags=None) -> LineReport:
-    """Parse ``line`` like the exporter and resolve each event against ``resolver``'s mapping."""
+    """Parse ``line`` like the exporter and resolve each event against ``resolver``'s mapping.
+
+    >>> report = explain_line("a:1|c|#k", Resolver(parse_mapping("{}")))
+    >>> report.errors, [o.status for _, o in report.events]
+    ({'tag_error': 1}, ['unmapped'])
+    """
     from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, parse_line
     from statsd_instrument.exporter.stats import Stats
 
@@ -51,7 +60,11 @@ def _series(outcome: Outcome) -> str:
 
 
 def describe_line(line: str, resolver: Resolver) -> list:
-    """Human-readable lines explaining one statsd line."""
+    """Human-readable lines explaining one statsd line.
+
+    >>> describe_line("x:1|s", Resolver(parse_mapping("{}")))
+    ['x:1|s', '  not accepted: illegal_event']
+    """
     report = explain_line(line, resolver)
     source = resolver.config.source
     out = [line]
@@ -74,7 +87,13 @@ def describe_line(line: str, resolver: Resolver) -> list:
 
 
 def main(argv: list[str]) -> int:
-    """Explain each line given (or read from stdin); 2 if the mapping cannot be loaded."""
+    """Explain each line given (or read from stdin); 2 if the mapping cannot be loaded.
+
+    >>> main(["a.b:1|g"])
+    a.b:1|g
+      gauge a.b -> a_b gauge (unmapped: no rule matched, name escaped)
+    0
+    """
     parser = argparse.ArgumentParser(
         prog="statsd-instrument explain", description="Show what a mapping does to statsd lines."
     )

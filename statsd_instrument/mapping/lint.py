@@ -29,7 +29,12 @@ def _covers(wide: Rule, narrow: Rule) -> bool:
 
 
 def cross_rule_findings(config: MappingConfig) -> list:
-    """Warnings for glob rules that can never match (see the module docstring)."""
+    """Warnings for glob rules that can never match (see the module docstring).
+
+    >>> from statsd_instrument.mapping import parse_mapping
+    >>> cross_rule_findings(parse_mapping("mappings:\\n- {match: a.b, name: x}\\n"))
+    []
+    """
     globs = [r for r in config.rules if r.match_type == "glob" and r.match]
     if not globs:
         return []

@@ -31,7 +31,13 @@ from statsd_instrument.mapping.templates import expand_glob, expand_regex
 
 @dataclasses.dataclass(frozen=True)
 class MatchResult:
-    """The rule that matched a statsd name, the expanded Prometheus name and the rule's labels."""
+    """The rule that matched a statsd name, the expanded Prometheus name and the rule's labels.
+
+    >>> from statsd_instrument.mapping import parse_mapping
+    >>> config = parse_mapping("mappings:\\n- {match: a, name: b}\\n")
+    >>> Matcher(config).match("a", "gauge").name
+    'b'
+    """
 
     rule: Rule
     name: str
@@ -51,6 +57,10 @@ class Matcher:
     """Answers ``match(name, metric_type)`` for one ``MappingConfig`` (thread-safe: read-only after init).
 
     ``metric_type`` is ``counter``, ``gauge`` or ``observer`` (timers, histograms and distributions).
+
+    >>> from statsd_instrument.mapping import parse_mapping
+    >>> Matcher(parse_mapping("defaults: {glob_disable_ordering: true}")).ordered
+    False
     """
 
     def __init__(self, config: MappingConfig) -> None:
@@ -80,7 +90,13 @@ class Matcher:
             node.priority = rule.index
 
     def match(self, name: str, metric_type: str) -> MatchResult | None:
-        """The mapping of ``name`` for an event of ``metric_type``, or None if no rule matches."""
+        """The mapping of ``name`` for an event of ``metric_type``, or None if no rule matches.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> m = Matcher(parse_mapping("mappings:\\n- {match: a, name: b, match_metric_type: gauge}\\n"))
+        >>> m.match("a", "counter") is None, m.match("a", "gauge").rule.index
+        (True, 0)
+        """
         root = self._roots.get(metric_type)
         if root is not None and root.children:
             segments = name.split(".")

@@ -27,7 +27,11 @@ METRIC_TYPES = ("counter", "gauge", "observer")
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    """One problem in a mapping file: 1-based line, the key path, a message, and its severity."""
+    """One problem in a mapping file: 1-based line, the key path, a message, and its severity.
+
+    >>> Finding(1, "defaults", "bad", "error").severity
+    'error'
+    """
 
     line: int
     key: str
@@ -35,7 +39,11 @@ class Finding:
     severity: str = "warning"
 
     def format(self, source: str) -> str:
-        """``FILE:LINE: severity: key: message`` (the check-mapping output line)."""
+        """``FILE:LINE: severity: key: message`` (the check-mapping output line).
+
+        >>> Finding(7, "mappings[1].name", "empty").format("m.yml")
+        'm.yml:7: warning: mappings[1].name: empty'
+        """
         return f"{source}:{self.line}: {self.severity}: {self.key}: {self.message}"
 
 
@@ -54,7 +62,11 @@ class MappingError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SummaryOptions:
-    """Objectives and window of a summary (0 means the Go client's default)."""
+    """Objectives and window of a summary (0 means the Go client's default).
+
+    >>> SummaryOptions().quantiles[0]
+    (0.5, 0.05)
+    """
 
     quantiles: Tuple[Tuple[float, float], ...] = DEFAULT_QUANTILES
     max_age_s: float = 0.0
@@ -64,7 +76,11 @@ class SummaryOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Defaults:
-    """The file's ``defaults:`` section, with statsd_exporter's fallbacks filled in."""
+    """The file's ``defaults:`` section, with statsd_exporter's fallbacks filled in.
+
+    >>> Defaults().match_type, Defaults().buckets[-1]
+    ('glob', 10)
+    """
 
     observer_type: str = ""
     match_type: str = "glob"
@@ -76,7 +92,11 @@ class Defaults:
 
 @dataclasses.dataclass
 class Rule:
-    """One entry of ``mappings:`` as statsd_exporter reads it (after defaults are applied)."""
+    """One entry of ``mappings:`` as statsd_exporter reads it (after defaults are applied).
+
+    >>> Rule(index=0, line=3, match="a.*", name="x").action
+    'map'
+    """
 
     index: int
     line: int
@@ -97,13 +117,21 @@ class Rule:
     key_lines: dict = dataclasses.field(default_factory=dict)
 
     def line_of(self, key: str) -> int:
-        """The line where ``key`` was written in this rule (the rule's line if absent)."""
+        """The line where ``key`` was written in this rule (the rule's line if absent).
+
+        >>> Rule(0, 3, "a", "b", key_lines={"name": 4}).line_of("name"), Rule(0, 3, "a", "b").line_of("ttl")
+        (4, 3)
+        """
         return self.key_lines.get(key, self.line)
 
 
 @dataclasses.dataclass
 class MappingConfig:
-    """A loaded mapping file: defaults, rules in file order, the source name, and non-fatal findings."""
+    """A loaded mapping file: defaults, rules in file order, the source name, and non-fatal findings.
+
+    >>> MappingConfig(Defaults(), []).source
+    '<mapping>'
+    """
 
     defaults: Defaults
     rules: list

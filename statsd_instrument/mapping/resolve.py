@@ -57,7 +57,11 @@ SELF_METRIC_NAMES = frozenset(
 
 @dataclasses.dataclass
 class Outcome:
-    """The series an event feeds, or the reason it feeds none (see the module docstring for statuses)."""
+    """The series an event feeds, or the reason it feeds none (see the module docstring for statuses).
+
+    >>> Outcome("dropped").accepted
+    False
+    """
 
     status: str
     name: str = ""
@@ -73,7 +77,11 @@ class Outcome:
 
     @property
     def accepted(self) -> bool:
-        """True if the event updates a series (mapped or unmapped)."""
+        """True if the event updates a series (mapped or unmapped).
+
+        >>> Outcome("unmapped", "x").accepted
+        True
+        """
         return self.status in ("mapped", "unmapped")
 
 
@@ -91,14 +99,24 @@ def family_names(name: str, kind: str) -> tuple:
 
 
 class Resolver:
-    """Resolves events against one mapping; ``resolve(name, metric_type, labels) -> Outcome``."""
+    """Resolves events against one mapping; ``resolve(name, metric_type, labels) -> Outcome``.
+
+    >>> from statsd_instrument.mapping import parse_mapping
+    >>> Resolver(parse_mapping("{}")).resolve("a", "observer", {}).kind
+    'summary'
+    """
 
     def __init__(self, config: MappingConfig) -> None:
         self.config = config
         self.matcher = Matcher(config)
 
     def resolve(self, statsd_name: str, metric_type: str, labels: dict) -> Outcome:
-        """The outcome of one event: ``metric_type`` is counter, gauge or observer; ``labels`` its tags."""
+        """The outcome of one event: ``metric_type`` is counter, gauge or observer; ``labels`` its tags.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> Resolver(parse_mapping("{}")).resolve("", "gauge", {}).reason
+        'empty_metric_name'
+        """
         defaults = self.config.defaults
         match = self.matcher.match(statsd_name, metric_type)
         rule = match.rule if match else None

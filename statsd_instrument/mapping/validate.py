@@ -510,7 +510,12 @@ def _similar(a: str, b: str) -> bool:
 
 
 def build_config(data: Any, source: str = "<mapping>") -> tuple[MappingConfig, list[Finding]]:
-    """Read parsed YAML into a ``MappingConfig``; returns it and every finding (errors and warnings)."""
+    """Read parsed YAML into a ``MappingConfig``; returns it and every finding (errors and warnings).
+
+    >>> from statsd_instrument.mapping.yamlload import load_yaml
+    >>> build_config(load_yaml("[]"))[1][0].message
+    "expected a mapping with 'mappings', got []"
+    """
     builder = _Builder()
     if data is None:
         data = LinedDict()

@@ -17,7 +17,11 @@ import yaml
 
 
 class LinedDict(dict):
-    """A dict from YAML that knows its own line, each key's line and each scalar value's raw text."""
+    """A dict from YAML that knows its own line, each key's line and each scalar value's raw text.
+
+    >>> load_yaml("\\nx: yes\\n").raw["x"]
+    'yes'
+    """
 
     line: int = 0
 
@@ -29,7 +33,11 @@ class LinedDict(dict):
 
 
 class LinedList(list):
-    """A list from YAML that knows its own line and each item's line."""
+    """A list from YAML that knows its own line and each item's line.
+
+    >>> load_yaml("- a\\n- b\\n").line
+    1
+    """
 
     line: int = 0
 
