@@ -4,19 +4,22 @@ Each ``tests/conformance/*.yml`` holds ``cases``; a case gives a mapping (YAML t
 flags, datagrams, and what must follow: ``series`` (every non-self-metric sample, exactly, unless
 ``subset: true``), ``stats`` (self-metric samples), ``help`` (family help texts), ``load_error`` (the
 exporter refuses the mapping; text it must say) or ``findings`` (check-mapping lines: line + text).
-Cases run against the emulation's ingestion path and are scraped with prometheus_client's parser.
+Cases run against the emulation's ingestion path, and again through a real UDP socket of an in-process
+``Exporter``; pages are parsed with prometheus_client's parser.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import socket
 from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from statsd_instrument.exporter import Exporter
 from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.exporter.lineparser import ParserFlags
 from statsd_instrument.mapping import MappingError, lint_text, parse_mapping
@@ -29,6 +32,15 @@ def _cases():
     for path in sorted(CASE_DIR.glob("*.yml")):
         for case in yaml.safe_load(path.read_text())["cases"]:
             yield pytest.param(case, id=f"{path.stem}: {case['name']}")
+
+
+def _runs():
+    """Every case through the ingestion path; cases with traffic also through a real UDP socket."""
+    for param in _cases():
+        case = param.values[0]
+        yield pytest.param(case, "ingest", id=f"{param.id} [ingest]")
+        if "load_error" not in case and "findings" not in case:
+            yield pytest.param(case, "udp", id=f"{param.id} [udp]")
 
 
 def canonical(key: str) -> str:
@@ -62,16 +74,25 @@ def same_value(expected, actual) -> bool:
     return math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def run_case(case: dict) -> tuple:
+def run_case(case: dict, transport: str) -> tuple:
     config = parse_mapping(case.get("mapping") or "{}")
-    ingest = Ingestor(config, ParserFlags(**case.get("flags", {})))
-    for i, datagram in enumerate(case.get("datagrams", [])):
-        ingest.handle_datagrams([datagram.encode()], now=float(i))
-    return scrape_text(ingest.render(now=float(len(case.get("datagrams", [])))))
+    flags = ParserFlags(**case.get("flags", {}))
+    datagrams = [d.encode() for d in case.get("datagrams", [])]
+    if transport == "ingest":
+        ingest = Ingestor(config, flags)
+        for i, datagram in enumerate(datagrams):
+            ingest.handle_datagrams([datagram], now=float(i))
+        return scrape_text(ingest.render(now=float(len(datagrams))))
+    with Exporter(config, udp="127.0.0.1:0", web="", flags=flags) as exporter:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for datagram in datagrams:
+                sock.sendto(datagram, ("127.0.0.1", exporter.udp_port))
+        assert exporter.wait_for_packets(len(datagrams))
+        return scrape_text(exporter.ingest.render())
 
 
-@pytest.mark.parametrize("case", list(_cases()))
-def test_conformance_case(case):
+@pytest.mark.parametrize(("case", "transport"), list(_runs()))
+def test_conformance_case(case, transport):
     if "load_error" in case:
         with pytest.raises(MappingError) as caught:
             parse_mapping(case["mapping"])
@@ -88,7 +109,7 @@ def test_conformance_case(case):
         if case.get("only", True):
             assert len(lines) == len(case["findings"]), lines
         return
-    samples, helps = run_case(case)
+    samples, helps = run_case(case, transport)
     series = {k: v for k, v in samples.items() if not k.startswith("statsd_exporter_")}
     expected = {canonical(k): v for k, v in (case.get("series") or {}).items()}
     if not case.get("subset"):
