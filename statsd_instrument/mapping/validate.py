@@ -68,9 +68,11 @@ RULE_KEYS = {
 HISTOGRAM_KEYS = {"buckets", "native_histogram_bucket_factor", "native_histogram_max_buckets"}
 SUMMARY_KEYS = {"quantiles", "max_age", "age_buckets", "buf_cap"}
 DEPRECATED = {
-    "timer_type": "deprecated 'timer_type': write 'observer_type' (newer exporters reject timer_type)",
-    "buckets": "deprecated top-level 'buckets': write 'histogram_options: {buckets: [...]}'",
-    "quantiles": "deprecated top-level 'quantiles': write 'summary_options: {quantiles: [...]}'",
+    "timer_type": "deprecated 'timer_type' (since 0.17, support to be removed): write 'observer_type'",
+    "buckets": "deprecated top-level 'buckets' (since 0.15, support to be removed): "
+    "write 'histogram_options: {buckets: [...]}'",
+    "quantiles": "deprecated top-level 'quantiles' (since 0.15, support to be removed): "
+    "write 'summary_options: {quantiles: [...]}'",
 }
 
 
@@ -95,7 +97,7 @@ class _Builder:
                 self.warn(
                     node.key_lines[key],
                     f"{path}{key}",
-                    f"unknown key {key!r}{hint}: older exporters ignore it, newer ones refuse the file",
+                    f"unknown key {key!r}{hint}: statsd_exporter ignores unknown keys, so it has no effect",
                 )
             elif key in DEPRECATED and path.count(".") <= 1 and "options" not in path:
                 self.warn(node.key_lines[key], f"{path}{key}", DEPRECATED[key])
@@ -316,10 +318,10 @@ class _Builder:
         self._match(rule, path)
         rule.match_metric_type = self.string(node, "match_metric_type", path)
         if rule.match_metric_type == "timer":
-            self.error(
+            self.warn(
                 rule.line_of("match_metric_type"),
                 path + "match_metric_type",
-                "invalid metric type 'timer': newer exporters only accept counter, gauge or observer",
+                "deprecated 'match_metric_type: timer' (an alias of observer since 0.17): write observer",
             )
             rule.match_metric_type = "observer"
         elif rule.match_metric_type not in ("", "counter", "gauge", "observer"):
