@@ -49,15 +49,11 @@ def cross_rule_findings(config: MappingConfig) -> list:
 
 def _dead_reason(rule: Rule, globs: list, matcher: Matcher, config: MappingConfig) -> str:
     for metric_type in sorted(_types(rule)):
-        node = matcher._roots[metric_type]
-        for segment in rule.match.split("."):
-            node = node.children.get(segment)
-            if node is None:
-                return ""
-        if node.rule is rule:
+        exists, attached = matcher.glob_node_rule(rule.match, metric_type)
+        if not exists or attached is rule:
             continue
-        if node.rule is not None:
-            first = node.rule
+        if attached is not None:
+            first = attached
             return f"never matches: repeats rule {first.index} (line {first.line}, {first.match})"
         longer = next(
             (g for g in globs if g.index < rule.index and g.match.startswith(rule.match + ".")), None

@@ -89,6 +89,23 @@ class Matcher:
                 node = child
             node.priority = rule.index
 
+    def glob_node_rule(self, pattern: str, metric_type: str) -> tuple:
+        """``(path exists, rule attached)`` for a glob pattern in the tree of ``metric_type``.
+
+        A rule that is not the one attached to its own pattern's path can never match.
+
+        >>> from statsd_instrument.mapping import parse_mapping
+        >>> m = Matcher(parse_mapping("mappings:\\n- {match: a.b.c, name: x}\\n- {match: a.b, name: y}\\n"))
+        >>> m.glob_node_rule("a.b", "counter"), m.glob_node_rule("a.b.c", "gauge")[1].name
+        ((True, None), 'x')
+        """
+        node = self._roots[metric_type]
+        for segment in pattern.split("."):
+            node = node.children.get(segment)
+            if node is None:
+                return False, None
+        return True, node.rule
+
     def match(self, name: str, metric_type: str) -> MatchResult | None:
         """The mapping of ``name`` for an event of ``metric_type``, or None if no rule matches.
 
