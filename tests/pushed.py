@@ -6,6 +6,7 @@ import contextlib
 from typing import Iterator
 
 from statsd_instrument import Client
+from statsd_instrument.testing import parse_line
 from tests.helpers import UdpCollector
 
 
@@ -16,16 +17,8 @@ class Pushed:
         self.collector = collector
 
     def wait(self, n_lines: int) -> list[tuple[str, float, str, dict[str, str]]]:
-        records = []
-        for line in self.collector.wait_for_lines(n_lines, timeout_s=5):
-            head, *fields = line.split("|")
-            name, value = head.split(":", 1)
-            tags = {}
-            for field in fields[1:]:
-                if field.startswith("#"):
-                    tags = dict(t.split(":", 1) for t in field[1:].split(","))
-            records.append((name, float(value), fields[0], tags))
-        return records
+        lines = self.collector.wait_for_lines(n_lines, timeout_s=5)
+        return [(r.name, r.value, r.type, r.tags) for line in lines for r in parse_line(line)]
 
     def named(self, name: str, n_lines: int) -> list[tuple[float, str, dict[str, str]]]:
         return [(v, t, tags) for n, v, t, tags in self.wait(n_lines) if n == name]
