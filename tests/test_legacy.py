@@ -1,0 +1,325 @@
+"""statsd_instrument.legacy is a drop-in for the ``statsd`` package: swap the import, get the same lines.
+
+The proof runs one program twice, once on the real ``statsd`` package and once with only its import line
+swapped, each sending to its own UdpCollector, and compares the lines statement by statement (measured
+timer values aside). Random sampling is seeded identically before every statement, so sampled calls must
+consume ``random.random()`` exactly as the original does to match.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import statsd_instrument.legacy
+from statsd_instrument.legacy import StatsClient
+from statsd_instrument.legacy.defaults.env import client_from_env
+from tests.helpers import REPO, UdpCollector
+
+# A program written for the statsd package: every API the 4.x client offers, on a UDP client.
+PROGRAM = """
+from datetime import timedelta
+from statsd import StatsClient
+
+statsd = StatsClient("127.0.0.1", PORT, prefix="myapp", maxudpsize=512)
+plain = StatsClient(host="127.0.0.1", port=PORT)
+statsd.incr("checkout.GET.200")
+statsd.incr("checkout.POST.201", 3)
+statsd.incr("cart.count", 1.5)
+statsd.decr("inventory.level")
+statsd.decr("inventory.level", 7)
+plain.incr("no.prefix")
+for _ in range(20):
+    statsd.incr("sampled.count", rate=0.5)
+statsd.incr("rare", 2, 0.1)
+statsd.gauge("queue.size", 42)
+statsd.gauge("queue.size", 1.25)
+statsd.gauge("temperature", -5)
+for _ in range(6):
+    statsd.gauge("temperature", -2, rate=0.5)
+statsd.gauge("queue.size", 3, delta=True)
+statsd.gauge("queue.size", -4, delta=True)
+statsd.gauge("queue.size", 0, delta=True)
+statsd.gauge("queue.size", 70, rate=0.5)
+statsd.set("visitors", "alice")
+statsd.set("visitors", 2.3, 0.5)
+statsd.timing("checkout.GET.200", 320)
+statsd.timing("checkout.GET.200", 12.3456789, rate=0.5)
+statsd.timing("report", timedelta(seconds=1.5))
+statsd.timing("report", timedelta(days=1.5))
+statsd.incr("big", 1234568901234)
+statsd.gauge("big", 1234568901234)
+statsd.timing("big", 1234568901234)
+with statsd.timer("render"):
+    pass
+with statsd.timer("render.sampled", rate=0.5) as timer:
+    pass
+@statsd.timer("decorated", rate=0.9)
+def work(a, b=2):
+    return a + b
+work(1)
+work(1, b=5)
+manual = statsd.timer("manual").start()
+manual.stop(send=False)
+manual.send()
+manual = statsd.timer("manual.sent").start().stop()
+with statsd.pipeline() as pipe:
+    pipe.incr("piped")
+    pipe.decr("piped")
+    pipe.gauge("piped.gauge", -1)
+    pipe.timing("piped.time", 5)
+    with pipe.timer("piped.timer"):
+        pass
+    inner = pipe.pipeline()
+    inner.incr("piped.inner")
+    inner.send()
+big = statsd.pipeline()
+for _ in range(40):
+    big.incr("sixteen_char_str")
+big.send()
+statsd.pipeline().send()
+"""
+
+# stats whose values are measured durations: compared with the value masked
+TIMED = {"myapp.render", "myapp.render.sampled", "myapp.decorated", "myapp.manual", "myapp.manual.sent"}
+TIMED |= {"myapp.piped.timer"}
+MARK = "zz.marker:1|c"
+
+
+def masked(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        name = line.split(":", 1)[0]
+        out.append(re.sub(r":[0-9.e+-]+\|ms", ":<ms>|ms", line) if name in TIMED else line)
+    return out
+
+
+def swapped(program: str) -> str:
+    """The same program with only its import line changed."""
+    return program.replace("from statsd import", "from statsd_instrument.legacy import", 1)
+
+
+def _between_marks(collector: UdpCollector, marks: int) -> list[list[str]]:
+    """The collector's lines split at the marker lines (waits until ``marks`` markers arrived)."""
+    deadline = time.monotonic() + 10
+    while collector.lines().count(MARK) < marks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    chunks: list[list[str]] = [[]]
+    for line in collector.lines():
+        if line == MARK:
+            chunks.append([])
+        else:
+            chunks[-1].append(line)
+    return chunks[:-1]
+
+
+def run_statement_by_statement(program: str, port: int, flush: bool) -> None:
+    """Run ``program`` one top-level statement at a time, sending a marker line after each to ``port``."""
+    namespace: dict = {"PORT": port}
+    clients = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+            for index, statement in enumerate(ast.parse(program).body):
+                random.seed(index)
+                exec(compile(ast.Module([statement], []), "<program>", "exec"), namespace)
+                clients = [v for v in namespace.values() if type(v).__name__ == "StatsClient"]
+                if flush:  # ours batch: hand the buffered lines over before the marker
+                    for client in clients:
+                        client.flush()
+                marker.sendto(MARK.encode(), ("127.0.0.1", port))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_swapped_import_sends_the_original_lines_call_by_call():
+    original, ours = UdpCollector(), UdpCollector()
+    try:
+        statements = len(ast.parse(PROGRAM).body)
+        run_statement_by_statement(PROGRAM, original.port, flush=False)
+        run_statement_by_statement(swapped(PROGRAM), ours.port, flush=True)
+        expected = _between_marks(original, statements)
+        got = _between_marks(ours, statements)
+    finally:
+        original.close()
+        ours.close()
+    assert len(expected) == statements
+    source_lines = [ast.get_source_segment(PROGRAM, s) for s in ast.parse(PROGRAM).body]
+    for source, want, have in zip(source_lines, expected, got):
+        assert masked(have) == masked(want), f"statement {source!r}"
+    sent = [line for chunk in expected for line in chunk]
+    # the program exercised what it claims to: sampling both ways, negative gauges, deltas, timers
+    assert 0 < sum(line.startswith("myapp.sampled.count:") for line in sent) < 20
+    assert "myapp.temperature:0|g" in sent and "myapp.queue.size:+3|g" in sent
+    assert sum(line.startswith("myapp.sixteen_char_str:") for line in sent) == 40
+    assert any(line.startswith("myapp.decorated:") and line.endswith("|ms|@0.9") for line in sent)
+
+
+ENV_PROGRAM = """
+from statsd.defaults.env import statsd
+
+statsd.incr("checkout.GET.200")
+with statsd.timer("checkout.GET.200"):
+    statsd.gauge("in_flight", 1, delta=True)
+statsd.gauge("in_flight", -1, delta=True)
+with statsd.pipeline() as pipe:
+    pipe.incr("jobs.count", 2)
+"""
+
+
+def test_env_client_whole_program_delivers_same_lines_without_any_flush_call(tmp_path):
+    """The env-configured client, as a separate process that never flushes: lines arrive by exit."""
+    results = []
+    for source in (
+        ENV_PROGRAM,
+        ENV_PROGRAM.replace("from statsd.defaults", "from statsd_instrument.legacy.defaults"),
+    ):
+        collector = UdpCollector()
+        try:
+            script = tmp_path / "program.py"
+            script.write_text(source)
+            env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(collector.port), "STATSD_PREFIX": "shop"}
+            done = subprocess.run(
+                [sys.executable, str(script)], env={**_base_env(), **env}, capture_output=True, timeout=60
+            )
+            assert done.returncode == 0, done.stderr.decode()
+            results.append(collector.wait_for_lines(5))
+        finally:
+            collector.close()
+    original, ours = results
+    mask = {"shop.checkout.GET.200"}
+    assert len(original) == 5
+
+    def norm(lines):
+        return [re.sub(r":[0-9.]+\|ms", ":<ms>|ms", ln) if ln.split(":")[0] in mask else ln for ln in lines]
+
+    assert norm(ours) == norm(original)
+
+
+def _base_env() -> dict:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATSD_")}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def test_module_exposes_the_statsd_package_names():
+    import statsd
+
+    for name in statsd.__all__:
+        assert hasattr(statsd_instrument.legacy, name), name
+
+
+def test_tags_argument_adds_dogstatsd_tags_after_the_sample_rate(udp_collector):
+    client = StatsClient("127.0.0.1", udp_collector.port, prefix="shop", tags={"service": "shop"})
+    random.seed(1)
+    try:
+        client.incr("checkout.GET.200", tags={"status": 200})
+        client.timing("checkout", 1.5, rate=0.99, tags=["endpoint:/cart,x", "method: GET"])
+        with client.pipeline() as pipe:
+            pipe.gauge("stock", -2, tags=["item:hat"])
+        client.flush()
+        lines = udp_collector.wait_for_lines(4)
+    finally:
+        client.close()
+    assert lines == [
+        "shop.checkout.GET.200:1|c|#status:200,service:shop",
+        "shop.checkout:1.500000|ms|@0.99|#endpoint:/cart_x,method:GET,service:shop",
+        "shop.stock:0|g|#item:hat,service:shop",
+        "shop.stock:-2|g|#item:hat,service:shop",
+    ]
+
+
+def test_reserved_tag_keys_are_left_out_and_logged(udp_collector, caplog):
+    client = StatsClient("127.0.0.1", udp_collector.port)
+    try:
+        with caplog.at_level(logging.WARNING, logger="statsd_instrument.legacy"):
+            client.incr("hits", tags={"le": "1", "__name__": "x", "quantile": "0.5", "ok": "yes"})
+        client.flush()
+        assert udp_collector.wait_for_lines(1) == ["hits:1|c|#ok:yes"]
+    finally:
+        client.close()
+    assert "'le'" in caplog.text
+
+
+def test_bad_values_are_dropped_and_logged_never_raised(udp_collector, caplog):
+    client = StatsClient("127.0.0.1", udp_collector.port)
+    try:
+        with caplog.at_level(logging.WARNING, logger="statsd_instrument.legacy"):
+            client.timing("slow", "fast")
+            client.gauge("level", None)
+            client.decr("left", "x")
+            client.incr("bad\nname")
+            client.incr("good")
+        client.flush()
+        assert udp_collector.wait_for_lines(1) == ["good:1|c"]
+    finally:
+        client.close()
+    assert "timing('slow')" in caplog.text and "'fast'" in caplog.text
+
+
+def test_timer_misuse_raises_like_the_original():
+    pipe = StatsClient("127.0.0.1", 8125).pipeline()
+    with pytest.raises(RuntimeError, match="Timer has not started"):
+        pipe.timer("x").stop()
+    timer = pipe.timer("x").start()
+    with pytest.raises(RuntimeError, match="No data recorded"):
+        timer.send()
+
+
+def test_async_function_timer_reports_after_the_coroutine_finished():
+    import asyncio
+
+    pipe = StatsClient("127.0.0.1", 8125).pipeline()
+    finished = []
+
+    @pipe.timer("job")
+    async def job():
+        await asyncio.sleep(0)
+        finished.append(len(pipe._stats))
+        return 7
+
+    assert asyncio.run(job()) == 7
+    assert finished == [0] and len(pipe._stats) == 1 and pipe._stats[0].endswith("|ms")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("STATSD_PORT", "http"), ("STATSD_PORT", "70000"), ("STATSD_MAXUDPSIZE", "-1"), ("STATSD_IPV6", "yes")],
+)
+def test_bad_environment_value_fails_naming_variable_and_value(variable, value):
+    with pytest.raises(ValueError) as failure:
+        client_from_env({variable: value})
+    assert str(failure.value).startswith(f"{variable}={value!r} ")
+    assert "\n" not in str(failure.value)
+
+
+def test_env_client_reads_every_variable():
+    client = client_from_env(
+        {
+            "STATSD_HOST": "localhost",
+            "STATSD_PORT": "9125",
+            "STATSD_PREFIX": "shop",
+            "STATSD_MAXUDPSIZE": "1400",
+        }
+    )
+    try:
+        assert (client._addr, client._prefix, client._maxudpsize) == (("127.0.0.1", 9125), "shop", 1400)
+    finally:
+        client.close()
+
+
+def test_unresolvable_host_does_not_raise(caplog):
+    with caplog.at_level(logging.WARNING, logger="statsd_instrument.legacy"):
+        client = StatsClient("no-such-host.invalid", 8125)
+    client.close()
+    assert "no-such-host.invalid" in caplog.text
