@@ -12,16 +12,15 @@ import ast
 import logging
 import random
 import re
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 import statsd_instrument.legacy
 from statsd_instrument.legacy import StatsClient
 from statsd_instrument.legacy.defaults.env import client_from_env
+from tests.callbycall import between_marks, run_statement_by_statement, statements
 from tests.helpers import REPO, UdpCollector
 
 # A program written for the statsd package: every API the 4.x client offers, on a UDP client.
@@ -91,7 +90,6 @@ statsd.pipeline().send()
 # stats whose values are measured durations: compared with the value masked
 TIMED = {"myapp.render", "myapp.render.sampled", "myapp.decorated", "myapp.manual", "myapp.manual.sent"}
 TIMED |= {"myapp.piped.timer"}
-MARK = "zz.marker:1|c"
 
 
 def masked(lines: list[str]) -> list[str]:
@@ -107,53 +105,29 @@ def swapped(program: str) -> str:
     return program.replace("from statsd import", "from statsd_instrument.legacy import", 1)
 
 
-def _between_marks(collector: UdpCollector, marks: int) -> list[list[str]]:
-    """The collector's lines split at the marker lines (waits until ``marks`` markers arrived)."""
-    deadline = time.monotonic() + 10
-    while collector.lines().count(MARK) < marks and time.monotonic() < deadline:
-        time.sleep(0.02)
-    chunks: list[list[str]] = [[]]
-    for line in collector.lines():
-        if line == MARK:
-            chunks.append([])
-        else:
-            chunks[-1].append(line)
-    return chunks[:-1]
-
-
-def run_statement_by_statement(program: str, port: int, flush: bool) -> None:
-    """Run ``program`` one top-level statement at a time, sending a marker line after each to ``port``."""
-    namespace: dict = {"PORT": port}
-    clients = []
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
-            for index, statement in enumerate(ast.parse(program).body):
-                random.seed(index)
-                exec(compile(ast.Module([statement], []), "<program>", "exec"), namespace)
-                clients = [v for v in namespace.values() if type(v).__name__ == "StatsClient"]
-                if flush:  # ours batch: hand the buffered lines over before the marker
-                    for client in clients:
-                        client.flush()
-                marker.sendto(MARK.encode(), ("127.0.0.1", port))
-    finally:
-        for client in clients:
-            client.close()
+def _settle(namespace: dict, last: bool) -> None:
+    """After a statement: ours batch, so hand the buffered lines over; after the last, close every client."""
+    for value in namespace.values():
+        if type(value).__name__ == "StatsClient":
+            if last:
+                value.close()
+            elif hasattr(value, "flush"):  # the original has no buffer and no flush()
+                value.flush()
 
 
 def test_swapped_import_sends_the_original_lines_call_by_call():
     original, ours = UdpCollector(), UdpCollector()
     try:
-        statements = len(ast.parse(PROGRAM).body)
-        run_statement_by_statement(PROGRAM, original.port, flush=False)
-        run_statement_by_statement(swapped(PROGRAM), ours.port, flush=True)
-        expected = _between_marks(original, statements)
-        got = _between_marks(ours, statements)
+        count = len(ast.parse(PROGRAM).body)
+        run_statement_by_statement(PROGRAM, {"PORT": original.port}, original.port, _settle)
+        run_statement_by_statement(swapped(PROGRAM), {"PORT": ours.port}, ours.port, _settle)
+        expected = between_marks(original, count)
+        got = between_marks(ours, count)
     finally:
         original.close()
         ours.close()
-    assert len(expected) == statements
-    source_lines = [ast.get_source_segment(PROGRAM, s) for s in ast.parse(PROGRAM).body]
-    for source, want, have in zip(source_lines, expected, got):
+    assert len(expected) == len(got) == count
+    for source, want, have in zip(statements(PROGRAM), expected, got):
         assert masked(have) == masked(want), f"statement {source!r}"
     sent = [line for chunk in expected for line in chunk]
     # the program exercised what it claims to: sampling both ways, negative gauges, deltas, timers
