@@ -12,8 +12,11 @@ import ast
 import logging
 import random
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -297,3 +300,156 @@ def test_unresolvable_host_does_not_raise(caplog):
         client = StatsClient("no-such-host.invalid", 8125)
     client.close()
     assert "no-such-host.invalid" in caplog.text
+
+
+STREAM_PROGRAM = """
+statsd.incr("checkout.GET.200")
+statsd.gauge("temperature", -5)
+statsd.timing("render", 12.5, rate=0.5)
+with statsd.pipeline() as pipe:
+    pipe.incr("piped", 2)
+    pipe.gauge("depth", 3, delta=True)
+statsd.set("visitors", "bob")
+"""
+
+
+class TcpLines:
+    """Accepts TCP connections on 127.0.0.1 and keeps every newline-terminated line received."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.data = b""
+        self._done = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conns = []
+        while not self._done:
+            try:
+                conn, _ = self.server.accept()
+                conn.settimeout(0.05)
+                conns.append(conn)
+            except socket.timeout:
+                pass
+            for conn in conns:
+                try:
+                    self.data += conn.recv(65536)
+                except socket.timeout:
+                    pass
+        for conn in conns:
+            conn.close()
+
+    def lines(self, n: int) -> list:
+        deadline = time.monotonic() + 10
+        while self.data.count(b"\n") < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.data.decode().splitlines()
+
+    def close(self) -> None:
+        self._done = True
+        self._thread.join(2)
+        self.server.close()
+
+
+def test_tcp_client_sends_the_original_lines():
+    import statsd as original_statsd
+
+    results = []
+    for module in (original_statsd, statsd_instrument.legacy):
+        server = TcpLines()
+        client = module.TCPStatsClient("127.0.0.1", server.port, prefix="shop", timeout=2)
+        try:
+            random.seed(4)
+            exec(STREAM_PROGRAM, {"statsd": client})
+            client.close()  # ours: flushes; the original: closes its connection
+            results.append(server.lines(7))
+        finally:
+            client.close()
+            server.close()
+    original, ours = results
+    assert len(original) == 7 and ours == original
+
+
+def test_unix_socket_client_sends_the_original_lines_as_datagrams(tmp_path):
+    import statsd as original_statsd
+
+    pipe = original_statsd.StatsClient("127.0.0.1", 8125, prefix="shop").pipeline()
+    random.seed(4)
+    exec(STREAM_PROGRAM, {"statsd": pipe})
+    pipe._client.close()
+    expected = [line for datagram in pipe._stats for line in datagram.split("\n")]
+    collector = UdpCollector(unix_path=str(tmp_path / "statsd.sock"))
+    client = statsd_instrument.legacy.UnixSocketStatsClient(str(tmp_path / "statsd.sock"), prefix="shop")
+    try:
+        random.seed(4)
+        exec(STREAM_PROGRAM, {"statsd": client})
+        client.flush()
+        assert collector.wait_for_lines(len(expected)) == expected
+    finally:
+        client.close()
+        collector.close()
+
+
+def test_ipv6_client_sends_to_the_ipv6_address():
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sink:
+        sink.bind(("::1", 0))
+        sink.settimeout(10)
+        client = StatsClient("::1", sink.getsockname()[1], ipv6=True, prefix="v6")
+        try:
+            client.incr("hits")
+            client.flush()
+            assert sink.recv(512) == b"v6.hits:1|c"
+        finally:
+            client.close()
+
+
+def test_lines_are_batched_into_datagrams_no_larger_than_maxudpsize(udp_collector):
+    client = StatsClient("127.0.0.1", udp_collector.port, prefix="shop", maxudpsize=200)
+    try:
+        for index in range(60):
+            client.incr(f"batched.{index}")
+        client.flush()
+        lines = udp_collector.wait_for_lines(60)
+    finally:
+        client.close()
+    assert lines == [f"shop.batched.{index}:1|c" for index in range(60)]
+    assert len(udp_collector.datagrams) < 60 / 5
+    assert max(len(d) for d in udp_collector.datagrams) <= 200
+
+
+FORK_PROGRAM = """
+import os, sys
+from statsd_instrument.legacy import StatsClient
+
+statsd = StatsClient("127.0.0.1", int(sys.argv[1]), prefix="app")
+statsd.incr("parent.before_fork")
+pid = os.fork()
+if pid == 0:
+    statsd.incr("child.work")
+    sys.exit(0)
+os.waitpid(pid, 0)
+statsd.incr("parent.after_fork")
+"""
+
+
+def test_forked_worker_never_resends_parent_lines_and_both_flush_at_exit(udp_collector, tmp_path):
+    script = tmp_path / "fork_program.py"
+    script.write_text(FORK_PROGRAM)
+    done = subprocess.run(
+        [sys.executable, str(script), str(udp_collector.port)],
+        env=_base_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    lines = udp_collector.wait_for_lines(3)
+    time.sleep(0.3)  # a duplicate would arrive right behind
+    assert sorted(udp_collector.lines()) == [
+        "app.child.work:1|c",
+        "app.parent.after_fork:1|c",
+        "app.parent.before_fork:1|c",
+    ]
+    assert lines
