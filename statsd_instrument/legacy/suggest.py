@@ -172,17 +172,39 @@ def render(templates: list, traffic: Traffic) -> str:
 
 
 def coverage(traffic: Traffic, mapping_path: str) -> tuple:
-    """(mapped, unmapped) ``{name: set of types}`` under the mapping file (sets count as unmapped)."""
-    from statsd_instrument.legacy.mapping_adapter import load_matcher
+    """(covered, uncovered) ``{name: set of statsd types}`` under the mapping file.
 
-    matches = load_matcher(mapping_path)
-    mapped: dict = collections.defaultdict(set)
-    unmapped: dict = collections.defaultdict(set)
+    A name is covered when a rule maps it (or drops it on purpose); sets are never covered, the exporter
+    has no sets. Raises ``MappingError`` (a ``ValueError``) if the file would be refused.
+    """
+    from statsd_instrument.mapping import Resolver, load_mapping
+
+    resolver = Resolver(load_mapping(mapping_path))
+    covered: dict = collections.defaultdict(set)
+    uncovered: dict = collections.defaultdict(set)
     for name, metric_type in traffic.names:
         kind = KINDS.get(metric_type)
-        target = mapped if kind is not None and matches(name, kind) else unmapped
-        target[name].add(metric_type)
-    return mapped, unmapped
+        status = resolver.resolve(name, kind, {}).status if kind else "unsupported"
+        (covered if status in ("mapped", "dropped") else uncovered)[name].add(metric_type)
+    return dict(covered), dict(uncovered)
+
+
+def misrouted(text: str, templates: list) -> list:
+    """Names of the proposal that its own rules send elsewhere (a broader glob earlier in the file).
+
+    Every name should come out under the name its template proposes; this checks it with the mapping
+    engine, so rule ordering surprises are reported instead of shipped.
+    """
+    from statsd_instrument.mapping import Resolver, parse_mapping
+
+    resolver = Resolver(parse_mapping(text, "<proposal>"))
+    wrong = []
+    for template in templates:
+        for name in template.names:
+            outcome = resolver.resolve(name, template.kind, {})
+            if outcome.status != "mapped" or outcome.name != template.chosen_name:
+                wrong.append(f"{name} ({template.kind}) -> {outcome.name or outcome.status}")
+    return wrong
 
 
 def _report(traffic: Traffic, unmapped: dict, mapping: str | None, templates: list, out: TextIO) -> None:
@@ -251,6 +273,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     if not args.quiet:
         _report(traffic, unmapped, args.mapping, templates, sys.stderr)
     text = render(templates, traffic)
+    if not args.quiet:
+        for problem in misrouted(text, templates):
+            print(f"  check: {problem}, not its proposed name", file=sys.stderr)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -259,4 +284,4 @@ def main(argv: Iterable[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["Template", "Traffic", "coverage", "listen", "main", "propose", "read_file", "render"]
+__all__ = ["Template", "Traffic", "coverage", "listen", "main", "misrouted", "propose", "read_file", "render"]
