@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -24,7 +25,7 @@ import statsd_instrument.legacy
 from statsd_instrument.legacy import StatsClient
 from statsd_instrument.legacy.defaults.env import client_from_env
 from tests.callbycall import between_marks, run_statement_by_statement, statements
-from tests.helpers import REPO, UdpCollector
+from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, python_bin, scrape, wait_for_port
 
 # A program written for the statsd package: every API the 4.x client offers, on a UDP client.
 PROGRAM = """
@@ -453,3 +454,62 @@ def test_forked_worker_never_resends_parent_lines_and_both_flush_at_exit(udp_col
         "app.parent.before_fork:1|c",
     ]
     assert lines
+
+
+def test_legacy_names_come_out_as_the_documented_series_through_the_exporter(tmp_path):
+    """The embedded exporter with the shipped mapping: legacy dotted names and new tagged calls land on
+    the same Prometheus series (docs/migrating.md, step 3)."""
+    from statsd_instrument import Client
+
+    udp, web = free_port(socket.SOCK_DGRAM), free_port()
+    exporter = ManagedProcess(
+        [
+            python_bin("statsd-instrument"), "exporter", f"--statsd.listen-udp=127.0.0.1:{udp}",
+            "--statsd.listen-tcp=", f"--web.listen-address=127.0.0.1:{web}",
+            f"--statsd.mapping-config={REPO / 'exporter-mapping.yml'}",
+        ],
+        log=tmp_path / "exporter.log",
+    )  # fmt: skip
+    legacy = StatsClient("127.0.0.1", udp, prefix="shop")
+    new = Client(host="127.0.0.1", port=udp, protocol="udp", prefix="")
+    try:
+        wait_for_port(web, proc=exporter.proc)
+        for _ in range(3):
+            legacy.incr("checkout.GET.200")
+        legacy.timing("checkout.GET.200", 12.5)
+        legacy.timing("checkout.GET.200", timedelta(milliseconds=40))
+        legacy.incr("checkout.POST.302")
+        legacy.incr("signups.count", 2)
+        legacy.timing("report.time", 840)
+        legacy.incr("unknown.shape")
+        request = {"service": "shop", "endpoint": "checkout", "method": "GET", "status": "200"}
+        new.increment("request_count", tags=request)
+        new.increment("request_count", tags=request)
+        legacy.flush()
+        new.flush()
+        labels = tuple(sorted(request.items()))
+        deadline = time.monotonic() + 10
+        while True:
+            series = scrape(f"http://127.0.0.1:{web}/metrics")
+            if series.get(("http_requests_total", labels)) == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        legacy.close()
+        new.close()
+        code = exporter.stop()
+    assert series[("http_requests_total", labels)] == 5  # 3 legacy + 2 new, one series
+    post = {**request, "method": "POST", "status": "302"}
+    assert series[("http_requests_total", tuple(sorted(post.items())))] == 1
+    assert series[("http_request_duration_seconds_count", labels)] == 2
+    assert series[("http_request_duration_seconds_sum", labels)] == pytest.approx(0.0525)
+    assert (
+        series[("http_request_duration_seconds_bucket", tuple(sorted({**request, "le": "0.025"}.items())))]
+        == 1
+    )
+    assert series[("signups_total", (("service", "shop"),))] == 2
+    assert series[("report_duration_seconds_count", (("service", "shop"),))] == 1
+    assert series[("report_duration_seconds_sum", (("service", "shop"),))] == pytest.approx(0.84)
+    # no recipe: the escaped dotted name, as statsd_exporter does (the parser names counter samples *_total)
+    assert series[("shop_unknown_shape_total", ())] == 1
+    assert code == 0, exporter.output()

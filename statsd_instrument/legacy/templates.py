@@ -22,8 +22,9 @@ from typing import Iterable
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _STATUS = re.compile(r"[1-5][0-9][0-9]")
 _NUMBER = re.compile(r"[0-9]+")
-# a literal glob segment the Go exporter accepts (statsdMetricRE in pkg/mapper)
-GLOB_SEGMENT = re.compile(r"[a-zA-Z_](-?[a-zA-Z0-9_])*")
+# a literal glob segment every Go exporter version accepts (statsdMetricRE in pkg/mapper; old ones
+# wanted 2+ characters and a letter or _ first)
+GLOB_SEGMENT = re.compile(r"[a-zA-Z_](-?[a-zA-Z0-9_])+")
 _NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 _RESERVED_LABELS = ("le", "quantile")
 
