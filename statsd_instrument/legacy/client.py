@@ -111,7 +111,9 @@ class StatsClientBase:
             value = f"{value}|@{rate}"
         if self._prefix:
             stat = f"{self._prefix}.{stat}"
-        return f"{stat}:{value}{join_tags(format_tags(tags) if tags else '', self._constant_tags)}"
+        if tags or self._constant_tags:
+            return f"{stat}:{value}{join_tags(format_tags(tags) if tags else '', self._constant_tags)}"
+        return f"{stat}:{value}"
 
     def _bad_value(self, method: str, stat: str, value: object) -> None:
         log.warning("statsd %s(%r) dropped: value %r is not a number", method, stat, value)
