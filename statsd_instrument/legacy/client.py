@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import time
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -154,6 +155,8 @@ class _TransportClient(StatsClientBase):
     """A client whose lines go to a :class:`statsd_instrument.client.Client` (batching, fork-safe)."""
 
     _client: Client | None = None
+    dropped = 0  # lines that could not be handed to the transport (bad line, bad configuration)
+    _warned_at = -60.0
 
     def _init_common(self, prefix: str | None, tags: Tags) -> None:
         self._prefix = prefix
@@ -169,7 +172,11 @@ class _TransportClient(StatsClientBase):
                 self._client = self._make_transport()
             self._client.send_line(line)
         except Exception as exc:  # an app never fails because a metric could not be sent
-            log.warning("statsd line dropped (%s): %r", exc, line)
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._warned_at >= 60:  # at most one warning a minute per client
+                self._warned_at = now
+                log.warning("statsd line dropped (%s): %r; %d dropped so far", exc, line, self.dropped)
 
     def flush(self) -> None:
         """Send what is buffered now (an addition: the original sent every call at once)."""
