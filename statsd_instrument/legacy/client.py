@@ -36,7 +36,15 @@ def _transport(**kwargs: Any) -> Client:
 
 
 class StatsClientBase:
-    """The metric methods shared by clients and pipelines; subclasses say where a finished line goes."""
+    """The metric methods shared by clients and pipelines; subclasses say where a finished line goes.
+
+    >>> pipe = StatsClient("127.0.0.1", 8125, prefix="shop").pipeline()
+    >>> pipe.incr("orders", 2); pipe.decr("stock"); pipe.gauge("queue", 3, delta=True)
+    >>> pipe.set("visitors", "ann", rate=0.999999999); pipe.timing("render", timedelta(milliseconds=5))
+    >>> list(pipe._stats)  # doctest: +NORMALIZE_WHITESPACE
+    ['shop.orders:2|c', 'shop.stock:-1|c', 'shop.queue:+3|g', 'shop.visitors:ann|s|@0.999999999',
+     'shop.render:5.000000|ms']
+    """
 
     _prefix: str | None = None
     _constant_tags: str = ""

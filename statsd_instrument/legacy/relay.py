@@ -54,7 +54,14 @@ def parse_address(text: str, field: str) -> tuple:
 
 
 class Relay:
-    """Receives datagrams on ``listen`` and sends each one to every target in ``targets``."""
+    """Receives datagrams on ``listen`` and sends each one to every target in ``targets``.
+
+    (Example in the module docstring.) A bad address is refused at once:
+
+    >>> Relay("127.0.0.1:8125", ["old-statsd"])
+    Traceback (most recent call last):
+    ValueError: --to='old-statsd' is not HOST:PORT
+    """
 
     def __init__(self, listen: str, targets: Sequence[str]) -> None:
         if not targets:
@@ -161,7 +168,11 @@ class LineRelay:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m statsd_instrument.legacy.relay --listen HOST:PORT --to HOST:PORT [--to ...]``."""
+    """``python -m statsd_instrument.legacy.relay --listen HOST:PORT --to HOST:PORT [--to ...]``.
+
+    >>> main(["--listen", "127.0.0.1:0"])  # no --to
+    2
+    """
     parser = argparse.ArgumentParser(
         prog="python -m statsd_instrument.legacy.relay", description=__doc__.split("\n")[0]
     )

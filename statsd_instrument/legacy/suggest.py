@@ -79,7 +79,15 @@ class Traffic:
 
 
 def read_file(path: str) -> Traffic:
-    """Traffic from a file of statsd lines (``-``: stdin)."""
+    """Traffic from a file of statsd lines (``-``: stdin).
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+    ...     _ = f.write("a.b:1|c\\na.b:2|c\\n")
+    ...     f.flush()
+    ...     read_file(f.name).names
+    Counter({('a.b', 'c'): 2})
+    """
     traffic = Traffic()
     if path == "-":
         traffic.add_text(sys.stdin.read())
@@ -91,7 +99,15 @@ def read_file(path: str) -> Traffic:
 
 
 def listen(address: str, seconds: float, out: TextIO = sys.stderr) -> Traffic:
-    """Traffic received on UDP ``[host:]port`` (host defaults to 127.0.0.1) during ``seconds``."""
+    """Traffic received on UDP ``[host:]port`` (host defaults to 127.0.0.1) during ``seconds``.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> listen("0", 0.1, out).lines  # port 0: any free port; nobody sends
+    0
+    >>> out.getvalue().startswith("listening on 127.0.0.1:")
+    True
+    """
     host, _, port = address.rpartition(":")
     traffic = Traffic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -109,7 +125,12 @@ def listen(address: str, seconds: float, out: TextIO = sys.stderr) -> Traffic:
 
 
 def propose(names: dict) -> list:
-    """Templates for ``{name: set of statsd types}``, most specific first, with unique metric names."""
+    """Templates for ``{name: set of statsd types}``, most specific first, with unique metric names.
+
+    >>> ts = propose({"shop.db.users": {"ms"}, "shop.db.items": {"ms"}, "shop.up": {"g"}})
+    >>> [(t.pattern(), t.kind, t.chosen_name) for t in ts]
+    [('shop.up', 'gauge', 'shop_up'), ('shop.db.*', 'observer', 'shop_db_seconds')]
+    """
     by_kind: dict = collections.defaultdict(list)
     types_of: dict = collections.defaultdict(set)
     for name, types in names.items():
@@ -142,7 +163,18 @@ def _make_names_unique(templates: list) -> None:
 
 
 def render(templates: list, traffic: Traffic) -> str:
-    """The proposal as a mapping file (YAML) that real statsd_exporter versions load."""
+    """The proposal as a mapping file (YAML) that real statsd_exporter versions load.
+
+    >>> traffic = Traffic()
+    >>> traffic.add_line("shop.up:1|g")
+    >>> print(render(propose({"shop.up": {"g"}}), traffic).split("mappings:")[1])
+    <BLANKLINE>
+      # 1 name(s), e.g. shop.up
+      - match: "shop.up"
+        match_metric_type: gauge
+        name: "shop_up"
+    <BLANKLINE>
+    """
     distinct = len({name for name, _ in traffic.names})
     out = [
         f"# Proposed by `statsd-instrument suggest-mapping` from {traffic.lines} lines"
@@ -176,6 +208,15 @@ def coverage(traffic: Traffic, mapping_path: str) -> tuple:
 
     A name is covered when a rule maps it (or drops it on purpose); sets are never covered, the exporter
     has no sets. Raises ``MappingError`` (a ``ValueError``) if the file would be refused.
+
+    >>> import tempfile
+    >>> traffic = Traffic()
+    >>> traffic.add_text("shop.cart.GET.200:1|c\\nshop.cache.hits:1|c\\nseen:x|s")
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+    ...     _ = f.write('mappings:\\n- match: "*.*.*.*"\\n  name: "requests_total"\\n')
+    ...     f.flush()
+    ...     coverage(traffic, f.name)
+    ({'shop.cart.GET.200': {'c'}}, {'shop.cache.hits': {'c'}, 'seen': {'s'}})
     """
     from statsd_instrument.mapping import Resolver, load_mapping
 
@@ -194,6 +235,12 @@ def misrouted(text: str, templates: list) -> list:
 
     Every name should come out under the name its template proposes; this checks it with the mapping
     engine, so rule ordering surprises are reported instead of shipped.
+
+    >>> traffic = Traffic()
+    >>> traffic.add_line("shop.up:1|g")
+    >>> templates = propose({"shop.up": {"g"}})
+    >>> misrouted(render(templates, traffic), templates)
+    []
     """
     from statsd_instrument.mapping import Resolver, parse_mapping
 
@@ -245,7 +292,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """Run the command; returns the exit code (0 done, 2 bad arguments or unreadable input)."""
+    """Run the command; returns the exit code (0 done, 2 bad arguments or unreadable input).
+
+    >>> main(["/nonexistent/traffic.txt"])
+    2
+    """
     parser = _parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if (args.file is None) == (args.listen is None):

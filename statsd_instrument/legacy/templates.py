@@ -56,7 +56,15 @@ def sanitize_name(text: str) -> str:
 
 @dataclass
 class Template:
-    """One proposed rule: literal segments (``None`` = wildcard) and the names it stands for."""
+    """One proposed rule: literal segments (``None`` = wildcard) and the names it stands for.
+
+    >>> names = ["shop.queue.sms.size", "shop.queue.mail.size"]
+    >>> t = Template(["shop", "queue", None, "size"], "gauge", names)
+    >>> t.pattern(), t.metric_name(), t.labels(), t.is_glob_safe()
+    ('shop.queue.*.size', 'shop_queue_size', {'queue': '${1}'}, True)
+    >>> print(Template(["v1", None], "counter", ["v1.hits"]).regex())
+    ^v1\\.([^.]+)$
+    """
 
     segments: list  # list[str | None]
     kind: str  # counter | gauge | observer
