@@ -29,10 +29,7 @@ log = logging.getLogger("statsd_instrument.legacy")
 
 
 def _transport(**kwargs: Any) -> Client:
-    try:
-        return Client(**kwargs)
-    except TypeError:  # INTERIM client (host and port only) until the core client lands
-        return Client(kwargs.get("host"), kwargs.get("port"))
+    return Client(**kwargs)
 
 
 class StatsClientBase:
@@ -196,10 +193,7 @@ class _TransportClient(StatsClientBase):
         client, self._client = self._client, None
         if client is not None:
             client.flush()
-            if hasattr(client, "close"):
-                client.close()
-            elif getattr(client, "_sock", None) is not None:  # INTERIM client has no close()
-                client._sock.close()
+            client.close()
 
 
 def _resolve(host: str, port: int, ipv6: bool, kind: int) -> tuple[str, int]:
