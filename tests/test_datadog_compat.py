@@ -8,6 +8,8 @@ telemetry lines that statsd_exporter before 0.29 rejects and that are not metric
 Expected differences, each asserted separately: ``timed`` (datadog sends seconds with type ms; ours float
 milliseconds), a negative absolute gauge (datadog's ``-5|g`` would be read as a delta by the exporter; ours
 sends ``0|g`` then ``-5|g``) and ``set`` (refused: statsd_exporter has no sets).
+Not offered by statsd_instrument's ``statsd`` (reported to the lead): ``distributed``,
+``gauge_with_timestamp``, ``count_with_timestamp``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from statsd_instrument import statsd
 from tests.callbycall import between_marks, run_statement_by_statement, statements
 from tests.helpers import UdpCollector
 
-# every metric call datadog's statsd accepts (but timed/distributed/set, below), positional and keyword
+# datadog's metric calls (timed and the documented differences below), positional and keyword
 PROGRAM = """
 statsd.increment("page.views")
 statsd.increment("page.views", 5)
