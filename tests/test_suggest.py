@@ -14,9 +14,9 @@ import subprocess
 import time
 
 import pytest
-from statsd_instrument.mapping import Resolver, load_mapping
 
 from statsd_instrument.legacy import suggest
+from statsd_instrument.mapping import Resolver, load_mapping
 from tests.helpers import REPO, ManagedProcess, free_port, python_bin
 
 KINDS = {"c": "counter", "g": "gauge", "ms": "observer"}
