@@ -12,6 +12,12 @@ Fork safety, for servers that fork from C (uwsgi: Python's fork hooks do not run
   master (``uwsgi.worker_id() == 0``): there every line is sent at once. Before an ``os.fork()`` (gunicorn,
   multiprocessing) the buffer is flushed and the thread stopped, so no thread exists across the fork.
 
+Exit: the flusher thread runs with every asynchronous signal blocked, so a stop signal is always handled by
+another thread (the main one). uwsgi's worker stop handlers are C functions that call ``exit()`` in whichever
+thread the kernel gives the signal to; in the flusher thread, Python's finalization would wait for the main
+thread forever, and uwsgi would kill the worker after its reload mercy (60 s), losing its buffer. The
+``atexit`` flush itself holds signals back, so a second stop signal cannot cut it short.
+
 Send errors (exporter down, host unresolvable, full socket buffer) never raise: the lines are counted in
 ``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger.
 
@@ -26,13 +32,15 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 import weakref
-from typing import Callable, List
+from typing import Callable, Iterator, List
 
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import make_sink
@@ -236,7 +244,7 @@ class BufferedTransport:
             self._thread = threading.Thread(
                 target=self._run_flusher, args=(token,), name="statsd_instrument-flush", daemon=True
             )
-        self._thread.start()
+        _start_without_signals(self._thread)
 
     def _run_flusher(self, token: object) -> None:
         pid, wake = self._pid, self._wake
@@ -302,6 +310,52 @@ class CaptureTransport:
         """Nothing to close."""
 
 
+# Signals a fault raises in the thread that caused it: blocking those would kill the process instead.
+_FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT")
+
+
+def _async_signals() -> frozenset:
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no per-thread signal masks
+        return frozenset()
+    faults = {getattr(signal, name) for name in _FAULT_SIGNALS if hasattr(signal, name)}
+    return frozenset(signal.valid_signals()) - faults - {signal.SIGKILL, signal.SIGSTOP}  # never blockable
+
+
+_ASYNC_SIGNALS = _async_signals()
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Within the block, asynchronous signals are held back from the calling thread (then delivered).
+
+    >>> with _signals_blocked():
+    ...     pass
+    """
+    if not _ASYNC_SIGNALS:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_without_signals(thread: threading.Thread) -> None:
+    """Start ``thread`` with asynchronous signals blocked in it for good (it inherits its starter's mask).
+
+    A process-directed signal then goes to another thread, so a server's C-level stop handler (uwsgi's calls
+    ``exit()``) never runs in the flusher thread: Python finalizing from a non-main thread waits for the main
+    thread forever. Blocking in the starting thread around ``start()`` leaves no window in which the new
+    thread could take a signal; one arriving meanwhile is delivered when the starter's mask is restored.
+
+    >>> t = threading.Thread(target=lambda: None)
+    >>> _start_without_signals(t); t.join()
+    """
+    with _signals_blocked():
+        thread.start()
+
+
 _live: weakref.WeakSet[BufferedTransport] = weakref.WeakSet()
 
 
@@ -311,11 +365,14 @@ def _stop_all_before_fork() -> None:
 
 
 def _flush_all_at_exit() -> None:
-    for transport in list(_live):
-        try:
-            transport.close()
-        except Exception:  # pragma: no cover - exit must go on
-            pass
+    # A second stop signal must not cut the flush short: uwsgi's handlers call exit() again from inside
+    # this one (a worker signalled directly and by its master at once); held back, it lands afterwards.
+    with _signals_blocked():
+        for transport in list(_live):
+            try:
+                transport.close()
+            except Exception:  # pragma: no cover - exit must go on
+                pass
 
 
 atexit.register(_flush_all_at_exit)

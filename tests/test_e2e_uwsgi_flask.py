@@ -128,10 +128,6 @@ def run_app(ini: Path, statsd_port: int, tmp_path: Path, **env: str) -> tuple[Ma
             "--min-worker-lifetime",
             "0",  # ... (uwsgi otherwise keeps a worker at least 10 s whatever its request count)
             "--disable-logging",
-            # A worker running the client's flusher thread does not exit when the master stops it (uwsgi
-            # issue #844); every request's metrics are already sent, so don't wait uwsgi's default 60 s.
-            "--worker-reload-mercy",
-            "3",
         ],
         env={"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port), "STATSD_SERVICE": SERVICE, **env},
         log=tmp_path / f"uwsgi-{ini.parent.name}.log",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,16 @@ def _wait_child(pid: int, timeout_s: float = 20.0) -> int:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     raise AssertionError(f"child {pid} hung (deadlock?)")
+
+
+def _park_flusher() -> None:
+    """Let a just-started flusher thread reach its idle wait before a C-level fork.
+
+    A fork from C while another thread holds the GIL leaves the child waiting for it forever, whatever any
+    library does (uwsgi's master never runs the flusher thread for that reason). A flusher still starting up
+    may hold the GIL; an idle one waits without it, which is the state these tests mean to fork in.
+    """
+    time.sleep(0.1)
 
 
 def test_udp_datagrams_are_full_but_never_over_1432_bytes(udp_collector):
@@ -113,6 +124,7 @@ def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collect
     c = Client(port=udp_collector.port, flush_interval_s=60)
     try:
         c.increment("fork.parent")  # buffered in the parent (and a flusher thread runs) at fork time
+        _park_flusher()
         pid = _libc_fork()
         if pid == 0:  # child: no Python fork hooks ran, exactly as under uwsgi
             try:
@@ -133,6 +145,7 @@ def test_a_lock_held_at_fork_time_does_not_deadlock_the_child(udp_collector):
     c = Client(port=udp_collector.port, flush_interval_s=60)
     try:
         c.increment("lock.parent")
+        _park_flusher()
         transport = c._transport
         with transport._lock, transport._sink_lock:  # as if other threads were mid-send at fork time
             pid = _libc_fork()
@@ -216,3 +229,28 @@ def test_without_a_flusher_thread_every_line_is_sent_at_once(udp_collector, monk
         assert c.stats["sent_datagrams"] == 2 and c._transport._thread is None
     finally:
         c.close()
+
+
+def _blocked_signals(native_id: int) -> set:
+    """Signals blocked in one thread of this process, read from the kernel (Linux /proc)."""
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        mask = int(next(ln for ln in status if ln.startswith("SigBlk:")).split()[1], 16)
+    return {signum for signum in range(1, 65) if mask >> (signum - 1) & 1}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_flusher_thread_never_takes_a_stop_signal_and_the_starting_thread_keeps_its_mask(udp_collector):
+    # uwsgi's C stop handlers call exit() in whichever thread the kernel picks: never the flusher thread
+    main_before = _blocked_signals(threading.get_native_id())
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        c.increment("mask.hits")
+        flusher = c._transport._thread
+        assert flusher is not None and flusher.is_alive()
+        blocked = _blocked_signals(flusher.native_id)
+        assert {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1} <= blocked
+        assert signal.SIGSEGV not in blocked  # a fault still reaches the thread that caused it
+        assert _blocked_signals(threading.get_native_id()) == main_before
+    finally:
+        c.close()
+    assert udp_collector.wait_for_lines(1) == ["mask.hits:1|c"]

@@ -24,8 +24,8 @@ REQUESTS = 3000
 CLIENT_THREADS = 3
 
 
-def _hammer(port: int, total: int) -> None:
-    """Exactly ``total`` GET requests from a few threads, a new connection each (no keep-alive)."""
+def _hammer(port: int, total: int, path: str = "/work", body: bytes = b"ok") -> None:
+    """Exactly ``total`` GET ``path`` requests from a few threads, a new connection each (no keep-alive)."""
     errors: list = []
     lock = threading.Lock()
     remaining = [total]
@@ -39,10 +39,10 @@ def _hammer(port: int, total: int) -> None:
             for attempt in range(5):  # a worker being recycled may reset a connection: retry that one
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 try:
-                    conn.request("GET", "/work", headers={"Connection": "close"})
+                    conn.request("GET", path, headers={"Connection": "close"})
                     resp = conn.getresponse()
-                    body = resp.read()
-                    assert resp.status == 200 and body == b"ok", (resp.status, body)
+                    answer = resp.read()
+                    assert resp.status == 200 and answer == body, (resp.status, answer)
                     break
                 except (ConnectionError, http.client.RemoteDisconnected) as err:
                     if attempt == 4:
@@ -201,3 +201,61 @@ def test_uwsgi_workers_flush_at_exit_when_recycled_and_when_stopped(udp_collecto
     # each recycled worker sent its 5 lines as it exited; the live ones sent the rest when stopped
     assert before_stop % 5 == 0 and 15 <= before_stop < 23, before_stop
     assert after_stop == 23, (after_stop, server.output()[-2000:])
+
+
+def _children(pid: int, count: int, timeout_s: float = 30.0) -> list:
+    """The pids of ``pid``'s children once there are ``count`` of them (uwsgi forks after loading the app)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(child) for child in f.read().split()]
+        if len(children) >= count or time.monotonic() > deadline:
+            return children
+        time.sleep(0.05)
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_uwsgi_stop_signal_to_every_process_ends_workers_with_idle_flushers_and_loses_nothing(
+    stop_signal, udp_collector, tmp_path
+):
+    """The example app, 5 workers, each with its idle flusher thread; the stop signal goes to the master and
+    every worker at once (systemd's default KillMode=control-group, a terminal's Ctrl-C). uwsgi's C stop
+    handlers call exit() in whichever thread the kernel picks: in the flusher thread, Python's finalization
+    waited for the main thread forever and the master killed the worker after its reload mercy."""
+    port = free_port()
+    argv = [
+        python_bin("uwsgi"),
+        "--ini", str(REPO / "examples" / "flask_app" / "uwsgi.ini"),  # master, 5 workers, die-on-term
+        "--http-socket", f"127.0.0.1:{port}",
+        "--disable-logging",
+        "--worker-reload-mercy", "30",  # a worker that does not exit is killed after 30 s, and logged
+    ]  # fmt: skip
+    env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(udp_collector.port), "STATSD_SERVICE": "stop"}
+    server = ManagedProcess(argv, env=env, log=tmp_path / "uwsgi.log")
+    try:
+        wait_for_port(port, proc=server.proc)
+        workers = _children(server.pid, 5)
+        assert len(workers) == 5, workers
+        sent = 0
+        while not all(_threads(w) == 2 for w in workers) and sent < 3000:  # every worker has served
+            _hammer(port, 30, path="/test/", body=b"rest")
+            sent += 30
+        time.sleep(1.0)  # idle: every worker's flusher thread waits for its next tick
+        assert [_threads(w) for w in workers] == [2] * 5, server.output()[-2000:]
+
+        os.killpg(server.pid, stop_signal)
+        server.proc.wait(60)  # a generous test timeout only (mercy 30 s): the outcome is checked below
+    finally:
+        server.stop()
+    log = server.output()
+    assert "NO MERCY" not in log and "goodbye to uWSGI" in log, log[-3000:]
+    for worker in workers:
+        with pytest.raises(ProcessLookupError):  # exited and reaped by the master, none left behind
+            os.kill(worker, 0)
+    time.sleep(0.5)  # anything sent twice has arrived by now
+    names = Counter(line.split(":", 1)[0] for line in udp_collector.lines())
+    assert names["request_count"] == names["request_latency_seconds"] == sent, (names, sent)
