@@ -87,8 +87,10 @@ class ListenerLoop:
         unixgram: str = "",
         unixsocket_mode: str = "755",
         read_buffer: int = 0,
+        relays: list | None = None,
     ) -> None:
         self.ingest = ingest
+        self.relays: list = relays if relays is not None else []  # LineRelay per --statsd.relay.address
         self.udp_address, self.tcp_address, self.unixgram_path = udp, tcp, unixgram
         self.unixsocket_mode = unixsocket_mode
         self.read_buffer = read_buffer or DEFAULT_READ_BUFFER
@@ -229,6 +231,9 @@ class ListenerLoop:
                 break
         if not batch:
             return
+        for relay in self.relays:  # every line, valid or not, before parsing (as statsd_exporter does)
+            relay.relay_datagrams(batch)
+            relay.flush()
         ingest.handle_datagrams(batch, counter)
         self._packets += len(batch)
 
@@ -243,8 +248,14 @@ class ListenerLoop:
         self._connections[conn] = b""
         self._selector.register(conn, selectors.EVENT_READ, ("conn", None))
 
+    def _relay_lines(self, lines: list) -> None:
+        for relay in self.relays:
+            relay.relay_lines(lines)
+            relay.flush()
+
     def _close_conn(self, conn: socket.socket, remainder: bytes = b"") -> None:
         if remainder:
+            self._relay_lines([remainder.rstrip(b"\r")])
             self.ingest.handle_lines([remainder.rstrip(b"\r")])
         self._selector.unregister(conn)
         self._connections.pop(conn, None)
@@ -272,6 +283,7 @@ class ListenerLoop:
             good.append(line[:-1] if line.endswith(b"\r") else line)
         too_long = len(good) < len(lines) or len(rest) >= TCP_MAX_LINE
         if good:
+            self._relay_lines(good)
             self.ingest.handle_lines(good)
         if too_long:
             with self.ingest.lock:
