@@ -401,13 +401,14 @@ class Client(DogStatsdCompat):
         >>> lines
         ['legacy.hits:1|c|@0.5']
         """
-        self._ensure()
+        if self._pending is not None:  # a deferred client's first call reads its settings
+            self._ensure()
         if not isinstance(line, str) or "\n" in line or "\r" in line:
             self._invalid(line, "line", ValueError("a line must be a str without newlines"))
             return
         try:
-            self._transport.add(line)
-        except Exception as err:  # pragma: no cover - add never raises; belt and braces
+            self._add(line)  # the transport's add, bound once
+        except Exception as err:  # a str that cannot be encoded (a lone surrogate): never raise into the app
             self._invalid(line, "line", err)
 
     # -- buffer control and introspection --------------------------------------------------------------------
