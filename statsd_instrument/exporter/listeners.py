@@ -231,10 +231,10 @@ class ListenerLoop:
                 break
         if not batch:
             return
-        for relay in self.relays:  # every line, valid or not, before parsing (as statsd_exporter does)
+        ingest.handle_datagrams(batch, counter)
+        for relay in self.relays:  # every line, valid or not (as statsd_exporter relays them)
             relay.relay_datagrams(batch)
             relay.flush()
-        ingest.handle_datagrams(batch, counter)
         self._packets += len(batch)
 
     def _accept(self, listener: socket.socket) -> None:
@@ -255,8 +255,8 @@ class ListenerLoop:
 
     def _close_conn(self, conn: socket.socket, remainder: bytes = b"") -> None:
         if remainder:
-            self._relay_lines([remainder.rstrip(b"\r")])
             self.ingest.handle_lines([remainder.rstrip(b"\r")])
+            self._relay_lines([remainder.rstrip(b"\r")])
         self._selector.unregister(conn)
         self._connections.pop(conn, None)
         conn.close()
@@ -283,8 +283,8 @@ class ListenerLoop:
             good.append(line[:-1] if line.endswith(b"\r") else line)
         too_long = len(good) < len(lines) or len(rest) >= TCP_MAX_LINE
         if good:
-            self._relay_lines(good)
             self.ingest.handle_lines(good)
+            self._relay_lines(good)
         if too_long:
             with self.ingest.lock:
                 self.ingest.stats.tcp_too_long += 1

@@ -1,6 +1,6 @@
 """``--statsd.relay.address``: copy every received statsd line, unchanged, to another statsd server over UDP.
 
-What statsd_exporter's relay does (``pkg/relay``, called by every listener before parsing): each non-empty
+What statsd_exporter's relay does (``pkg/relay``, called by every listener for each line): each non-empty
 line received over UDP, TCP or unixgram is relayed as is, valid or not (lines the exporter rejects too),
 followed by ``\\n``; lines are packed into datagrams of at most ``--statsd.relay.packet-length`` bytes
 (default 1400), and a line longer than ``packet-length - 1`` bytes is not relayed but counted. Per target it
