@@ -178,3 +178,61 @@ class DogStatsdCompat:
         []
         """
         self._dropped_once("service_check", check_name)
+
+    # -- datadog's buffering, fork and telemetry controls ----------------------------------------------------
+    # This client always batches per process, detects forks by pid and sends no telemetry lines, so these are
+    # the honest equivalents: the ones that mean "send what is buffered now" flush, the ones that close close,
+    # and switches for behaviour this client has built in (or deliberately lacks) are accepted and do nothing.
+
+    def open_buffer(self, max_buffer_size: Any = None) -> None:
+        """Accepted for datadog compatibility: this client always buffers; see :meth:`close_buffer`.
+
+        >>> from statsd_instrument import Client
+        >>> c = Client(protocol="null")
+        >>> c.open_buffer(); c.increment("a"); c.close_buffer(); c.stats["sent_lines"]
+        1
+        >>> c.close()
+        """
+
+    def close_buffer(self) -> None:
+        """Send what is buffered now (datadog's ``close_buffer``)."""
+        self.flush()  # type: ignore[attr-defined]
+
+    flush_buffered_metrics = close_buffer
+    flush_aggregated_metrics = close_buffer
+    wait_for_pending = close_buffer
+
+    def stop(self) -> None:
+        """Send what is buffered now (datadog stops its background sender here; this client has none)."""
+        self.flush()  # type: ignore[attr-defined]
+
+    def close_socket(self) -> None:
+        """Send what is buffered and close the socket; the next call opens a new one."""
+        self.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Any:
+        """``with statsd:`` batches like datadog's buffered context; the block's lines leave at its end.
+
+        >>> from statsd_instrument import Client
+        >>> c = Client(protocol="null")
+        >>> with c:
+        ...     c.increment("a"); c.increment("b")
+        >>> c.stats["sent_lines"]
+        2
+        >>> c.close()
+        """
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()  # type: ignore[attr-defined]
+
+    def _accepted_noop(self, *args: Any, **kwargs: Any) -> None:
+        """A datadog switch for behaviour this client has built in (batching, pid-checked forks) or lacks
+        on purpose (aggregation, telemetry lines, a background sender started by the caller)."""
+
+    enable_buffering = disable_buffering = _accepted_noop
+    enable_aggregation = disable_aggregation = _accepted_noop
+    enable_background_sender = disable_background_sender = _accepted_noop
+    enable_telemetry = disable_telemetry = _accepted_noop
+    pre_fork = post_fork_parent = post_fork_child = _accepted_noop
+    set_socket_timeout = _accepted_noop

@@ -268,3 +268,37 @@ statsd.service_check("db.up", DogStatsd.WARNING)
     stats = ingest.current_stats()
     assert sum(stats.sample_errors.values()) >= len(sent) and sum(stats.events.values()) == 0
     assert ingest.store.families == {}
+
+
+def test_datadog_buffering_fork_and_telemetry_controls_run_unchanged_and_lose_nothing():
+    """A program written for datadog's buffered / fork-aware API runs as is; every line arrives."""
+    collector = UdpCollector()
+    client = statsd_instrument.Client(host="127.0.0.1", port=collector.port)
+    try:
+        client.disable_telemetry()
+        client.enable_aggregation()
+        client.disable_background_sender()
+        client.set_socket_timeout(0.5)
+        with client:
+            client.increment("ctx.in_block", tags=["k:v"])
+        client.open_buffer()
+        client.increment("opened.buffer")
+        client.close_buffer()
+        client.pre_fork()
+        client.post_fork_parent()
+        client.increment("after.fork.hooks")
+        client.flush_aggregated_metrics()
+        client.wait_for_pending()
+        client.close_socket()
+        client.increment("after.close_socket")  # a new socket is opened
+        client.stop()
+        lines = collector.wait_for_lines(4)
+    finally:
+        client.close()
+        collector.close()
+    assert lines == [
+        "ctx.in_block:1|c|#k:v",
+        "opened.buffer:1|c",
+        "after.fork.hooks:1|c",
+        "after.close_socket:1|c",
+    ]
