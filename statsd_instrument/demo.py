@@ -135,8 +135,8 @@ class Demo:
         self.say: Callable[[str], None] = lambda text: print(text, flush=True)
 
     def run(self) -> int:
-        previous = signal.getsignal(signal.SIGTERM)
         in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         if in_main_thread:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         failed = False
@@ -149,9 +149,15 @@ class Demo:
             failed = True
             print(f"{PROG}: {err}", file=sys.stderr)
         finally:
-            self._stop_all()
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous)
+            if in_main_thread:  # a second Ctrl-C must not cut the clean-up short
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                self._stop_all()
+            finally:
+                if in_main_thread:
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
         left = [p for p in self.ports if not port_is_free(p.number, p.protocol)]
         if left:
             print(
