@@ -85,8 +85,10 @@ def _parse(argv: list[str]) -> argparse.Namespace | str:
             return f"{option}: {getattr(args, flag)} is not a port (1-65535)"
     if not 0 < args.rate <= MAX_RATE_PER_S:
         return f"--rate: {args.rate:g} is out of range (0 < rate <= {MAX_RATE_PER_S:g})"
-    if args.duration < 0 or args.interval <= 0:
-        return "--duration must be >= 0 and --interval > 0"
+    if args.duration < 0:
+        return f"--duration: {args.duration:g} is negative (0 runs until Ctrl-C)"
+    if args.interval <= 0:
+        return f"--interval: {args.interval:g} must be above 0 seconds"
     return args
 
 
