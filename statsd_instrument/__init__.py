@@ -4,12 +4,18 @@ Every worker process pushes DogStatsD lines to a statsd_exporter sidecar, which 
 Prometheus scrapes. This module is the public surface only.
 
 >>> from statsd_instrument import statsd
->>> statsd.increment("orders_total", tags=["status:paid"])
+>>> from statsd_instrument.testing import capture
+>>> with capture() as cap:
+...     statsd.increment("orders_total", tags=["status:paid"])
+>>> cap.lines
+['orders_total:1|c|#status:paid']
 """
 
 from __future__ import annotations
 
-from statsd_instrument.client import Client, statsd
+from statsd_instrument.client import Client, configure, statsd
+from statsd_instrument.config import ConfigError
+from statsd_instrument.instrument import counted, instrument, timed, uninstrument
 
-__all__ = ["Client", "statsd"]
+__all__ = ["Client", "ConfigError", "configure", "counted", "instrument", "statsd", "timed", "uninstrument"]
 __version__ = "0.1.0"

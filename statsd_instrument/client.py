@@ -1,44 +1,241 @@
-"""The metric calls (DogStatsd-compatible signatures).
+"""The metric calls, with datadog's ``DogStatsd`` signatures, and the module-level ``statsd`` client.
 
-INTERIM minimal implementation from the project skeleton: one UDP datagram per call, no batching. The core
-client issue replaces it (buffering, fork safety, validation) keeping these signatures.
+``from datadog import statsd`` can become ``from statsd_instrument import statsd``. Differences, on purpose:
+
+* ``timing`` takes milliseconds and sends them as float ms with microsecond precision (``12.345|ms``);
+  ``timed`` measures with ``time.perf_counter()`` (``use_ms`` is accepted and ignored: always ms).
+* ``gauge(name, -5)`` *sets* -5: it sends ``name:0|g`` then ``name:-5|g`` in one datagram, because
+  statsd_exporter reads a leading sign as a delta. ``gauge(name, 2, delta=True)`` sends ``+2`` (a delta).
+* ``set`` is refused: statsd_exporter has no sets.
+* Bad names, reserved tag keys and non-numbers are programming errors: **strict** mode (default under pytest
+  and ``python -X dev``, or ``STATSD_STRICT=1``) raises ``ValueError`` naming the metric and the problem;
+  production mode drops the call, counts it in ``stats.invalid_calls`` and logs one warning per metric.
+  A metric call never raises for any other reason.
+
+>>> c = Client(protocol="null", prefix="shop", constant_tags=["env:dev"])
+>>> with c.capture_lines() as lines:
+...     c.increment("orders_total", tags={"status": "paid"})
+...     c.timing("db_query_seconds", 12.3456)
+...     c.gauge("temperature", -5)
+>>> for line in lines:
+...     print(line)
+shop.orders_total:1|c|#env:dev,status:paid
+shop.db_query_seconds:12.346|ms|#env:dev
+shop.temperature:0|g|#env:dev
+shop.temperature:-5|g|#env:dev
+>>> c.close()
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from typing import Mapping, Sequence, Union
+import contextlib
+import logging
+import random
+from typing import Any, Iterator, List, Mapping
 
-Tags = Union[Sequence[str], Mapping[str, object], None]
+from statsd_instrument import wire
+from statsd_instrument.config import Settings, TagsArg, load_settings
+from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
+from statsd_instrument.wire import Tags
 
-
-def _tag_list(tags: Tags) -> list[str]:
-    if not tags:
-        return []
-    if isinstance(tags, Mapping):
-        return [f"{k}:{v}" for k, v in tags.items()]
-    return list(tags)
+log = logging.getLogger("statsd_instrument")
+_random = random.random
+_MAX_WARNED = 1000
 
 
 class Client:
-    """A DogStatsD client.
+    """A buffered, fork-safe DogStatsD client (see the module docstring for semantics).
 
-    >>> statsd.increment("jobs_total", tags={"queue": "default"})
+    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults; a bad value
+    raises :class:`~statsd_instrument.config.ConfigError` here.
+
+    >>> c = Client(protocol="null")
+    >>> c.increment("jobs_total", tags=["queue:default"]); c.flush()
+    >>> c.stats["sent_lines"], c.dropped
+    (1, 0)
+    >>> c.close()
     """
 
-    def __init__(self, host: str | None = None, port: int | None = None) -> None:
-        self.host = host or os.environ.get("STATSD_HOST", "127.0.0.1")
-        self.port = int(port or os.environ.get("STATSD_PORT", "9125"))
-        self._sock: socket.socket | None = None
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        socket_path: str | None = None,
+        prefix: str | None = None,
+        constant_tags: TagsArg = None,
+        *,
+        protocol: str | None = None,
+        max_datagram_bytes: int | None = None,
+        flush_interval_s: float | None = 1.0,
+        strict: bool | None = None,
+    ) -> None:
+        self._pending: dict | None = None
+        self._transport: Any = None
+        self._install(
+            load_settings(
+                host,
+                port,
+                socket_path,
+                prefix,
+                constant_tags,
+                protocol=protocol,
+                max_datagram_bytes=max_datagram_bytes,
+                flush_interval_s=flush_interval_s,
+                strict=strict,
+            )
+        )
 
-    def _send(self, name: str, value: float, kind: str, tags: Tags, sample_rate: float | None) -> None:
-        line = f"{name}:{value:g}|{kind}"
-        if sample_rate is not None and sample_rate != 1:
-            line += f"|@{sample_rate:g}"
-        tag_list = _tag_list(tags)
-        if tag_list:
-            line += "|#" + ",".join(tag_list)
+    @classmethod
+    def deferred(cls, **kwargs: Any) -> Client:
+        """A client that reads its settings (and the environment) on first use, not now.
+
+        >>> c = Client.deferred(protocol="null")
+        >>> c.settings.protocol
+        'null'
+        >>> c.close()
+        """
+        client = cls.__new__(cls)
+        client._pending = kwargs
+        client._transport = None
+        client._emit = client._emit_first  # type: ignore[method-assign]
+        return client
+
+    # -- configuration -------------------------------------------------------------------------------------
+
+    def _install(self, settings: Settings) -> None:
+        old = self._transport
+        self._settings = settings
+        self._strict = settings.strict
+        self._prefix = settings.prefix + "." if settings.prefix else ""
+        self._constant_suffix = wire.format_tags(None, settings.constant_tags)
+        self._names: dict = {}
+        self._tag_cache: dict = {}
+        self._warned: set = set()
+        self._transport = BufferedTransport(settings)
+        self._add = self._transport.add
+        self._pending = None
+        self._emit = self._emit_line  # type: ignore[method-assign]
+        if old is not None:
+            old.close()
+
+    def _ensure(self) -> None:
+        if self._pending is not None:
+            self._install(load_settings(**self._pending))
+
+    def _emit_first(self, metric: Any, text_or_value: Any, kind: str, tags: Tags, rate: Any) -> None:
+        self._ensure()
+        self._emit(metric, text_or_value, kind, tags, rate)
+
+    def configure(self, **kwargs: Any) -> None:
+        """Replace the settings (same keywords as :class:`Client`); what was buffered is sent first.
+
+        >>> c = Client(protocol="null")
+        >>> c.configure(protocol="null", prefix="billing"); c.settings.prefix
+        'billing'
+        >>> c.close()
+        """
+        self._install(load_settings(**kwargs))
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in use (read from the environment on first access for a deferred client)."""
+        self._ensure()
+        return self._settings
+
+    # -- building lines --------------------------------------------------------------------------------------
+
+    def _name(self, metric: Any) -> str:
+        name = self._names.get(metric)
+        if name is None:
+            name = self._prefix + wire.check_name(metric)
+            if len(self._names) < wire.MAX_CACHE:
+                self._names[metric] = name
+        return name
+
+    def _tags(self, tags: Tags) -> str:
+        if not tags:
+            return self._constant_suffix
+        kind = type(tags)
+        try:
+            if kind is list or kind is tuple:
+                key: Any = tuple(tags)
+            elif kind is dict or isinstance(tags, Mapping):
+                key = tuple(tags.items())  # type: ignore[union-attr]
+            else:
+                key = None
+            suffix = self._tag_cache.get(key) if key is not None else None
+        except TypeError:  # unhashable values: format without the cache
+            key = suffix = None
+        if suffix is None:
+            suffix = wire.format_tags(tags, self._settings.constant_tags)
+            # cache only all-str values: 1, 1.0 and True are equal keys but print differently
+            values = tags.values() if isinstance(tags, Mapping) else tags
+            if key is not None and all(type(v) is str for v in values):
+                if len(self._tag_cache) >= wire.MAX_CACHE:
+                    self._tag_cache.clear()
+                self._tag_cache[key] = suffix
+        return suffix
+
+    def _emit_line(self, metric: Any, text: Any, kind: str, tags: Tags, rate: Any) -> None:
+        """Build ``metric:text|kind...`` and buffer it; ``text`` is already formatted unless kind is c."""
+        try:
+            name = self._names.get(metric) or self._name(metric)
+            if kind == "c":
+                text = str(text) if type(text) is int else wire.format_number(text)
+            # the common cases inline: a list or dict of str tags seen before (cached suffix)
+            rest = None
+            try:
+                if tags.__class__ is list:
+                    rest = self._tag_cache.get(tuple(tags))
+                elif tags.__class__ is dict:
+                    rest = self._tag_cache.get(tuple(tags.items()))
+            except TypeError:  # unhashable values: formatted below without the cache
+                pass
+            if rest is None:
+                rest = self._tags(tags)
+            if rate is not None and rate != 1:
+                rest = wire.parse_sample_rate(rate) + rest
+                if _random() >= rate:
+                    return
+            if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
+                line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
+            else:
+                line = f"{name}:{text}|{kind}{rest}"
+            self._add(line)
+        except Exception as err:
+            self._invalid(metric, kind, err)
+
+    _emit = _emit_line
+
+    def _invalid(self, metric: Any, kind: str, err: Exception) -> None:
+        """A bad call: raise in strict mode; otherwise drop it, count it and warn once per metric."""
+        if self._strict:
+            raise ValueError(
+                f"statsd_instrument: bad {_KINDS.get(kind, kind)} call for {metric!r}: {err}"
+            ) from err
+        self._transport.stats.invalid_calls += 1
+        key = (metric if isinstance(metric, str) else repr(metric), kind)
+        if key not in self._warned and len(self._warned) < _MAX_WARNED:
+            self._warned.add(key)
+            log.warning(
+                "statsd_instrument: dropped bad %s call for %r: %s", _KINDS.get(kind, kind), metric, err
+            )
+
+    def _formatted(self, metric: Any, kind: str, fmt: Any, value: Any, tags: Tags, rate: Any) -> None:
+        try:
+            text = fmt(value)
+        except Exception as err:
+            self._ensure()
+            self._invalid(metric, kind, err)
+            return
+        self._emit(metric, text, kind, tags, rate)
+
+    # -- the DogStatsd calls ---------------------------------------------------------------------------------
+
+    def send_line(self, line: str) -> None:
+        """Send one already-formatted statsd line as is (interim: one datagram)."""
+        if "\n" in line:
+            raise ValueError(f"statsd line contains a newline: {line!r}")
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -49,37 +246,210 @@ class Client:
     def increment(
         self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
     ) -> None:
-        """Add ``value`` to a counter."""
-        self._send(metric, value, "c", tags, sample_rate)
+        """Add ``value`` (default 1) to a counter.
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.increment("orders_total", tags=["status:paid"])
+        >>> lines
+        ['orders_total:1|c|#status:paid']
+        """
+        self._emit(metric, value, "c", tags, sample_rate)
+
+    count = increment
 
     def decrement(
         self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
     ) -> None:
-        """Subtract ``value`` from a counter."""
-        self._send(metric, -value, "c", tags, sample_rate)
+        """Subtract ``value`` (default 1) from a counter.
 
-    def gauge(self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None) -> None:
-        """Set a gauge."""
-        self._send(metric, value, "g", tags, sample_rate)
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.decrement("slots", 2)
+        >>> lines
+        ['slots:-2|c']
+        """
+        self._emit(metric, -value if type(value) in (int, float) else value, "c", tags, sample_rate)
+
+    def gauge(
+        self,
+        metric: str,
+        value: float,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        *,
+        delta: bool = False,
+    ) -> None:
+        """Set a gauge to ``value``; with ``delta=True`` add ``value`` to it instead (``+N`` / ``-N``).
+
+        A negative value that must be *set* goes as ``name:0|g`` then ``name:-N|g`` in the same datagram.
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.gauge("queue_depth", 7)
+        ...     statsd.gauge("in_flight", -1, delta=True)
+        >>> lines
+        ['queue_depth:7|g', 'in_flight:-1|g']
+        """
+        try:
+            text = wire.format_number(value)
+        except ValueError as err:
+            self._ensure()
+            self._invalid(metric, "g", err)
+            return
+        if delta:
+            self._emit(metric, text if text.startswith("-") else "+" + text, "g", tags, sample_rate)
+        elif text.startswith("-"):
+            self._emit(metric, _NegativeGauge(text), "g", tags, sample_rate)
+        else:
+            self._emit(metric, text, "g", tags, sample_rate)
 
     def timing(self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None) -> None:
-        """Record a duration in milliseconds."""
-        self._send(metric, value, "ms", tags, sample_rate)
+        """Record a duration of ``value`` **milliseconds** (statsd_exporter exports seconds).
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.timing("db_query_seconds", 12.5)
+        >>> lines
+        ['db_query_seconds:12.5|ms']
+        """
+        self._formatted(metric, "ms", wire.format_ms, value, tags, sample_rate)
 
     def histogram(
         self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
     ) -> None:
-        """Record a value in a histogram."""
-        self._send(metric, value, "h", tags, sample_rate)
+        """Record ``value`` in a histogram (sent as is, unlike ``timing``).
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.histogram("payload_bytes", 512)
+        >>> lines
+        ['payload_bytes:512|h']
+        """
+        self._formatted(metric, "h", wire.format_number, value, tags, sample_rate)
 
     def distribution(
         self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
     ) -> None:
-        """Record a value in a distribution."""
-        self._send(metric, value, "d", tags, sample_rate)
+        """Record ``value`` in a distribution (``|d``; the exporter treats it like a histogram).
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.distribution("batch_size", 3.5)
+        >>> lines
+        ['batch_size:3.5|d']
+        """
+        self._formatted(metric, "d", wire.format_number, value, tags, sample_rate)
+
+    def set(self, metric: str, value: object, tags: Tags = None, sample_rate: float | None = None) -> None:
+        """Refused: statsd_exporter does not support sets (``|s``). Strict mode raises; production drops.
+
+        >>> statsd.set("users_seen", "alice")
+        Traceback (most recent call last):
+        ...
+        ValueError: statsd_instrument: bad set call for 'users_seen': statsd_exporter does not support ...
+        """
+        self._ensure()
+        self._invalid(metric, "s", ValueError(_NO_SETS))
+
+    def timed(
+        self,
+        metric: str | None = None,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        use_ms: bool | None = None,
+    ) -> Any:
+        """Decorator (sync or async) and context manager timing a block in float ms (``perf_counter``).
+
+        >>> with statsd.capture_lines() as lines:
+        ...     with statsd.timed("render_seconds"):
+        ...         pass
+        >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|ms")
+        True
+        """
+        from statsd_instrument.instrument import Timed
+
+        return Timed(metric, tags, sample_rate, client=self)
+
+    def send_line(self, line: str) -> None:
+        """Buffer one already formatted statsd line as is (no checks but: no newline inside).
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.send_line("legacy.hits:1|c|@0.5")
+        >>> lines
+        ['legacy.hits:1|c|@0.5']
+        """
+        self._ensure()
+        if not isinstance(line, str) or "\n" in line or "\r" in line:
+            self._invalid(line, "line", ValueError("a line must be a str without newlines"))
+            return
+        try:
+            self._transport.add(line)
+        except Exception as err:  # pragma: no cover - add never raises; belt and braces
+            self._invalid(line, "line", err)
+
+    # -- buffer control and introspection --------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Send whatever is buffered (nothing in this interim client)."""
+        """Send what is buffered now (integrations call it at the end of each request)."""
+        if self._transport is not None:
+            self._transport.flush()
+
+    def close(self) -> None:
+        """Flush and release the socket and the flusher thread; the client stays usable."""
+        if self._transport is not None:
+            self._transport.close()
+
+    @property
+    def dropped(self) -> int:
+        """Lines lost in this process: send failures plus bad calls dropped in production mode."""
+        stats = self._transport.stats if self._transport is not None else Stats()
+        return stats.dropped_lines + stats.invalid_calls
+
+    @property
+    def stats(self) -> dict:
+        """This process's counters: sent_datagrams, sent_lines, dropped_lines, send_errors, invalid_calls."""
+        return (self._transport.stats if self._transport is not None else Stats()).as_dict()
+
+    @contextlib.contextmanager
+    def capture_lines(self, strict: bool | None = True) -> Iterator[List[str]]:
+        """Test mode: within the block, lines are kept in the yielded list and nothing is sent.
+
+        ``strict`` (default True) makes bad calls raise; None keeps the configured behaviour. See also
+        :func:`statsd_instrument.testing.capture` for parsed records and assertions.
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.increment("a")
+        >>> lines
+        ['a:1|c']
+        """
+        self._ensure()
+        self._transport.flush()
+        saved = (self._transport, self._add, self._strict, self._emit)
+        capture = CaptureTransport(self._settings)
+        self._transport = capture
+        self._add = capture.add
+        if strict is not None:
+            self._strict = strict
+        try:
+            yield capture.lines
+        finally:
+            self._transport, self._add, self._strict, self._emit = saved
 
 
-statsd = Client()
+class _NegativeGauge(str):
+    """Marks a negative gauge value that must be set (``_emit_line`` sends ``name:0|g`` before it)."""
+
+    __slots__ = ()
+
+
+_KINDS = {"c": "counter", "g": "gauge", "ms": "timing", "h": "histogram", "d": "distribution", "s": "set"}
+_NO_SETS = "statsd_exporter does not support sets (|s); count distinct values elsewhere"
+
+#: The module-level client: settings come from the environment on first use; ``configure()`` changes them.
+statsd = Client.deferred()
+
+
+def configure(**kwargs: Any) -> Client:
+    """Reconfigure the module-level ``statsd`` in place (same keywords as :class:`Client`); returns it.
+
+    >>> configure(protocol="null") is statsd
+    True
+    >>> _ = configure()  # back to the environment's settings
+    """
+    statsd.configure(**kwargs)
+    return statsd

@@ -1,4 +1,171 @@
 """Test helpers and the pytest plugin (registered through the ``pytest11`` entry point).
 
-INTERIM placeholder from the project skeleton; the core client issue adds capture and the fixture.
+``capture()`` puts a client (default: the module-level ``statsd``) in test mode for a block: nothing is sent
+to the network, bad calls raise, and every line emitted is kept and parsed into :class:`Record` objects.
+Assertion helpers print every record captured when they fail. The ``statsd_capture`` fixture does the same
+for one test.
+
+>>> from statsd_instrument import statsd
+>>> with capture() as cap:
+...     statsd.increment("orders_total", tags={"status": "paid"})
+...     statsd.timing("db_query_seconds", 12.5)
+>>> cap.records[0]
+Record(name='orders_total', type='c', value=1.0, tags={'status': 'paid'}, sample_rate=1.0)
+>>> _ = cap.assert_emitted("orders_total", type="c", tags={"status": "paid"})
+>>> cap.assert_emitted("db_query_seconds", value=12.5).type
+'ms'
 """
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, List, NamedTuple
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - capture() works without pytest; only the fixture needs it
+    pytest = None  # type: ignore[assignment]
+
+
+class Record(NamedTuple):
+    """One metric event parsed from a line (a negative gauge that is set gives two: 0, then the value)."""
+
+    name: str
+    type: str
+    value: float
+    tags: dict
+    sample_rate: float
+
+
+def parse_line(line: str) -> List[Record]:
+    """Parse DogStatsD text (one line, or lines joined by newlines) the way statsd_exporter splits it.
+
+    >>> parse_line("a.b:-2.5|g|@0.5|#k:v:w,x:")
+    [Record(name='a.b', type='g', value=-2.5, tags={'k': 'v:w', 'x': ''}, sample_rate=0.5)]
+    """
+    records = []
+    for text in line.split("\n"):
+        if not text:
+            continue
+        name, _, rest = text.partition(":")
+        value, *fields = rest.split("|")
+        kind, rate, tags = fields[0], 1.0, {}
+        for field in fields[1:]:
+            if field.startswith("@"):
+                rate = float(field[1:])
+            elif field.startswith("#"):
+                for tag in field[1:].split(","):
+                    key, _, tag_value = tag.partition(":")
+                    tags[key] = tag_value
+        records.append(Record(name, kind, float(value), tags, rate))
+    return records
+
+
+class Capture:
+    """What a client emitted during :func:`capture`: raw ``lines`` and parsed ``records``.
+
+    >>> cap = Capture(["a:1|c", "a:2|c|#k:v"])
+    >>> [r.value for r in cap.filter("a", tags={"k": "v"})]
+    [2.0]
+    """
+
+    def __init__(self, lines: List[str]) -> None:
+        self.lines = lines
+
+    @property
+    def records(self) -> List[Record]:
+        """Every record so far, in order."""
+        return [r for line in self.lines for r in parse_line(line)]
+
+    def filter(
+        self, name: str | None = None, type: str | None = None, tags: dict | None = None
+    ) -> List[Record]:
+        """Records matching ``name``, ``type`` and containing all of ``tags`` (each optional)."""
+        return [
+            r
+            for r in self.records
+            if (name is None or r.name == name)
+            and (type is None or r.type == type)
+            and all(r.tags.get(k) == str(v) for k, v in (tags or {}).items())
+        ]
+
+    def dump(self) -> str:
+        """Every record, one a line (what failing assertions print)."""
+        records = self.records
+        if not records:
+            return "  (nothing was emitted)"
+        return "\n".join(f"  {r.name} {r.type} {r.value:g} {r.tags} @{r.sample_rate:g}" for r in records)
+
+    def _fail(self, message: str) -> None:
+        raise AssertionError(f"{message}\nrecords captured ({len(self.records)}):\n{self.dump()}")
+
+    def assert_emitted(
+        self,
+        name: str,
+        *,
+        type: str | None = None,
+        value: float | None = None,
+        tags: dict | None = None,
+        times: int | None = None,
+    ) -> Record:
+        """Assert that matching records exist (exactly ``times`` of them if given); returns the last.
+
+        >>> Capture(["a:1|c"]).assert_emitted("b")
+        Traceback (most recent call last):
+        ...
+        AssertionError: no record named 'b'
+        records captured (1):
+          a c 1 {} @1
+        """
+        found = [r for r in self.filter(name, type, tags) if value is None or r.value == value]
+        wanted = f"{name!r}" + "".join(
+            f" {label}={v!r}"
+            for label, v in (("type", type), ("value", value), ("tags", tags))
+            if v is not None
+        )
+        if not found or (times is not None and len(found) != times):
+            count = f" {times} time(s), found {len(found)}" if times is not None and found else ""
+            self._fail(f"no record named {wanted}" if not count else f"expected {wanted}{count}")
+        return found[-1]
+
+    def assert_not_emitted(self, name: str, *, tags: dict | None = None) -> None:
+        """Assert that no record has this name (and these tags, if given).
+
+        >>> Capture(["a:1|c"]).assert_not_emitted("b")
+        """
+        if self.filter(name, None, tags):
+            self._fail(f"unexpected record {name!r}" + (f" with tags {tags!r}" if tags else ""))
+
+    def total(self, name: str, tags: dict | None = None) -> float:
+        """Sum of the values of the matching records (a counter's total).
+
+        >>> Capture(["a:1|c", "a:2|c"]).total("a")
+        3.0
+        """
+        return sum(r.value for r in self.filter(name, None, tags))
+
+
+@contextlib.contextmanager
+def capture(client: Any = None, strict: bool | None = True) -> Iterator[Capture]:
+    """Test mode for a block: keep (and parse) what ``client`` (default ``statsd``) emits; send nothing.
+
+    >>> from statsd_instrument import statsd
+    >>> with capture() as cap:
+    ...     statsd.gauge("temperature", -3)
+    >>> [r.value for r in cap.records]
+    [0.0, -3.0]
+    """
+    if client is None:
+        from statsd_instrument.client import statsd as client
+    with client.capture_lines(strict=strict) as lines:
+        yield Capture(lines)
+
+
+def _statsd_capture() -> Iterator[Capture]:
+    """pytest fixture: the module-level ``statsd`` in test mode for one test (see :func:`capture`)."""
+    with capture() as cap:
+        yield cap
+
+
+if pytest is not None:
+    statsd_capture = pytest.fixture(name="statsd_capture")(_statsd_capture)

@@ -1,0 +1,236 @@
+"""Client settings: built from arguments, then the environment, then defaults, and validated.
+
+Every bad value raises :class:`ConfigError` (a ``ValueError``) with a one-line message naming the argument or
+environment variable and the value, so a misconfigured deployment fails at start-up, not silently.
+
+Precedence for where to send: explicit arguments, then ``STATSD_SOCKET`` / ``STATSD_HOST`` / ``STATSD_PORT``,
+then datadog's ``DD_DOGSTATSD_URL``, then ``DD_AGENT_HOST`` / ``DD_DOGSTATSD_PORT``, then 127.0.0.1:9125 (the
+statsd_exporter default).
+
+>>> s = load_settings(env={"STATSD_TAGS": "env:prod,region:eu"}, prefix="shop")
+>>> (s.protocol, s.host, s.port, s.prefix, s.constant_tags)
+('udp', '127.0.0.1', 9125, 'shop', ('env:prod', 'region:eu'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Iterable, Mapping, Sequence, Union
+
+from statsd_instrument import wire
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9125
+#: largest payload per datagram: fits one Ethernet frame for UDP; 8 KiB for unixgram and TCP writes
+DEFAULT_MAX_BYTES = {"udp": 1432, "unixgram": 8192, "tcp": 8192, "null": 8192}
+PROTOCOLS = ("udp", "tcp", "unixgram", "null")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+TagsArg = Union[Sequence[str], Mapping[str, object], str, None]
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the setting and the value.
+
+    >>> load_settings(env={"STATSD_PORT": "nine"})
+    Traceback (most recent call last):
+    ...
+    statsd_instrument.config.ConfigError: STATSD_PORT='nine': expected an integer port 1-65535
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated client settings (see :func:`load_settings`).
+
+    >>> Settings().max_datagram_bytes
+    1432
+    """
+
+    protocol: str = "udp"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    socket_path: str | None = None
+    prefix: str = ""
+    constant_tags: tuple = ()
+    max_datagram_bytes: int = DEFAULT_MAX_BYTES["udp"]
+    flush_interval_s: float = 1.0
+    strict: bool = False
+
+    def address(self) -> str:
+        """Where lines go, for messages.
+
+        >>> Settings(port=8125).address()
+        'udp://127.0.0.1:8125'
+        """
+        if self.protocol == "unixgram":
+            return f"unix://{self.socket_path}"
+        return f"{self.protocol}://{self.host}:{self.port}"
+
+
+def _port(source: str, value: object) -> int:
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ConfigError(f"{source}={value!r}: expected an integer port 1-65535")
+    return port
+
+
+def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
+    """(protocol, host, port, socket_path) of a DD_DOGSTATSD_URL value."""
+    if value.startswith("unix://"):
+        path = value[len("unix://") :]
+        if not path.startswith("/"):
+            raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected unix:///absolute/path")
+        return "unixgram", None, None, path
+    if value.startswith("udp://"):
+        host, sep, port = value[len("udp://") :].rstrip("/").rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port")
+        return "udp", host.strip("[]"), _port("DD_DOGSTATSD_URL", port), None
+    raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port or unix:///path")
+
+
+def _bool(source: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{source}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _default_strict() -> bool:
+    """Strict (raise on programming errors) under pytest or ``python -X dev``; lenient otherwise."""
+    return "pytest" in sys.modules or bool(sys.flags.dev_mode)
+
+
+def _constant_tags(source: str, tags: TagsArg) -> tuple:
+    if tags is None:
+        return ()
+    items: Iterable[object]
+    if isinstance(tags, str):
+        items = [t for t in tags.split(",") if t.strip()]
+    elif isinstance(tags, Mapping):
+        items = [f"{k}:{v}" for k, v in tags.items()]
+    else:
+        items = tags
+    out = []
+    for tag in items:
+        try:
+            out.append(wire.normalise_tag(tag))
+        except ValueError as err:
+            raise ConfigError(f"{source}={tags!r}: {err}") from None
+    return tuple(out)
+
+
+def load_settings(
+    host: str | None = None,
+    port: int | None = None,
+    socket_path: str | None = None,
+    prefix: str | None = None,
+    constant_tags: TagsArg = None,
+    *,
+    protocol: str | None = None,
+    max_datagram_bytes: int | None = None,
+    flush_interval_s: float | None = 1.0,
+    strict: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from arguments, falling back on ``env`` (default ``os.environ``) and defaults.
+
+    >>> load_settings(env={"DD_DOGSTATSD_URL": "unix:///run/statsd.sock"}).address()
+    'unix:///run/statsd.sock'
+    >>> load_settings(env={"DD_AGENT_HOST": "agent", "DD_DOGSTATSD_PORT": "8125"}).address()
+    'udp://agent:8125'
+    """
+    env = os.environ if env is None else env
+    dd_proto = dd_host = dd_path = None
+    dd_port = None
+    if env.get("DD_DOGSTATSD_URL"):
+        dd_proto, dd_host, dd_port, dd_path = _parse_dd_url(env["DD_DOGSTATSD_URL"].strip())
+    if socket_path is None and host is None:
+        socket_path = env.get("STATSD_SOCKET") or None
+        if socket_path is None and dd_proto == "unixgram" and not env.get("STATSD_HOST"):
+            socket_path = dd_path
+    if protocol is None:
+        protocol = (env.get("STATSD_PROTOCOL") or "").strip().lower() or None
+        source = "STATSD_PROTOCOL"
+    else:
+        source = "protocol"
+    if protocol is None:
+        protocol = "unixgram" if socket_path else "udp"
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"{source}={protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    if protocol == "unixgram" and not socket_path:
+        raise ConfigError(f"{source}={protocol!r}: unixgram needs socket_path or STATSD_SOCKET")
+    if socket_path and protocol != "unixgram":
+        raise ConfigError(
+            f"socket_path={socket_path!r}: only valid with protocol 'unixgram', not {protocol!r}"
+        )
+
+    if host is None:
+        host = env.get("STATSD_HOST") or dd_host or env.get("DD_AGENT_HOST") or DEFAULT_HOST
+    host = str(host).strip()
+    if not host or any(c in host for c in " /\n"):
+        raise ConfigError(f"host={host!r}: expected a host name or IP address")
+    if port is not None:
+        port = _port("port", port)
+    elif env.get("STATSD_PORT"):
+        port = _port("STATSD_PORT", env["STATSD_PORT"])
+    elif dd_port is not None and not env.get("STATSD_HOST"):
+        port = dd_port
+    elif env.get("DD_DOGSTATSD_PORT"):
+        port = _port("DD_DOGSTATSD_PORT", env["DD_DOGSTATSD_PORT"])
+    else:
+        port = DEFAULT_PORT
+
+    if prefix is None:
+        prefix, source = env.get("STATSD_PREFIX", ""), "STATSD_PREFIX"
+    else:
+        source = "prefix"
+    prefix = prefix.strip()
+    if prefix:
+        try:
+            wire.check_name(prefix)
+        except ValueError as err:
+            raise ConfigError(f"{source}={prefix!r}: {err}") from None
+
+    if constant_tags is None:
+        tags = _constant_tags("STATSD_TAGS", env.get("STATSD_TAGS"))
+    else:
+        tags = _constant_tags("constant_tags", constant_tags)
+
+    limit = 65507 if protocol == "udp" else 1 << 20
+    if max_datagram_bytes is None:
+        max_datagram_bytes = DEFAULT_MAX_BYTES[protocol]
+    if not isinstance(max_datagram_bytes, int) or not 64 <= max_datagram_bytes <= limit:
+        raise ConfigError(f"max_datagram_bytes={max_datagram_bytes!r}: expected an integer 64-{limit}")
+    if flush_interval_s is None:
+        flush_interval_s = 1.0
+    if not isinstance(flush_interval_s, (int, float)) or not 0.01 <= flush_interval_s <= 60:
+        raise ConfigError(f"flush_interval_s={flush_interval_s!r}: expected seconds between 0.01 and 60")
+
+    if strict is None:
+        raw = env.get("STATSD_STRICT")
+        strict = _default_strict() if raw is None else _bool("STATSD_STRICT", raw)
+    else:
+        strict = _bool("strict", strict)
+    return Settings(
+        protocol=protocol,
+        host=host,
+        port=port,
+        socket_path=socket_path,
+        prefix=prefix,
+        constant_tags=tags,
+        max_datagram_bytes=max_datagram_bytes,
+        flush_interval_s=float(flush_interval_s),
+        strict=strict,
+    )

@@ -1,0 +1,323 @@
+"""Per-process line buffer: batching into datagrams, flushing, fork detection and exit handling.
+
+Lines are appended to a buffer and leave as one datagram (``b"\\n"``-joined) when the next line would not fit
+(``max_datagram_bytes``), on ``flush()``, from a flusher thread at least every ``flush_interval_s`` / 2, and
+at exit (``atexit``, which uwsgi and gunicorn workers run when they are recycled or stopped gracefully).
+
+Fork safety, for servers that fork from C (uwsgi: Python's fork hooks do not run there):
+
+* the buffer remembers its process id; the first call in a new process (one ``os.getpid()``) drops whatever
+  the parent had buffered (the parent sends it), and makes new locks, a new socket and no thread;
+* the flusher thread is started lazily by the first line in a process, never at import, and never in a uwsgi
+  master (``uwsgi.worker_id() == 0``): there every line is sent at once. Before an ``os.fork()`` (gunicorn,
+  multiprocessing) the buffer is flushed and the thread stopped, so no thread exists across the fork.
+
+Send errors (exporter down, host unresolvable, full socket buffer) never raise: the lines are counted in
+``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger.
+
+>>> t = BufferedTransport(Settings(protocol="null"))
+>>> t.add("a:1|c"); t.add("b:2|c"); t.flush()
+>>> t.stats.as_dict()["sent_lines"]
+2
+>>> t.close()
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from typing import Callable, List
+
+from statsd_instrument.config import Settings
+from statsd_instrument.sinks import make_sink
+
+log = logging.getLogger("statsd_instrument")
+WARN_EVERY_S = 60.0
+_getpid = os.getpid
+
+
+class Stats:
+    """Counters of one process's client, readable in-process (reset in a forked child).
+
+    >>> Stats().as_dict()
+    {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0}
+    """
+
+    __slots__ = ("dropped_lines", "invalid_calls", "send_errors", "sent_datagrams", "sent_lines")
+
+    def __init__(self) -> None:
+        self.sent_datagrams = 0
+        self.sent_lines = 0
+        self.dropped_lines = 0
+        self.send_errors = 0
+        self.invalid_calls = 0
+
+    def as_dict(self) -> dict:
+        """The counters as a dict."""
+        return {name: getattr(self, name) for name in Stats._order}
+
+    def __repr__(self) -> str:
+        return f"Stats({self.as_dict()})"
+
+
+Stats._order = ("sent_datagrams", "sent_lines", "dropped_lines", "send_errors", "invalid_calls")  # type: ignore[attr-defined]
+
+
+def threads_allowed() -> bool:
+    """Whether a flusher thread may run here; False means every line is sent at once.
+
+    False in a uwsgi master (it forks workers from C later: a thread there could deadlock them), and in
+    a uwsgi worker whose Python threads cannot run while it waits for requests (uwsgi before 2.0.27
+    without ``--enable-threads`` or ``--threads``): an idle worker would never flush.
+
+    >>> threads_allowed()
+    True
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return True
+    try:
+        if uwsgi.worker_id() == 0 and uwsgi.mule_id() == 0:
+            return False
+        return _uwsgi_runs_threads(uwsgi)
+    except Exception:  # an old or partial uwsgi module: be safe
+        return False
+
+
+def _uwsgi_runs_threads(uwsgi: object) -> bool:
+    global _uwsgi_threads
+    if _uwsgi_threads is None:
+        opt = getattr(uwsgi, "opt", {}) or {}
+        version = tuple(getattr(uwsgi, "version_info", (0, 0, 0))[:3])
+        # uwsgi 2.0.27 made --enable-threads the default ("stub option this is true by default")
+        _uwsgi_threads = version >= (2, 0, 27) or "enable-threads" in opt or "threads" in opt
+        if not _uwsgi_threads:
+            log.warning(
+                "statsd_instrument: uwsgi %s runs no Python thread while a worker is idle (no "
+                "--enable-threads): every line is sent at once. Add --enable-threads (or use uwsgi >= "
+                "2.0.27) to batch.",
+                ".".join(map(str, version)),
+            )
+    return _uwsgi_threads
+
+
+_uwsgi_threads: bool | None = None
+
+
+class BufferedTransport:
+    """Batches lines into datagrams for one :class:`~statsd_instrument.config.Settings` (see module doc).
+
+    >>> t = BufferedTransport(Settings(protocol="null", max_datagram_bytes=64))
+    >>> for _ in range(10):
+    ...     t.add("a.fairly.long.metric.name:1|c")
+    >>> t.flush(); t.stats.sent_datagrams
+    5
+    >>> t.close()
+    """
+
+    def __init__(self, settings: Settings, sink_factory: Callable = make_sink) -> None:
+        self.settings = settings
+        self._make_sink = sink_factory
+        self._limit = settings.max_datagram_bytes + 1  # a payload is sum(len(line) + 1) - 1 bytes
+        self._interval_s = settings.flush_interval_s / 2
+        self._closed = False
+        self._last_warning = -WARN_EVERY_S
+        self._reset_process_state()
+        _live.add(self)
+
+    def _reset_process_state(self) -> None:
+        self._pid = _getpid()
+        self._lock = threading.Lock()  # only for starting the flusher thread
+        self._sink_lock = threading.Lock()  # one sender at a time; held only around a send
+        # Appends and pops of a deque are atomic: the hot path takes no lock, and every line is popped
+        # (sent) exactly once whichever thread drains.
+        self._buf: collections.deque[bytes] = collections.deque()
+        self._size = 0  # about sum(len(line) + 1) over the buffer; only decides when to drain
+        self._sink = None
+        self._thread: threading.Thread | None = None
+        self._token: object | None = None
+        self._wake = threading.Event()
+        self.stats = Stats()
+
+    def _forked(self) -> None:
+        """First use in a child process: forget the parent's buffer, locks, socket and thread."""
+        sink = self._sink
+        self._reset_process_state()
+        if sink is not None:
+            try:
+                sink.close()  # the child's copy of the parent's socket
+            except OSError:
+                pass
+
+    def add(self, line: str) -> None:
+        """Buffer one line (or lines that must travel together, joined by newlines)."""
+        data = line.encode()
+        if _getpid() != self._pid:
+            self._forked()
+        size = len(data) + 1
+        if self._size + size > self._limit:
+            self._drain()
+        self._buf.append(data)
+        self._size += size
+        if self._thread is None:
+            self._no_flusher()
+
+    def flush(self) -> None:
+        """Send everything buffered now, in as few datagrams as the size limit allows."""
+        if _getpid() != self._pid:
+            self._forked()
+            return
+        if self._buf:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._size = 0
+        popleft = self._buf.popleft
+        batch: List[bytes] = []
+        batch_size = 0
+        while True:
+            try:
+                data = popleft()
+            except IndexError:
+                break
+            size = len(data) + 1
+            if batch and batch_size + size > self._limit:
+                self._send(batch)
+                batch, batch_size = [], 0
+            batch.append(data)
+            batch_size += size
+        if batch:
+            self._send(batch)
+
+    def _send(self, lines: List[bytes]) -> None:
+        payload = b"\n".join(lines)
+        with self._sink_lock:
+            try:
+                if self._sink is None:
+                    self._sink = self._make_sink(self.settings)
+                self._sink.send(payload)
+            except Exception as err:  # never raise into the app: count, warn now and then
+                self.stats.dropped_lines += len(lines)
+                self.stats.send_errors += 1
+                self._warn(err)
+            else:
+                self.stats.sent_datagrams += 1
+                self.stats.sent_lines += len(lines)
+
+    def _warn(self, err: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            log.warning(
+                "statsd_instrument: cannot send to %s (%s: %s); %d lines dropped so far in this process "
+                "(next warning in %.0f s at the earliest)",
+                self.settings.address(),
+                type(err).__name__,
+                err,
+                self.stats.dropped_lines,
+                WARN_EVERY_S,
+            )
+
+    def _no_flusher(self) -> None:
+        """Start the flusher thread, or send at once where no thread may run (a uwsgi master)."""
+        if self._closed or not threads_allowed():
+            self.flush()
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            token = self._token = object()
+            self._thread = threading.Thread(
+                target=self._run_flusher, args=(token,), name="statsd_instrument-flush", daemon=True
+            )
+        self._thread.start()
+
+    def _run_flusher(self, token: object) -> None:
+        pid, wake = self._pid, self._wake
+        while True:
+            wake.wait(self._interval_s)
+            if self._token is not token or self._pid != pid:
+                return
+            try:
+                self.flush()
+            except Exception:  # pragma: no cover - flush itself never raises; belt and braces
+                pass
+
+    def stop_flusher(self) -> None:
+        """Flush and stop the flusher thread (it restarts on the next line); used before ``os.fork()``."""
+        if self._pid != _getpid():
+            return
+        self.flush()
+        thread, self._token = self._thread, None
+        if thread is not None:
+            self._wake.set()
+            if thread is not threading.current_thread():
+                thread.join(2.0)
+            self._wake = threading.Event()
+            self._thread = None
+
+    def close(self) -> None:
+        """Flush, stop the thread and close the socket; later lines are sent one datagram at a time."""
+        self._closed = True
+        self.stop_flusher()
+        if self._pid == _getpid():
+            with self._sink_lock:
+                if self._sink is not None:
+                    self._sink.close()
+                    self._sink = None
+        _live.discard(self)
+
+
+class CaptureTransport:
+    """Keeps lines in memory instead of sending them (test mode).
+
+    >>> t = CaptureTransport(Settings(protocol="null"))
+    >>> t.add("a:1|c"); t.lines
+    ['a:1|c']
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lines: List[str] = []
+        self.stats = Stats()
+
+    def add(self, line: str) -> None:
+        """Record ``line``."""
+        self.lines.append(line)
+        self.stats.sent_lines += 1
+
+    def flush(self) -> None:
+        """Nothing to send."""
+
+    def stop_flusher(self) -> None:
+        """No thread."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+_live: weakref.WeakSet[BufferedTransport] = weakref.WeakSet()
+
+
+def _stop_all_before_fork() -> None:
+    for transport in list(_live):
+        transport.stop_flusher()
+
+
+def _flush_all_at_exit() -> None:
+    for transport in list(_live):
+        try:
+            transport.close()
+        except Exception:  # pragma: no cover - exit must go on
+            pass
+
+
+atexit.register(_flush_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_stop_all_before_fork)

@@ -1,0 +1,102 @@
+"""Strict mode raises on programming errors; production mode drops, counts and warns once; sets refused."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from statsd_instrument import Client
+
+
+@pytest.fixture
+def production():
+    c = Client(protocol="null", strict=False)
+    yield c
+    c.close()
+
+
+def test_strict_mode_raises_naming_the_metric():
+    c = Client(protocol="null", strict=True)
+    try:
+        with pytest.raises(ValueError, match=r"bad timing call for 'db query'"):
+            c.timing("db query", 1.0)
+        with pytest.raises(ValueError, match=r"bad counter call for 'hits'.*'le'"):
+            c.increment("hits", tags={"le": "1"})
+    finally:
+        c.close()
+
+
+def test_production_mode_drops_bad_calls_counts_them_and_warns_once_per_metric(production, caplog):
+    with (
+        caplog.at_level(logging.WARNING, logger="statsd_instrument"),
+        production.capture_lines(strict=None) as lines,
+    ):
+        for _ in range(3):
+            production.increment("bad name")
+            production.gauge("depth", float("nan"))
+            production.increment("fine", tags={"__x": "1"})
+        production.increment("good")
+    assert lines == ["good:1|c"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "statsd_instrument"]
+    assert len(warned) == 3 and any("'bad name'" in w for w in warned)
+
+
+def test_production_mode_counts_dropped_calls_in_stats(production):
+    production.increment("bad name")
+    production.histogram("h", "12")
+    assert production.stats["invalid_calls"] == 2 and production.dropped == 2
+
+
+def test_sets_are_refused_with_a_clear_error():
+    c = Client(protocol="null", strict=True)
+    try:
+        with pytest.raises(ValueError, match="does not support sets"):
+            c.set("users", "alice")
+    finally:
+        c.close()
+
+
+def test_send_line_passes_lines_as_is_and_rejects_embedded_newlines():
+    c = Client(protocol="null", strict=True)
+    try:
+        with c.capture_lines() as lines:
+            c.send_line("any.thing:5|c|#x:y")
+            with pytest.raises(ValueError, match="without newlines"):
+                c.send_line("a:1|c\nb:2|c")
+        assert lines == ["any.thing:5|c|#x:y"]
+    finally:
+        c.close()
+
+
+def test_tag_cache_does_not_confuse_equal_but_differently_printed_values():
+    c = Client(protocol="null", strict=True)
+    try:
+        with c.capture_lines() as lines:
+            c.increment("t", tags={"v": "1"})
+            c.increment("t", tags={"v": 1.0})
+            c.increment("t", tags={"v": True})
+            c.increment("t", tags={"v": "1"})
+        assert lines == ["t:1|c|#v:1", "t:1|c|#v:1.0", "t:1|c|#v:True", "t:1|c|#v:1"]
+    finally:
+        c.close()
+
+
+def test_a_closed_client_still_sends(udp_collector):
+    c = Client(port=udp_collector.port)
+    c.close()
+    c.increment("after.close")
+    try:
+        assert udp_collector.wait_for_lines(1) == ["after.close:1|c"]
+    finally:
+        c.close()
+
+
+def test_unhashable_tag_values_are_formatted_not_refused():
+    c = Client(protocol="null", strict=True)
+    try:
+        with c.capture_lines() as lines:
+            c.increment("t", tags={"ids": [1, 2]})
+        assert lines == ["t:1|c|#ids:[1_ 2]"]
+    finally:
+        c.close()

@@ -1,0 +1,140 @@
+"""timed / counted as decorators (sync, async) and context managers; instrument() and uninstrument()."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+
+import pytest
+
+from statsd_instrument import counted, instrument, statsd, timed, uninstrument
+from statsd_instrument.testing import capture
+
+
+def test_timed_sends_float_milliseconds_measured_with_perf_counter():
+    @timed("sleepy_seconds", tags=["step:pay"])
+    def sleepy():
+        time.sleep(0.02)
+
+    with capture() as cap:
+        sleepy()
+    (record,) = cap.records
+    assert record.type == "ms" and record.tags == {"step": "pay"}
+    assert 20.0 <= record.value < 20_000  # milliseconds, never seconds-as-ms (0.02) nor rounded to 0
+    assert record.value != round(record.value)  # sub-millisecond precision survives
+
+
+def test_timed_as_a_context_manager_and_nested():
+    timer = timed("block_seconds")
+    with capture() as cap, timer, timer:
+        pass
+    assert [r.name for r in cap.records] == ["block_seconds", "block_seconds"]
+
+
+async def test_timed_and_counted_work_on_coroutines():
+    @counted("fetch_total", outcome=True)
+    @timed("fetch_seconds")
+    async def fetch(fail):
+        await asyncio.sleep(0)
+        if fail:
+            raise KeyError("x")
+        return 42
+
+    with capture() as cap:
+        assert await fetch(False) == 42
+        with pytest.raises(KeyError):
+            await fetch(True)
+    assert inspect.iscoroutinefunction(fetch)
+    assert [r.tags for r in cap.filter("fetch_total")] == [
+        {"outcome": "success", "exception": "none"},
+        {"outcome": "failure", "exception": "KeyError"},
+    ]
+    assert len(cap.filter("fetch_seconds", type="ms")) == 2
+
+
+def test_timed_with_outcome_tags_failures_and_reraises():
+    @timed("charge_seconds", tags={"provider": "x"}, outcome=True)
+    def charge():
+        raise TimeoutError
+
+    with capture() as cap, pytest.raises(TimeoutError):
+        charge()
+    cap.assert_emitted(
+        "charge_seconds", tags={"provider": "x", "outcome": "failure", "exception": "TimeoutError"}
+    )
+
+
+def test_statsd_timed_is_datadog_compatible_and_names_from_the_function():
+    @statsd.timed(use_ms=True)
+    def compute():
+        return 1
+
+    with capture() as cap:
+        compute()
+    cap.assert_emitted(f"{__name__}.compute", type="ms")
+
+
+class Repository:
+    def get(self, key):
+        """Fetch one row."""
+        return key * 2
+
+    @classmethod
+    def build(cls):
+        return cls()
+
+    @staticmethod
+    def version():
+        return 3
+
+
+def test_instrument_wraps_methods_keeping_signature_and_docstring_and_uninstrument_restores():
+    before = inspect.signature(Repository.get)
+    instrument(Repository, "get", "repo_get_seconds")
+    instrument(Repository, "build", "repo_build_total", kind="counted")
+    instrument(Repository, "version", "repo_version_total", kind="counted", outcome=True)
+    try:
+        assert inspect.signature(Repository.get) == before
+        assert Repository.get.__doc__ == "Fetch one row."
+        with capture() as cap:
+            assert Repository.build().get(2) == 4
+            assert Repository.version() == 3
+        assert [r.name for r in cap.records] == ["repo_build_total", "repo_get_seconds", "repo_version_total"]
+        with pytest.raises(ValueError, match="already instrumented"):
+            instrument(Repository, "get")
+    finally:
+        for attribute in ("get", "build", "version"):
+            uninstrument(Repository, attribute)
+    assert isinstance(Repository.__dict__["build"], classmethod)
+    assert isinstance(Repository.__dict__["version"], staticmethod)
+    with capture() as cap:
+        Repository().get(1)
+    assert cap.records == []
+    with pytest.raises(ValueError, match="not instrumented"):
+        uninstrument(Repository, "get")
+
+
+def test_instrument_defaults_the_metric_name_to_module_and_qualname():
+    instrument(Repository, "get")
+    try:
+        with capture() as cap:
+            Repository().get(1)
+    finally:
+        uninstrument(Repository, "get")
+    cap.assert_emitted(f"{__name__}.Repository.get", type="ms")
+
+
+def test_uninstrumenting_an_inherited_method_restores_the_base_class_lookup():
+    class Special(Repository):
+        pass
+
+    instrument(Special, "get", "special_get_seconds")
+    try:
+        with capture() as cap:
+            Special().get(1)
+            Repository().get(1)
+        assert [r.name for r in cap.records] == ["special_get_seconds"]
+    finally:
+        uninstrument(Special, "get")
+    assert "get" not in Special.__dict__ and Special.get is Repository.get

@@ -1,0 +1,218 @@
+"""Batching limits, idle and exit flushes, fork safety (C-level fork, as uwsgi does it), and send errors
+that never reach the app."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from statsd_instrument import Client
+from tests.helpers import REPO, UdpCollector
+
+_libc_fork = ctypes.CDLL(None, use_errno=True).fork  # forks like uwsgi: Python's fork hooks do not run
+
+
+def _wait_child(pid: int, timeout_s: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"child {pid} hung (deadlock?)")
+
+
+def test_udp_datagrams_are_full_but_never_over_1432_bytes(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        for i in range(300):
+            c.increment("batch.metric_name", tags={"i": str(i)})
+        c.flush()
+        lines = udp_collector.wait_for_lines(300)
+    finally:
+        c.close()
+    sizes = [len(d) for d in udp_collector.datagrams]
+    assert sorted(int(ln.rsplit(":", 1)[1]) for ln in lines) == list(range(300))
+    assert max(sizes) <= 1432
+    line_bytes = sum(len(ln) + 1 for ln in lines)
+    assert len(sizes) <= line_bytes // (1432 - 40) + 1  # as few datagrams as the lines allow
+    assert c.stats["sent_datagrams"] == len(sizes) and c.dropped == 0
+
+
+def test_concurrent_threads_lose_and_duplicate_no_line(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=0.05)  # the flusher drains concurrently too
+    per_thread, threads = 3000, 4
+
+    def emit(t):
+        for i in range(per_thread):
+            c.increment("mt.hits", tags={"t": str(t), "i": str(i)})
+
+    workers = [threading.Thread(target=emit, args=(t,)) for t in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        c.flush()
+        lines = udp_collector.wait_for_lines(per_thread * threads)
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert len(udp_collector.lines()) == len(set(lines)) == per_thread * threads
+    assert max(len(d) for d in udp_collector.datagrams) <= 1432
+
+
+def test_unixgram_datagrams_are_never_over_8192_bytes():
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        collector = UdpCollector(unix_path=path)
+        c = Client(socket_path=path, flush_interval_s=60)
+        try:
+            for i in range(1000):
+                c.timing("unix.latency", i / 7, tags=["endpoint:/x"])
+            c.flush()
+            lines = collector.wait_for_lines(1000)
+        finally:
+            c.close()
+            collector.close()
+    sizes = [len(d) for d in collector.datagrams]
+    assert len(lines) == 1000 and max(sizes) <= 8192 and len(sizes) <= 6
+
+
+def test_lines_are_sent_without_flush_when_the_process_goes_idle(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=0.2)
+    try:
+        c.increment("idle.hits")
+        assert udp_collector.wait_for_lines(1, timeout_s=10) == ["idle.hits:1|c"]
+    finally:
+        c.close()
+
+
+def test_buffered_lines_are_sent_at_interpreter_exit(udp_collector):
+    code = (
+        "from statsd_instrument import Client\n"
+        f"c = Client(port={udp_collector.port}, flush_interval_s=60)\n"
+        "for i in range(3):\n"
+        "    c.increment('exit.hits')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+    assert udp_collector.wait_for_lines(3, timeout_s=10) == ["exit.hits:1|c"] * 3
+
+
+def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        c.increment("fork.parent")  # buffered in the parent (and a flusher thread runs) at fork time
+        pid = _libc_fork()
+        if pid == 0:  # child: no Python fork hooks ran, exactly as under uwsgi
+            try:
+                c.increment("fork.child")
+                c.flush()
+            finally:
+                os._exit(0)
+        assert _wait_child(pid) == 0
+        c.flush()
+        lines = udp_collector.wait_for_lines(2)
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert sorted(udp_collector.lines()) == ["fork.child:1|c", "fork.parent:1|c"], lines
+
+
+def test_a_lock_held_at_fork_time_does_not_deadlock_the_child(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        c.increment("lock.parent")
+        transport = c._transport
+        with transport._lock, transport._sink_lock:  # as if other threads were mid-send at fork time
+            pid = _libc_fork()
+            if pid == 0:
+                try:
+                    c.increment("lock.child")
+                    c.flush()
+                finally:
+                    os._exit(0)
+        assert _wait_child(pid) == 0
+        c.flush()
+        lines = udp_collector.wait_for_lines(2)
+    finally:
+        c.close()
+    assert sorted(lines) == ["lock.child:1|c", "lock.parent:1|c"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"socket_path": "/nonexistent/dir/statsd.sock"},
+        {"host": "statsd-exporter.invalid", "port": 9125},
+        {"protocol": "tcp", "host": "127.0.0.1", "port": 1},
+    ],
+    ids=["unixgram-missing", "unresolvable", "tcp-refused"],
+)
+def test_an_unreachable_exporter_never_raises_counts_drops_and_warns_once(kwargs, caplog):
+    c = Client(flush_interval_s=60, **kwargs)
+    try:
+        with caplog.at_level(logging.WARNING, logger="statsd_instrument"):
+            for _ in range(5):
+                c.increment("lost.hits")
+                c.gauge("lost.depth", -1)
+                c.flush()
+    finally:
+        c.close()
+    assert c.stats["dropped_lines"] == 10 and c.stats["send_errors"] == 5 and c.dropped == 10
+    warnings = [r for r in caplog.records if r.name == "statsd_instrument"]
+    assert len(warnings) == 1 and "cannot send to" in warnings[0].getMessage()
+
+
+class _FakeUwsgi:
+    """Stands in for the module uwsgi injects, for the one decision below (real uwsgi: e2e tests)."""
+
+    def __init__(self, version_info, opt, worker_id=1):
+        self.version_info, self.opt, self._worker_id = version_info, opt, worker_id
+
+    def worker_id(self):
+        return self._worker_id
+
+    def mule_id(self):
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("fake", "allowed"),
+    [
+        (_FakeUwsgi((2, 0, 31, 0, ""), {}), True),  # threads on by default since 2.0.27
+        (_FakeUwsgi((2, 0, 21, 0, ""), {}), False),  # idle workers would starve a thread: send at once
+        (_FakeUwsgi((2, 0, 21, 0, ""), {"enable-threads": True}), True),
+        (_FakeUwsgi((2, 0, 31, 0, ""), {}, worker_id=0), False),  # the master forks from C later
+    ],
+)
+def test_flusher_thread_only_where_uwsgi_lets_it_run_and_never_in_a_master(fake, allowed, monkeypatch):
+    from statsd_instrument import transport
+
+    monkeypatch.setitem(sys.modules, "uwsgi", fake)
+    monkeypatch.setattr(transport, "_uwsgi_threads", None)
+    assert transport.threads_allowed() is allowed
+
+
+def test_without_a_flusher_thread_every_line_is_sent_at_once(udp_collector, monkeypatch):
+    from statsd_instrument import transport
+
+    monkeypatch.setattr(transport, "threads_allowed", lambda: False)
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        c.increment("sync.a")
+        c.increment("sync.b")
+        assert udp_collector.wait_for_lines(2) == ["sync.a:1|c", "sync.b:1|c"]
+        assert c.stats["sent_datagrams"] == 2 and c._transport._thread is None
+    finally:
+        c.close()

@@ -1,0 +1,203 @@
+"""End to end: real uwsgi and gunicorn workers, recycled every 50 requests, lose and duplicate nothing.
+
+The app (tests/apps/counter_app.py) emits a counter and a timer per request and never flushes; after exactly
+3,000 requests and 2 s idle the listener must hold exactly 3,000 of each, and a graceful stop adds nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, python_bin, wait_for_port
+
+REQUESTS = 3000
+CLIENT_THREADS = 3
+
+
+def _hammer(port: int, total: int) -> None:
+    """Exactly ``total`` GET requests from a few threads, a new connection each (no keep-alive)."""
+    errors: list = []
+    lock = threading.Lock()
+    remaining = [total]
+
+    def run() -> None:
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            for attempt in range(5):  # a worker being recycled may reset a connection: retry that one
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                try:
+                    conn.request("GET", "/work", headers={"Connection": "close"})
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    assert resp.status == 200 and body == b"ok", (resp.status, body)
+                    break
+                except (ConnectionError, http.client.RemoteDisconnected) as err:
+                    if attempt == 4:
+                        errors.append(err)
+                finally:
+                    conn.close()
+
+    threads = [threading.Thread(target=run) for _ in range(CLIENT_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+
+
+def _counts(collector: UdpCollector) -> Counter:
+    return Counter(line.split(":", 1)[0] for line in collector.lines())
+
+
+def _pids(collector: UdpCollector) -> set:
+    return {line.rsplit("pid:", 1)[1].split(",")[0] for line in collector.lines() if "pid:" in line}
+
+
+def _stop_via_master(server: ManagedProcess, stop_signal: int) -> None:
+    """Signal the master only (as systemd KillMode=mixed and container runtimes do), wait, then clean up.
+
+    uwsgi workers flush at exit when their master stops them; a stop signal sent to every worker at once
+    as well (kill of the process group) can interrupt uwsgi's own exit path, see docs/client.md.
+    """
+    try:
+        os.kill(server.pid, stop_signal)
+        server.proc.wait(30)
+    finally:
+        server.stop()
+
+
+def _run_scenario(
+    argv: list, port: int, collector: UdpCollector, env: dict, log: Path, stop_signal: int
+) -> Counter:
+    server = ManagedProcess(argv, env=env, cwd=REPO, log=log)
+    try:
+        wait_for_port(port, proc=server.proc)
+        _hammer(port, REQUESTS)
+        time.sleep(2.0)  # idle: nothing flushes explicitly; the client's idle flush must deliver
+        lines = collector.lines()
+        counts = _counts(collector)
+        assert counts["e2e_requests"] == REQUESTS, (counts, server.output()[-2000:])
+        assert counts["e2e_latency"] == REQUESTS, counts
+        # 50 requests per worker life: far more worker processes than the 5 slots sent metrics
+        assert len(_pids(collector)) >= REQUESTS // 50 // 2, len(_pids(collector))
+        assert all(not ln.startswith("e2e_latency:") or "|ms|#pid:" in ln for ln in lines)
+    finally:
+        _stop_via_master(server, stop_signal)
+    time.sleep(0.5)  # anything a stopping worker would (wrongly) send again arrives by now
+    after = _counts(collector)
+    assert after["e2e_requests"] == REQUESTS and after["e2e_latency"] == REQUESTS, after
+    return after
+
+
+def _env(collector: UdpCollector, socket_path: str | None = None) -> dict:
+    env = {"PYTHONPATH": str(REPO), "STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(collector.port)}
+    if socket_path:
+        env = {"PYTHONPATH": str(REPO), "STATSD_SOCKET": socket_path}
+    return env
+
+
+def _uwsgi_argv(port: int) -> list:
+    # default threading flags: no --enable-threads, no --lazy-apps, no fork hooks
+    return [
+        python_bin("uwsgi"),
+        "--http-socket", f"127.0.0.1:{port}",
+        "--module", "tests.apps.counter_app:application",
+        "--home", sys.prefix,
+        "--master",
+        "--processes", "5",
+        "--max-requests", "50",
+        "--min-worker-lifetime", "0",
+        "--disable-logging",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", ["udp", "unixgram"])
+def test_uwsgi_recycled_workers_lose_and_duplicate_nothing(transport, tmp_path):
+    port = free_port()
+    with tempfile.TemporaryDirectory() as short_dir:  # unix socket paths must be short
+        socket_path = os.path.join(short_dir, "statsd.sock") if transport == "unixgram" else None
+        collector = UdpCollector(unix_path=socket_path)
+        try:
+            after = _run_scenario(
+                _uwsgi_argv(port),
+                port,
+                collector,
+                _env(collector, socket_path),
+                tmp_path / "uwsgi.log",
+                signal.SIGINT,  # uwsgi 2.0's shutdown signal (SIGTERM reloads without --die-on-term)
+            )
+            # emitted once in the master at import; no worker re-sent the master's buffer
+            assert after["e2e_app_loaded"] == 1, after
+        finally:
+            collector.close()
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["plain", "preload"])
+def test_gunicorn_recycled_workers_lose_and_duplicate_nothing(preload, tmp_path):
+    port = free_port()
+    collector = UdpCollector()
+    argv = [
+        python_bin("gunicorn"),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", "5",
+        "--worker-class", "sync",
+        "--max-requests", "50",
+        "--log-level", "warning",
+        *(["--preload"] if preload else []),
+        "tests.apps.counter_app:application",
+    ]  # fmt: skip
+    try:
+        after = _run_scenario(
+            argv,
+            port,
+            collector,
+            _env(collector),
+            tmp_path / "gunicorn.log",
+            signal.SIGTERM,  # graceful
+        )
+        if preload:  # imported once, in the master, which had a flusher thread that it stopped before forking
+            assert after["e2e_app_loaded"] == 1, after
+        else:  # imported by every worker ever started (some may have served nothing before the stop)
+            assert after["e2e_app_loaded"] >= len(_pids(collector)), after
+    finally:
+        collector.close()
+
+
+def test_uwsgi_workers_flush_at_exit_when_recycled_and_when_stopped(udp_collector, tmp_path):
+    port = free_port()
+    argv = [
+        python_bin("uwsgi"),
+        "--http-socket", f"127.0.0.1:{port}",
+        "--module", "tests.apps.exit_app:application",
+        "--home", sys.prefix,
+        "--master",
+        "--processes", "2",
+        "--max-requests", "5",
+        "--min-worker-lifetime", "0",
+        "--disable-logging",
+    ]  # fmt: skip
+    server = ManagedProcess(argv, env=_env(udp_collector), cwd=REPO, log=tmp_path / "uwsgi.log")
+    try:
+        wait_for_port(port, proc=server.proc)
+        _hammer(port, 23)
+        time.sleep(1.0)  # recycled workers have exited by now; live ones hold their lines (60 s interval)
+        before_stop = len(udp_collector.lines())
+    finally:
+        _stop_via_master(server, signal.SIGINT)
+    after_stop = len(udp_collector.wait_for_lines(23, timeout_s=5))
+    # each recycled worker sent its 5 lines as it exited; the live ones sent the rest when stopped
+    assert before_stop % 5 == 0 and 15 <= before_stop < 23, before_stop
+    assert after_stop == 23, (after_stop, server.output()[-2000:])
