@@ -232,17 +232,6 @@ class Client:
 
     # -- the DogStatsd calls ---------------------------------------------------------------------------------
 
-    def send_line(self, line: str) -> None:
-        """Send one already-formatted statsd line as is (interim: one datagram)."""
-        if "\n" in line:
-            raise ValueError(f"statsd line contains a newline: {line!r}")
-        try:
-            if self._sock is None:
-                self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self._sock.sendto(line.encode(), (self.host, self.port))
-        except OSError:
-            pass
-
     def increment(
         self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
     ) -> None:

@@ -79,10 +79,14 @@ class ManagedProcess:
         self.pid = self.proc.pid
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
-        """Send ``sig`` to the process group, wait, SIGKILL the group if needed; returns the exit code."""
+        """Send ``sig`` to the process by pid, wait, then SIGKILL whatever is left of its group.
+
+        Only the leader is signalled: a uwsgi or gunicorn master then stops its workers gracefully (they
+        flush at exit); signalling every worker at once as well cuts uwsgi's worker exit short.
+        """
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, sig)
+                os.kill(self.pid, sig)
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
