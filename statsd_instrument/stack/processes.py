@@ -1,7 +1,8 @@
 """Child processes of the native stack: each in its own process group, logged to a file, stopped by pid.
 
-Stopping signals the child's whole process group (uwsgi's master and its workers), waits, escalates to
-SIGKILL, and reaps, so nothing the demo started outlives it.
+Stopping sends SIGTERM to the child by pid (a uwsgi master then stops its workers gracefully, and they flush
+their metrics at exit; signalling every worker at once cuts that short), waits, then SIGKILLs whatever is left
+of its process group and reaps, so nothing the demo started outlives it.
 """
 
 from __future__ import annotations
@@ -74,10 +75,10 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout_s: float = 15.0) -> int | None:
-        """SIGTERM the process group, wait, SIGKILL what is left; returns the exit code."""
+        """SIGTERM the child by pid, wait, SIGKILL what is left of its group; returns the exit code."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGTERM)
+                os.kill(self.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
