@@ -34,6 +34,7 @@ def _wait_for(url: str, key: tuple, value: float, timeout_s: float = 10.0) -> di
 def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path):
     mapping = tmp_path / "mapping.yml"
     mapping.write_text((REPO / "exporter-mapping.yml").read_text())
+    shipped_rules = len(parse_mapping(mapping.read_text()).rules)
     udp_port, web_port = free_port(socket.SOCK_DGRAM), free_port()
     sock_path = str(tmp_path / "statsd.sock")
     proc = ManagedProcess(
@@ -77,13 +78,13 @@ def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path)
         assert samples[("weird_k_v_total", ())] == 1.0  # influxdb tags off: the comma stays in the name
         assert samples[("statsd_exporter_tcp_connections_total", ())] == 1.0
         assert samples[("statsd_exporter_unixgram_packets_total", ())] == 1.0
-        assert samples[("statsd_exporter_loaded_mappings", ())] == 3.0
+        assert samples[("statsd_exporter_loaded_mappings", ())] == shipped_rules
 
         # SIGHUP reloads the edited file; existing series keep their values.
         mapping.write_text(mapping.read_text() + '  - match: "jobs.*"\n    name: "jobs_${1}_total"\n')
         os.kill(proc.pid, signal.SIGHUP)
-        samples = _wait_for(url, ("statsd_exporter_loaded_mappings", ()), 4.0)
-        assert samples[("statsd_exporter_loaded_mappings", ())] == 4.0
+        samples = _wait_for(url, ("statsd_exporter_loaded_mappings", ()), shipped_rules + 1.0)
+        assert samples[("statsd_exporter_loaded_mappings", ())] == shipped_rules + 1
         assert samples[("http_requests_total", LABELS)] == 3.0
         _send_udp(udp_port, b"jobs.cleanup:1|c")
         assert _wait_for(url, ("jobs_cleanup_total", ()), 1.0)[("jobs_cleanup_total", ())] == 1.0
@@ -94,7 +95,7 @@ def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path)
         assert status == 500
         samples = scrape(url)
         assert samples[("statsd_exporter_config_reloads_total", (("outcome", "failure"),))] == 1.0
-        assert samples[("statsd_exporter_loaded_mappings", ())] == 4.0
+        assert samples[("statsd_exporter_loaded_mappings", ())] == shipped_rules + 1
         assert http_get(f"http://127.0.0.1:{web_port}/-/reload")[0] == 405
     finally:
         code = proc.stop()

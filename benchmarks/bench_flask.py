@@ -1,0 +1,176 @@
+"""Throughput of the example Flask app under uwsgi, 2 workers: bare, StatsdInstrument, prometheus_flask_exp.
+
+wrk (2 threads, 16 connections) against ``GET /test/``; rounds interleave the variants (order rotated each
+round) so that machine noise hits all of them alike; medians and ratios to bare are reported. The
+StatsdInstrument variant pushes to the embedded exporter (``statsd-instrument exporter`` with the shipped
+mapping) running on the same machine; if that command is not available, to a UDP sink process instead. A
+fourth variant sends to a UDP sink that only receives, to separate the app's own cost from the exporter's
+(which shares the same cores).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TITLE = "Flask under uwsgi: request throughput with and without metrics"
+ROUNDS = 5
+SECONDS = 5
+WRK = ["wrk", "-t2", "-c16"]
+SINK = (
+    "import socket,sys\n"
+    "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',int(sys.argv[1])))\n"
+    "while True: s.recv(65536)\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+
+
+def start(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(5)
+
+
+def start_receiver(port: int) -> tuple[subprocess.Popen, str]:
+    """The embedded exporter if it exists, else a UDP sink; returns (process, description)."""
+    exporter = shutil.which("statsd-instrument", path=str(BIN))
+    probe = subprocess.run(
+        [sys.executable, "-c", "import statsd_instrument.exporter.cli"], capture_output=True, cwd=ROOT
+    )
+    if exporter and probe.returncode == 0:
+        web = free_port()
+        argv = [
+            exporter,
+            "exporter",
+            f"--statsd.listen-udp=127.0.0.1:{port}",
+            "--statsd.listen-tcp=",
+            f"--web.listen-address=127.0.0.1:{web}",
+            f"--statsd.mapping-config={ROOT / 'exporter-mapping.yml'}",
+        ]
+        proc = start(argv, {})
+        wait_for_port(web, proc)
+        return proc, "the embedded exporter (`statsd-instrument exporter`, shipped mapping)"
+    proc = start([sys.executable, "-c", SINK, str(port)], {})
+    time.sleep(0.5)
+    return proc, "a UDP sink process (the embedded exporter was not available in this checkout)"
+
+
+def uwsgi(port: int, chdir: Path, module: str, env: dict[str, str]) -> subprocess.Popen:
+    # the example's uwsgi.ini flags (master, default fork/thread flags) with 2 workers, request log off
+    argv = [str(BIN / "uwsgi"), "--master", "--processes", "2", "--die-on-term", "--need-app"]
+    argv += ["--disable-logging", "--chdir", str(chdir), "--module", module]
+    argv += ["--http-socket", f"127.0.0.1:{port}"]
+    proc = start(argv, env)
+    wait_for_port(port, proc)
+    return proc
+
+
+def wrk(port: int, seconds: int) -> float:
+    out = subprocess.run(
+        [*WRK, f"-d{seconds}s", f"http://127.0.0.1:{port}/test/"], capture_output=True, text=True, check=True
+    ).stdout
+    # uwsgi's --http-socket closes every connection after its response: wrk counts those as "read" errors
+    errors = re.search(r"Non-2xx or 3xx|Socket errors: connect [1-9]|write [1-9]|timeout [1-9]", out)
+    if errors:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def run() -> str:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (Debian package 'wrk'; make system-deps)")
+    statsd_port, sink_port = free_port(), free_port()
+    multiproc_dir = tempfile.mkdtemp(prefix="bench-pfe-")
+    example = ROOT / "examples" / "flask_app"
+    procs: list[subprocess.Popen] = []
+    try:
+        receiver, receiver_text = start_receiver(statsd_port)
+        procs.append(receiver)
+        procs.append(start([sys.executable, "-c", SINK, str(sink_port)], {}))
+        names = ["bare", "statsd_instrument", "prometheus_flask_exporter", "statsd_instrument_to_sink"]
+        ports = {name: free_port() for name in names}
+        statsd_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port)}
+        sink_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(sink_port)}
+        procs.append(uwsgi(ports["bare"], example, "app:app", {"STATSD_INSTRUMENT": "0"}))
+        procs.append(uwsgi(ports["statsd_instrument"], example, "app:app", statsd_env))
+        procs.append(uwsgi(ports["statsd_instrument_to_sink"], example, "app:app", sink_env))
+        pfe_env = {"PROMETHEUS_MULTIPROC_DIR": multiproc_dir, "PFE_METRICS_PORT": str(free_port())}
+        procs.append(
+            uwsgi(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
+        )
+        for name in names:  # warm up: imports, first requests, caches
+            wrk(ports[name], 1)
+        results: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(ROUNDS):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                results[name].append(wrk(ports[name], SECONDS))
+                print(f"  round {r + 1} {name}: {results[name][-1]:.0f} req/s", file=sys.stderr, flush=True)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(multiproc_dir, ignore_errors=True)
+    bare = statistics.median(results["bare"])
+    rows = [
+        "| variant | median req/s | vs bare | rounds (req/s) |",
+        "|---|---:|---:|---|",
+    ]
+    for name in names:
+        median = statistics.median(results[name])
+        rounds = ", ".join(f"{v:.0f}" for v in results[name])
+        rows.append(f"| {name} | {median:.0f} | {median / bare:.3f}x | {rounds} |")
+    return (
+        f"`{' '.join(WRK)} -d{SECONDS}s` against `GET /test/` of `examples/flask_app` under uwsgi "
+        f"(master + 2 workers, request log off), {ROUNDS} interleaved rounds per variant. "
+        f"StatsdInstrument pushes to {receiver_text} on the same machine; prometheus_flask_exporter runs "
+        "`UWsgiPrometheusMetrics` (prometheus_client multiprocess files); `statsd_instrument_to_sink` sends "
+        "to a process that only receives the datagrams (the app's own cost without the exporter's "
+        "parsing).\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    print(run())

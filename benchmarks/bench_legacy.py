@@ -1,0 +1,99 @@
+"""Legacy clients: cost per call of the ``statsd`` package's StatsClient vs statsd_instrument.legacy's.
+
+Both send the same lines to a UDP receiver on 127.0.0.1 (drained by a thread). The original sends one
+datagram per call; ours batches lines into datagrams of at most ``maxudpsize`` (512 by default, as the
+original) and flushes once per round (the flush is inside the measured time). Rounds alternate between
+the clients; the table gives medians over the rounds and the ratio.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+
+import statsd as original
+
+from statsd_instrument.legacy import StatsClient
+
+TITLE = "Legacy statsd-package clients: cost per call"
+CALLS = 20_000
+ROUNDS = 9
+
+
+class _Drain:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done:
+            try:
+                self.sock.recv(65536)
+            except socket.timeout:
+                continue
+
+    def close(self) -> None:
+        self.done = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _workload(client, flush) -> float:
+    """Seconds per call for CALLS calls: incr, timing, gauge in turn (what a request handler does)."""
+    started = time.perf_counter()
+    for index in range(CALLS // 3):
+        client.incr("shop.checkout.GET.200")
+        client.timing("shop.checkout.GET.200", 12.5)
+        client.gauge("shop.queue.size", index, delta=True)
+    flush()
+    return (time.perf_counter() - started) / (CALLS // 3 * 3)
+
+
+def run() -> str:
+    """Markdown table: median µs per call for each client and the ratio."""
+    drain = _Drain()
+    theirs = original.StatsClient("127.0.0.1", drain.port)
+    ours = StatsClient("127.0.0.1", drain.port)
+    ours_1432 = StatsClient("127.0.0.1", drain.port, maxudpsize=1432)
+    results: dict = {
+        "statsd 4.x StatsClient": [],
+        "legacy StatsClient": [],
+        "legacy StatsClient, maxudpsize=1432": [],
+    }
+    try:
+        for round_ in range(ROUNDS):
+            order = [
+                ("statsd 4.x StatsClient", theirs, lambda: None),
+                ("legacy StatsClient", ours, ours.flush),
+                ("legacy StatsClient, maxudpsize=1432", ours_1432, ours_1432.flush),
+            ]
+            if round_ % 2:
+                order.reverse()
+            for name, client, flush in order:
+                results[name].append(_workload(client, flush))
+    finally:
+        theirs.close()
+        ours.close()
+        ours_1432.close()
+        drain.close()
+    base = statistics.median(results["statsd 4.x StatsClient"])
+    rows = [
+        f"| client | µs per call (median of {ROUNDS} rounds x {CALLS} calls) | vs statsd 4.x |",
+        "|---|---:|---:|",
+    ]
+    for name, samples in results.items():
+        median = statistics.median(samples)
+        rows.append(f"| {name} | {median * 1e6:.2f} | {median / base:.2f}x |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(run())

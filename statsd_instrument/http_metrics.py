@@ -1,0 +1,347 @@
+"""Request metrics shared by the Flask extension and the WSGI middleware: bounded labels and emission.
+
+Both integrations describe a finished request the same way (service, method, endpoint, status, exception)
+and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract in one batch and flushes
+it, so all metrics of one request leave in one datagram when the request ends:
+
+=========================== ======= ======================================= ==============================
+on the wire                 type    tags                                    exported as (shipped mapping)
+=========================== ======= ======================================= ==============================
+``request_count``           counter service, method, endpoint, status       ``http_requests_total``
+``request_latency_seconds`` timer   service, method, endpoint, status       ``http_request_duration_seconds``
+``request_exceptions``      counter service, method, endpoint, exception    ``http_request_exceptions_total``
+``request_in_flight``       gauge   service (opt-in, sent as +1/-1 deltas)  ``http_requests_in_flight``
+``app_info``                gauge   service, version (opt-in, value 1)      ``app_info``
+=========================== ======= ======================================= ==============================
+
+Label values taken from a request are bounded: methods outside :data:`STANDARD_METHODS` become
+:data:`OTHER_METHOD` and a path no route matches becomes :data:`UNMATCHED_ENDPOINT`, so random URLs or
+methods cannot create new series.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+
+log = logging.getLogger("statsd_instrument")
+
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+#: the ``method`` label of every request whose method is not in :data:`STANDARD_METHODS`
+OTHER_METHOD = "OTHER"
+#: the ``endpoint`` label of every request no route matched (404s, scans, redirects to a canonical URL)
+UNMATCHED_ENDPOINT = "<unmatched>"
+
+REQUEST_COUNT = "request_count"
+REQUEST_LATENCY = "request_latency_seconds"
+REQUEST_EXCEPTIONS = "request_exceptions"
+REQUESTS_IN_FLIGHT = "request_in_flight"
+APP_INFO = "app_info"
+
+#: how often (seconds) each process repeats the info gauge, so an exporter restarted later still shows it
+INFO_EVERY_S = 60.0
+
+BUILTIN_TAG_KEYS = frozenset({"service", "method", "endpoint", "status", "exception", "version"})
+_TAG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]+$")
+# characters that would corrupt a DogStatsD line or be split by the exporter
+_TAG_VALUE_BAD = str.maketrans({",": "_", "|": "_", "#": "_", "\n": "_", "\r": "_"})
+
+Tags = Union[Mapping[str, object], Sequence[str], None]
+PathRule = Union[str, "re.Pattern[str]"]
+
+
+def method_label(method: str) -> str:
+    """The bounded ``method`` label: the method itself if standard, else :data:`OTHER_METHOD`.
+
+    >>> method_label("get"), method_label("PURGE"), method_label("X" * 500)
+    ('GET', 'OTHER', 'OTHER')
+    """
+    upper = method.upper()
+    return upper if upper in STANDARD_METHODS else OTHER_METHOD
+
+
+def clean_tag_value(value: object) -> str:
+    """``value`` as a tag value the exporter reads back unchanged (no ``,|#``, newlines, edge spaces).
+
+    >>> clean_tag_value("/files/<any(a,b):kind>")
+    '/files/<any(a_b):kind>'
+    >>> clean_tag_value(" 1.2.3 ")
+    '1.2.3'
+    """
+    return str(value).translate(_TAG_VALUE_BAD).strip() or "_"
+
+
+def check_tag_key(key: object, field: str) -> str:
+    """``key`` if the exporter accepts it as a label name, else ``ValueError`` naming ``field``.
+
+    >>> check_tag_key("region", "STATSD_TAGS")
+    'region'
+    >>> check_tag_key("le", "STATSD_TAGS")
+    Traceback (most recent call last):
+    ...
+    ValueError: STATSD_TAGS: invalid tag key 'le' (letters, digits, _; 2+ characters; not 'le' or '__*')
+    """
+    if (
+        not isinstance(key, str)
+        or not _TAG_KEY.match(key)
+        or key in ("le", "quantile")
+        or key.startswith("__")
+    ):
+        raise ValueError(
+            f"{field}: invalid tag key {key!r} (letters, digits, _; 2+ characters; not 'le' or '__*')"
+        )
+    return key
+
+
+def tag_list(tags: Tags, field: str, reserved: Iterable[str] = BUILTIN_TAG_KEYS) -> list[str]:
+    """Static tags (a mapping or ``"k:v"`` strings) as checked ``"k:v"`` strings; errors name ``field``.
+
+    >>> tag_list({"region": "eu-west", "tier": 1}, "tags")
+    ['region:eu-west', 'tier:1']
+    >>> tag_list(["status:x"], "tags")
+    Traceback (most recent call last):
+    ...
+    ValueError: tags: tag key 'status' is set by statsd_instrument itself
+    """
+    if not tags:
+        return []
+    if isinstance(tags, Mapping):
+        pairs = list(tags.items())
+    elif isinstance(tags, (list, tuple)):
+        pairs = []
+        for item in tags:
+            if not isinstance(item, str) or ":" not in item:
+                raise ValueError(f"{field}: tag {item!r} is not of the form 'key:value'")
+            pairs.append(tuple(item.split(":", 1)))
+    else:
+        raise TypeError(f"{field}: expected a mapping or a list of 'key:value' strings, got {tags!r}")
+    out = []
+    for key, value in pairs:
+        check_tag_key(key, field)
+        if key in reserved:
+            raise ValueError(f"{field}: tag key {key!r} is set by statsd_instrument itself")
+        out.append(f"{key}:{clean_tag_value(value)}")
+    return out
+
+
+class PathFilter:
+    """Decides from a path whether a request is excluded: strings are prefixes, compiled patterns regexes.
+
+    >>> skip = PathFilter(["/static/", re.compile(r"^/health/?$")], "exclude_paths")
+    >>> skip("/static/app.js"), skip("/health"), skip("/healthz"), skip("/test/")
+    (True, True, False, False)
+    >>> PathFilter([42], "exclude_paths")
+    Traceback (most recent call last):
+    ...
+    TypeError: exclude_paths: expected a path prefix (str) or a compiled regex (re.Pattern), got 42
+    """
+
+    __slots__ = ("patterns", "prefixes")
+
+    def __init__(self, rules: Iterable[PathRule] | None, field: str) -> None:
+        prefixes: list[str] = []
+        patterns: list[re.Pattern[str]] = []
+        if isinstance(rules, (str, re.Pattern)):
+            rules = [rules]
+        for rule in rules or ():
+            if isinstance(rule, str):
+                prefixes.append(rule)
+            elif isinstance(rule, re.Pattern):
+                patterns.append(rule)
+            else:
+                raise TypeError(
+                    f"{field}: expected a path prefix (str) or a compiled regex (re.Pattern), got {rule!r}"
+                )
+        self.prefixes = tuple(prefixes)
+        self.patterns = tuple(patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.prefixes or self.patterns)
+
+    def __call__(self, path: str) -> bool:
+        if self.prefixes and path.startswith(self.prefixes):
+            return True
+        return any(p.search(path) for p in self.patterns)
+
+
+def check_callable(value: Any, field: str) -> Callable[..., Any] | None:
+    """``value`` if it is ``None`` or callable, else ``TypeError`` naming ``field``.
+
+    >>> check_callable(len, "endpoint") is len
+    True
+    >>> check_callable("x", "endpoint")
+    Traceback (most recent call last):
+    ...
+    TypeError: endpoint: expected a callable or None, got 'x'
+    """
+    if value is not None and not callable(value):
+        raise TypeError(f"{field}: expected a callable or None, got {value!r}")
+    return value
+
+
+def check_bool(value: Any, field: str) -> bool:
+    """``value`` as a bool; accepts bools and the strings ``1/0/true/false/yes/no/on/off``.
+
+    >>> check_bool("yes", "STATSD_IN_FLIGHT"), check_bool(False, "STATSD_IN_FLIGHT")
+    (True, False)
+    >>> check_bool("maybe", "STATSD_IN_FLIGHT")
+    Traceback (most recent call last):
+    ...
+    ValueError: STATSD_IN_FLIGHT: expected a boolean, got 'maybe'
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{field}: expected a boolean, got {value!r}")
+
+
+class RequestRecorder:
+    """Emits the metrics of finished requests for one service through one client (never raises).
+
+    ``started()`` is called when a request begins (it only sends the in-flight +1 when that gauge is on);
+    ``finished()`` when the response has been fully sent: it writes count, latency and the exception if any,
+    then flushes, so they leave together.
+
+    >>> from statsd_instrument import statsd
+    >>> rec = RequestRecorder(statsd, service="shop")
+    >>> rec.finished("GET", "/user/<int:user_id>", 200, 0.0042)
+    >>> rec.request_tags("GET", "/user/<int:user_id>", "200 OK")
+    ('service:shop', 'method:GET', 'endpoint:/user/<int:user_id>', 'status:200')
+    >>> rec.request_tags("BREW", None, 405)
+    ('service:shop', 'method:OTHER', 'endpoint:<unmatched>', 'status:405')
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        service: str,
+        tags: Tags = None,
+        in_flight: bool = False,
+        version: str | None = None,
+        tags_field: str = "tags",
+    ) -> None:
+        self.client = client
+        self.service_tag = "service:" + clean_tag_value(service)
+        self.extra_tags = tag_list(tags, tags_field)
+        self.in_flight = in_flight
+        self.info_tags = (
+            None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
+        )
+        self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
+        self._info_pid = 0
+        self._info_at = 0.0
+        self._failed_once = False
+
+    def request_tags(self, method: str, endpoint: str | None, status: object) -> tuple[str, ...]:
+        """The tags of ``request_count`` / ``request_latency_seconds`` from raw values, bounded and cleaned.
+
+        ``method`` as received, ``endpoint`` a template or ``None`` (unmatched), ``status`` an int or a
+        WSGI status line. Cached per distinct raw triple (the cache is cleared when it grows past 4,096).
+        """
+        key = (method, endpoint, status)
+        tags = self._tag_cache.get(key)
+        if tags is None:
+            status_text = str(status)[:3]
+            tags = (
+                self.service_tag,
+                "method:" + method_label(method),
+                "endpoint:" + (clean_tag_value(endpoint) if endpoint else UNMATCHED_ENDPOINT),
+                "status:" + (status_text if status_text.isdigit() else "0"),
+                *self.extra_tags,
+            )
+            if len(self._tag_cache) >= 4096:
+                self._tag_cache.clear()
+            self._tag_cache[key] = tags
+        return tags
+
+    def started(self) -> None:
+        """A request began: send the in-flight +1 now (its own datagram) if that gauge is on."""
+        if not self.in_flight:
+            return
+        try:
+            self.client.gauge(REQUESTS_IN_FLIGHT, 1, tags=[self.service_tag], delta=True)
+            self.client.flush()
+        except Exception:
+            self._failed("in-flight gauge")
+
+    def skipped(self) -> None:
+        """A request that ``started()`` turned out to be excluded: only undo its in-flight +1."""
+        if not self.in_flight:
+            return
+        try:
+            self.client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
+            self.client.flush()
+        except Exception:
+            self._failed("in-flight gauge")
+
+    def finished(
+        self,
+        method: str,
+        endpoint: str | None,
+        status: object,
+        elapsed_s: float,
+        exception: str | None = None,
+        request_tags: Sequence[str] = (),
+    ) -> None:
+        """A request ended: count, latency (float ms), exception; then flush, so one datagram leaves.
+
+        ``method``, ``endpoint`` and ``status`` as for :meth:`request_tags` (raw; bounded here).
+        """
+        try:
+            client = self.client
+            tags = self.request_tags(method, endpoint, status)
+            if request_tags:
+                tags = tags + tuple(request_tags)
+            client.increment(REQUEST_COUNT, tags=tags)
+            client.timing(REQUEST_LATENCY, elapsed_s * 1000.0, tags=tags)
+            if exception is not None:
+                exc_tags = (*tags[:3], "exception:" + clean_tag_value(exception), *tags[4:])
+                client.increment(REQUEST_EXCEPTIONS, tags=exc_tags)
+            if self.in_flight:
+                client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
+            if self.info_tags is not None:
+                self._maybe_info()
+            client.flush()
+        except Exception:
+            self._failed("request metrics")
+
+    def _maybe_info(self) -> None:
+        now = time.monotonic()
+        pid = os.getpid()
+        if pid != self._info_pid or now - self._info_at >= INFO_EVERY_S:
+            self._info_pid, self._info_at = pid, now
+            self.client.gauge(APP_INFO, 1, tags=self.info_tags)
+
+    def _failed(self, what: str) -> None:
+        # metrics must never break the app: log the first failure with its traceback, later ones quietly
+        if not self._failed_once:
+            self._failed_once = True
+            log.warning(
+                "statsd_instrument: sending %s failed; the request is unaffected", what, exc_info=True
+            )
+        else:
+            log.debug("statsd_instrument: sending %s failed", what, exc_info=True)
+
+
+def request_tag_list(fn: Callable[[Any], Tags] | None, arg: Any, field: str) -> list[str]:
+    """Per-request tags from ``fn(arg)`` (the request or environ), cleaned; a failing ``fn`` gives none.
+
+    >>> request_tag_list(lambda r: {"tenant": r["tenant"]}, {"tenant": "acme,inc"}, "request_tags")
+    ['tenant:acme_inc']
+    >>> request_tag_list(lambda r: 1 / 0, {}, "request_tags")
+    []
+    """
+    if fn is None:
+        return []
+    try:
+        return tag_list(fn(arg), field)
+    except Exception:
+        log.warning("statsd_instrument: %s failed; request counted without its tags", field, exc_info=True)
+        return []

@@ -1,0 +1,198 @@
+"""A UDP tee for the migration: every statsd datagram goes, unchanged, to the exporter AND the old server.
+
+statsd_exporter can relay what it receives to the old statsd server itself (``--statsd.relay.address``);
+the embedded exporter (``statsd-instrument exporter``) does not. This module fills that gap with the same
+effect from in front of the exporter::
+
+    python -m statsd_instrument.legacy.relay --listen 127.0.0.1:8125 \\
+        --to 127.0.0.1:9125 --to old-statsd.internal:8125
+
+Datagrams are forwarded as received (no parsing, no reordering); a target that is down or does not
+resolve loses its copy and the others still get theirs. Stops on SIGTERM / SIGINT.
+
+>>> import socket, threading
+>>> sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+>>> sink.bind(("127.0.0.1", 0))
+>>> relay = Relay("127.0.0.1:0", [f"127.0.0.1:{sink.getsockname()[1]}"])
+>>> worker = threading.Thread(target=relay.serve_forever)
+>>> worker.start()
+>>> with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as app:
+...     _ = app.sendto(b"shop.checkout.GET.200:1|c", relay.address)
+>>> sink.recv(512)
+b'shop.checkout.GET.200:1|c'
+>>> relay.stop(); worker.join(); sink.close()
+>>> relay.forwarded, relay.failed
+(1, 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import threading
+from typing import Iterable, Sequence
+
+log = logging.getLogger("statsd_instrument.legacy.relay")
+
+
+def parse_address(text: str, field: str) -> tuple:
+    """``host:port`` (``[v6]:port`` too) -> (host, port); a clear error names the field and the value.
+
+    >>> parse_address("[::1]:8125", "--to")
+    ('::1', 8125)
+    >>> parse_address("statsd", "--to")
+    Traceback (most recent call last):
+    ValueError: --to='statsd' is not HOST:PORT
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{field}={text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Relay:
+    """Receives datagrams on ``listen`` and sends each one to every target in ``targets``.
+
+    (Example in the module docstring.) A bad address is refused at once:
+
+    >>> Relay("127.0.0.1:8125", ["old-statsd"])
+    Traceback (most recent call last):
+    ValueError: --to='old-statsd' is not HOST:PORT
+    """
+
+    def __init__(self, listen: str, targets: Sequence[str]) -> None:
+        if not targets:
+            raise ValueError("--to: at least one target is needed")
+        self._targets = [parse_address(t, "--to") for t in targets]
+        host, port = parse_address(listen, "--listen")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.bind((host, port))
+        self._sock.settimeout(0.2)
+        self._out = {f: socket.socket(f, socket.SOCK_DGRAM) for f in (socket.AF_INET, socket.AF_INET6)}
+        self._stopping = threading.Event()
+        self.forwarded = 0  # datagrams received and forwarded
+        self.failed = 0  # copies that could not be sent
+
+    @property
+    def address(self) -> tuple:
+        """(host, port) actually bound."""
+        return self._sock.getsockname()[:2]
+
+    def _forward(self, payload: bytes) -> None:
+        self.forwarded += 1
+        for host, port in self._targets:
+            try:
+                family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+                self._out[family].sendto(payload, addr)
+            except OSError as exc:
+                self.failed += 1
+                if self.failed in (1, 10, 100, 1000) or self.failed % 10000 == 0:
+                    log.warning(
+                        "relay to %s:%s failed (%s); %d copies lost so far", host, port, exc, self.failed
+                    )
+
+    def serve_forever(self) -> None:
+        """Forward until :meth:`stop`; then close the sockets."""
+        try:
+            while not self._stopping.is_set():
+                try:
+                    payload = self._sock.recv(65535)
+                except socket.timeout:
+                    continue
+                self._forward(payload)
+        finally:
+            self._sock.close()
+            for sock in self._out.values():
+                sock.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to return (within 0.2 s)."""
+        self._stopping.set()
+
+
+class LineRelay:
+    """What ``--statsd.relay.address`` does in statsd_exporter, for an exporter to call per received line.
+
+    Lines are forwarded unmodified over UDP, packed into datagrams of at most ``packet_length`` bytes (the
+    Go exporter's ``--statsd.relay.packet-length``, default 1400); call :meth:`flush` after each received
+    packet. Send errors are counted in ``failed``, never raised.
+
+    >>> import socket
+    >>> sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    >>> sink.bind(("127.0.0.1", 0))
+    >>> relay = LineRelay(f"127.0.0.1:{sink.getsockname()[1]}", packet_length=20)
+    >>> for line in ("a.b:1|c", "c.d:2|g", "e.f:3|ms"):
+    ...     relay.relay(line)
+    >>> relay.flush()
+    >>> sink.recv(100), sink.recv(100)
+    (b'a.b:1|c\\nc.d:2|g', b'e.f:3|ms')
+    >>> relay.close(); sink.close()
+    """
+
+    def __init__(self, address: str, packet_length: int = 1400) -> None:
+        host, port = parse_address(address, "--statsd.relay.address")
+        family, _, _, _, self._addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._limit = packet_length
+        self._lines: list = []
+        self._size = 0
+        self.failed = 0
+
+    def relay(self, line: str) -> None:
+        """Queue one line; sends the queued ones first if this line would not fit."""
+        size = len(line.encode()) + 1
+        if self._lines and self._size + size > self._limit + 1:
+            self.flush()
+        self._lines.append(line)
+        self._size += size
+
+    def flush(self) -> None:
+        """Send the queued lines as one datagram."""
+        if not self._lines:
+            return
+        payload = "\n".join(self._lines).encode()
+        self._lines, self._size = [], 0
+        try:
+            self._sock.sendto(payload, self._addr)
+        except OSError:
+            self.failed += 1
+
+    def close(self) -> None:
+        """Flush and close the socket."""
+        self.flush()
+        self._sock.close()
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m statsd_instrument.legacy.relay --listen HOST:PORT --to HOST:PORT [--to ...]``.
+
+    >>> main(["--listen", "127.0.0.1:0"])  # no --to
+    2
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m statsd_instrument.legacy.relay", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--listen", default="127.0.0.1:8125", help="where the apps send (default 127.0.0.1:8125)"
+    )
+    parser.add_argument("--to", action="append", default=[], help="HOST:PORT to forward to (repeat)")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        relay = Relay(args.listen, args.to)
+    except (ValueError, OSError) as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: relay.stop())
+    host, port = relay.address
+    print(f"relaying {host}:{port} -> {', '.join(args.to)}", file=sys.stderr, flush=True)
+    relay.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

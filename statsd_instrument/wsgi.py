@@ -1,0 +1,281 @@
+"""WSGI middleware: the request metrics of the Flask extension for any WSGI app (Django, Pyramid, bare WSGI).
+
+``app = StatsdMiddleware(app, service="shop", endpoint=PathTemplates(["/user/<id>"]))``: every request is
+counted and timed until its body has been fully sent, tagged with a bounded ``endpoint`` and ``method``
+(see :mod:`statsd_instrument.http_metrics`), and all its metrics leave in one datagram when it ends.
+
+The ``endpoint`` label comes from a resolver ``fn(environ) -> str | None`` called after the app answered
+(``None`` means unmatched). The default reads ``environ["statsd_instrument.endpoint"]``, which an app or
+framework hook may set to its route template; everything else is :data:`UNMATCHED_ENDPOINT`. Ready-made
+resolvers: :class:`PathTemplates` (a list of templates) and :func:`django_endpoint` (with
+:func:`connect_django_exceptions` for the exceptions Django answers itself). An app that answers an
+exception itself can name it in ``environ["statsd_instrument.exception"]``; an exception that escapes the
+app is counted (as a 500) and re-raised. An app can also set ``environ["statsd_instrument.skip"]`` to
+send nothing for a request and ``environ["statsd_instrument.tags"]`` (checked ``"k:v"`` strings) to add tags.
+
+>>> def hello(environ, start_response):
+...     start_response("200 OK", [("Content-Type", "text/plain")])
+...     return [b"hi"]
+>>> app = StatsdMiddleware(hello, service="hello")
+>>> app.recorder.service_tag
+'service:hello'
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from statsd_instrument.http_metrics import (
+    PathFilter,
+    RequestRecorder,
+    Tags,
+    check_callable,
+    log,
+    request_tag_list,
+)
+
+# environ keys an app (or an integration such as the Flask extension) may set while it handles a request
+ENDPOINT_KEY = "statsd_instrument.endpoint"  # the endpoint label (a route template)
+EXCEPTION_KEY = "statsd_instrument.exception"  # the class name of an exception the app answered itself
+SKIP_KEY = "statsd_instrument.skip"  # true: send nothing for this request
+TAGS_KEY = "statsd_instrument.tags"  # extra "k:v" tags for this request (already checked)
+
+Environ = dict
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+_CONVERTED = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+
+
+def environ_endpoint(environ: Environ) -> str | None:
+    """The default resolver: the template the app stored in ``environ["statsd_instrument.endpoint"]``.
+
+    >>> environ_endpoint({"statsd_instrument.endpoint": "/user/<id>"}), environ_endpoint({})
+    ('/user/<id>', None)
+    """
+    return environ.get(ENDPOINT_KEY)
+
+
+class PathTemplates:
+    """Resolver from route templates: ``<name>`` / ``<int:name>`` match one segment, ``<path:name>`` the rest.
+
+    >>> resolve = PathTemplates(["/test/", "/user/<int:user_id>", "/files/<path:name>"])
+    >>> resolve({"PATH_INFO": "/user/42"}), resolve({"PATH_INFO": "/user/bob"})
+    ('/user/<int:user_id>', None)
+    >>> resolve({"PATH_INFO": "/files/a/b.txt"}), resolve({"PATH_INFO": "/nope"})
+    ('/files/<path:name>', None)
+    """
+
+    def __init__(self, templates: Sequence[str]) -> None:
+        if isinstance(templates, str):
+            raise TypeError(f"templates: expected a list of route templates, got {templates!r}")
+        self.exact: dict[str, str] = {}
+        self.patterns: list[tuple[re.Pattern[str], str]] = []
+        for template in templates:
+            if not isinstance(template, str) or not template.startswith("/"):
+                raise ValueError(
+                    f"templates: a route template must be a string starting with '/', got {template!r}"
+                )
+            if "<" not in template:
+                self.exact[template] = template
+                continue
+            regex, pos = [], 0
+            for m in _CONVERTED.finditer(template):
+                regex.append(re.escape(template[pos : m.start()]))
+                converter = m.group(1)
+                regex.append({"int": r"\d+", "float": r"\d+\.\d+", "path": r".+"}.get(converter, r"[^/]+"))
+                pos = m.end()
+            regex.append(re.escape(template[pos:]))
+            self.patterns.append((re.compile("".join(regex) + r"\Z"), template))
+
+    def __call__(self, environ: Environ) -> str | None:
+        path = environ.get("PATH_INFO", "")
+        hit = self.exact.get(path)
+        if hit is not None:
+            return hit
+        for pattern, template in self.patterns:
+            if pattern.match(path):
+                return template
+        return None
+
+
+def django_endpoint(environ: Environ) -> str | None:
+    """Resolver for Django: the matched URL pattern's route (``/user/<int:user_id>/``), or ``None``.
+
+    Uses ``django.urls.resolve`` on ``PATH_INFO`` (Django must be set up, as it is inside its WSGI app).
+    """
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(environ.get("PATH_INFO", "/"))
+    except Resolver404:
+        return None
+    route = getattr(match, "route", None)
+    if not route:
+        return None
+    return "/" + route.lstrip("^").rstrip("$")
+
+
+def connect_django_exceptions() -> None:
+    """Make Django name, for :class:`StatsdMiddleware`, the exceptions its handlers turn into 500 answers.
+
+    Django answers a view's exception itself, so the middleware sees only the 500; this connects a receiver
+    to Django's ``got_request_exception`` signal that stores the class name in the request's environ.
+    Idempotent. Call it in your ``wsgi.py`` next to the middleware.
+    """
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_django_exception, dispatch_uid="statsd_instrument.wsgi")
+
+
+def _django_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    error = sys.exc_info()[1]  # the signal is sent while Django handles the exception
+    environ = getattr(request, "environ", None)
+    if error is not None and isinstance(environ, dict):
+        environ[EXCEPTION_KEY] = type(error).__name__
+
+
+class StatsdMiddleware:
+    """Wraps a WSGI app so that every request pushes ``request_count``, ``request_latency_seconds`` and
+    ``request_exceptions`` (plus the opt-in in-flight and info gauges), like the Flask extension.
+
+    Options (keyword-only): ``client`` (default :data:`statsd_instrument.statsd`), ``service``,
+    ``endpoint`` (resolver, see the module docstring), ``exclude_paths`` (prefixes and ``re.compile``
+    patterns), ``exclude`` (``predicate(environ) -> bool``), ``tags`` (static), ``request_tags``
+    (``fn(environ) -> dict``), ``in_flight``, ``version``.
+
+    >>> def boom(environ, start_response):
+    ...     raise ZeroDivisionError
+    >>> app = StatsdMiddleware(boom, service="demo", exclude_paths=["/health"])
+    >>> app({"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}, lambda *a: None)
+    Traceback (most recent call last):
+    ...
+    ZeroDivisionError
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        client: Any = None,
+        service: str = "wsgi",
+        endpoint: Callable[[Environ], str | None] | None = environ_endpoint,
+        exclude_paths: Any = None,
+        exclude: Callable[[Environ], bool] | None = None,
+        tags: Tags = None,
+        request_tags: Callable[[Environ], Tags] | None = None,
+        in_flight: bool = False,
+        version: str | None = None,
+    ) -> None:
+        if client is None:
+            from statsd_instrument import statsd as client
+        self.app = app
+        self.recorder = RequestRecorder(
+            client, service, tags=tags, in_flight=bool(in_flight), version=version
+        )
+        self.endpoint = check_callable(endpoint, "endpoint") or environ_endpoint
+        self.skip_path = (
+            exclude_paths
+            if isinstance(exclude_paths, PathFilter)
+            else PathFilter(exclude_paths, "exclude_paths")
+        )
+        self.skip = check_callable(exclude, "exclude")
+        self.request_tags = check_callable(request_tags, "request_tags")
+        self._filtering = bool(self.skip_path) or self.skip is not None
+
+    def _skipped(self, environ: Environ) -> bool:
+        try:
+            if self.skip_path and self.skip_path(environ.get("PATH_INFO", "")):
+                return True
+            return self.skip is not None and bool(self.skip(environ))
+        except Exception:
+            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
+            return False
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self._filtering and self._skipped(environ):
+            return self.app(environ, start_response)
+        request = _Request(self, environ, time.perf_counter())
+        if self.recorder.in_flight:
+            self.recorder.started()
+
+        def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            request.status = status
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.app(environ, _start_response)
+        except BaseException as error:
+            request.exception = type(error).__name__
+            request.status = "500"
+            request.finish()
+            raise
+        return _TimedBody(body, request)
+
+
+class _Request:
+    """One request in flight: enough to emit its metrics once the body is done."""
+
+    __slots__ = ("done", "environ", "exception", "middleware", "start", "status")
+
+    def __init__(self, middleware: StatsdMiddleware, environ: Environ, start: float) -> None:
+        self.middleware = middleware
+        self.environ = environ
+        self.start = start
+        self.status = "500"
+        self.exception: str | None = None
+        self.done = False
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        elapsed = time.perf_counter() - self.start
+        mw, environ = self.middleware, self.environ
+        if environ.get(SKIP_KEY):
+            mw.recorder.skipped()
+            return
+        try:
+            try:
+                endpoint = mw.endpoint(environ)
+            except Exception:
+                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
+                endpoint = None
+            mw.recorder.finished(
+                environ.get("REQUEST_METHOD", ""),
+                endpoint,
+                self.status,
+                elapsed,
+                self.exception or environ.get(EXCEPTION_KEY),
+                environ.get(TAGS_KEY) or request_tag_list(mw.request_tags, environ, "request_tags"),
+            )
+        except Exception:
+            log.warning("statsd_instrument: recording the request failed", exc_info=True)
+
+
+class _TimedBody:
+    """The app's response iterable, passed through; the request ends when the server closes it."""
+
+    __slots__ = ("body", "request")
+
+    def __init__(self, body: Iterable[bytes], request: _Request) -> None:
+        self.body = body
+        self.request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.body
+        except BaseException as error:
+            if self.request.exception is None:
+                self.request.exception = type(error).__name__
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.request.finish()
