@@ -244,14 +244,35 @@ class Demo:
                 next_line += a.interval
                 self._print_summary(api, time.monotonic() - started)
             time.sleep(0.2)
-        self._print_summary(api, time.monotonic() - started)
+        self._final_count(api)
+
+    def _reading(self, api: PrometheusAPI | None) -> live.Summary:
+        if api:
+            return live.from_prometheus(api)
+        return live.from_exporter(f"http://127.0.0.1:{self.args.exporter_port}/metrics")
+
+    def _final_count(self, api: PrometheusAPI | None, timeout_s: float = 15.0) -> None:
+        """Stop the traffic, wait for the last scrapes, and compare what was counted with what was sent."""
+        assert self.traffic is not None
+        sent = self.traffic.stop()
+        where = "Prometheus" if api else "the exporter"
+        deadline = time.monotonic() + timeout_s
+        counted = self._reading(api).requests
+        while counted != sent.answered and time.monotonic() < deadline:
+            time.sleep(0.5)
+            counted = self._reading(api).requests
+        if counted == sent.answered:
+            self.say(
+                f"final: {sent.answered} requests answered, {sent.answered} counted by {where}: every one"
+            )
+        else:
+            shown = "n/a" if counted is None else f"{counted:.0f}"
+            self.say(
+                f"final: {sent.answered} requests answered, {shown} counted by {where} after {timeout_s:g} s"
+            )
 
     def _print_summary(self, api: PrometheusAPI | None, elapsed_s: float) -> None:
-        reading = (
-            live.from_prometheus(api)
-            if api
-            else live.from_exporter(f"http://127.0.0.1:{self.args.exporter_port}/metrics")
-        )
+        reading = self._reading(api)
         sent = self.traffic.stats() if self.traffic else None
         client = ""
         if sent is not None:

@@ -88,6 +88,7 @@ def test_demo_runs_the_whole_stack_for_its_duration_and_leaves_nothing_listening
         proc.stop()
     out = proc.output()
     assert "[Prometheus, last 1m] requests" in out
+    assert "counted by Prometheus: every one" in out  # exactly as many as the demo's traffic sent
     assert f"http://127.0.0.1:{ports['--prometheus-port']}/graph" in out
     assert "nothing left listening" in out
     assert_nothing_left(ports)

@@ -21,7 +21,9 @@ BUCKETS = "http_request_duration_seconds_bucket"
 #: PromQL behind each figure of the summary (also what a user can paste into the Prometheus UI)
 QUERIES = {
     "requests": f"sum({REQUESTS})",
-    "rate": f"sum(rate({REQUESTS}[1m]))",
+    # irate: the last two scrapes, so the figure is right from the second scrape on (rate[1m] under-reads
+    # while Prometheus has less than a minute of data)
+    "rate": f"sum(irate({REQUESTS}[30s]))",
     "error_ratio": (
         f'(sum(rate({REQUESTS}{{status=~"5.."}}[1m])) or 0 * sum(rate({REQUESTS}[1m])))'
         f" / sum(rate({REQUESTS}[1m]))"
