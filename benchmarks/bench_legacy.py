@@ -57,8 +57,46 @@ def _workload(client, flush) -> float:
     return (time.perf_counter() - started) / (CALLS // 3 * 3)
 
 
+def _core_calls(port: int) -> str:
+    """Markdown table: the core Client's ``send_line`` (what the legacy clients call) vs ``increment``, with
+    the same line on one client (1,432-byte datagrams) and on one with the legacy default 512 bytes."""
+    from statsd_instrument import Client
+
+    line_1432 = Client(host="127.0.0.1", port=port, strict=False)
+    line_512 = Client(host="127.0.0.1", port=port, strict=False, max_datagram_bytes=512)
+    calls = {
+        "Client.increment (1,432-byte datagrams)": lambda: line_1432.increment("shop.checkout.GET.200"),
+        "Client.send_line (1,432-byte datagrams)": lambda: line_1432.send_line("shop.checkout.GET.200:1|c"),
+        "Client.send_line (512-byte datagrams)": lambda: line_512.send_line("shop.checkout.GET.200:1|c"),
+    }
+    results: dict = {name: [] for name in calls}
+    try:
+        for round_ in range(ROUNDS):
+            names = list(calls)
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                started = time.perf_counter()
+                for _ in range(CALLS):
+                    calls[name]()
+                line_1432.flush()
+                line_512.flush()
+                results[name].append((time.perf_counter() - started) / CALLS)
+    finally:
+        line_1432.close()
+        line_512.close()
+    base = statistics.median(results["Client.increment (1,432-byte datagrams)"])
+    rows = [
+        f"| core call, line `shop.checkout.GET.200:1\\|c` | µs per call (median of {ROUNDS} x {CALLS}) "
+        "| vs increment |",
+        "|---|---:|---:|",
+    ]
+    for name, samples in results.items():
+        median = statistics.median(samples)
+        rows.append(f"| {name} | {median * 1e6:.2f} | {median / base:.2f}x |")
+    return "\n".join(rows) + "\n"
+
+
 def run() -> str:
-    """Markdown table: median µs per call for each client and the ratio."""
+    """Markdown tables: median µs per call for each client and the ratio; then the core calls."""
     drain = _Drain()
     theirs = original.StatsClient("127.0.0.1", drain.port)
     ours = StatsClient("127.0.0.1", drain.port)
@@ -79,6 +117,7 @@ def run() -> str:
                 order.reverse()
             for name, client, flush in order:
                 results[name].append(_workload(client, flush))
+        core = _core_calls(drain.port)
     finally:
         theirs.close()
         ours.close()
@@ -92,7 +131,7 @@ def run() -> str:
     for name, samples in results.items():
         median = statistics.median(samples)
         rows.append(f"| {name} | {median * 1e6:.2f} | {median / base:.2f}x |")
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n\n" + core
 
 
 if __name__ == "__main__":

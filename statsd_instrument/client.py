@@ -7,6 +7,9 @@
 * ``gauge(name, -5)`` *sets* -5: it sends ``name:0|g`` then ``name:-5|g`` in one datagram, because
   statsd_exporter reads a leading sign as a delta. ``gauge(name, 2, delta=True)`` sends ``+2`` (a delta).
 * ``set`` is refused: statsd_exporter has no sets.
+* ``gauge_with_timestamp``/``count_with_timestamp`` send no ``|T`` field, ``distributed`` sends seconds as
+  ``|d``, ``event``/``service_check`` are accepted and not sent, ``cardinality=`` is ignored: see
+  :mod:`statsd_instrument.dogstatsd_compat`.
 * Bad names, reserved tag keys and non-numbers are programming errors: **strict** mode (default under pytest
   and ``python -X dev``, or ``STATSD_STRICT=1``) raises ``ValueError`` naming the metric and the problem;
   production mode drops the call, counts it in ``stats.invalid_calls`` and logs one warning per metric.
@@ -35,6 +38,7 @@ from typing import Any, Iterator, List, Mapping
 
 from statsd_instrument import wire
 from statsd_instrument.config import Settings, TagsArg, load_settings
+from statsd_instrument.dogstatsd_compat import DogStatsdCompat
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
 from statsd_instrument.wire import Tags
 
@@ -43,7 +47,7 @@ _random = random.random
 _MAX_WARNED = 1000
 
 
-class Client:
+class Client(DogStatsdCompat):
     """A buffered, fork-safe DogStatsD client (see the module docstring for semantics).
 
     Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults; a bad value
@@ -233,7 +237,12 @@ class Client:
     # -- the DogStatsd calls ---------------------------------------------------------------------------------
 
     def increment(
-        self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
+        self,
+        metric: str,
+        value: float = 1,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        cardinality: str | None = None,
     ) -> None:
         """Add ``value`` (default 1) to a counter.
 
@@ -247,7 +256,12 @@ class Client:
     count = increment
 
     def decrement(
-        self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
+        self,
+        metric: str,
+        value: float = 1,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        cardinality: str | None = None,
     ) -> None:
         """Subtract ``value`` (default 1) from a counter.
 
@@ -264,6 +278,7 @@ class Client:
         value: float,
         tags: Tags = None,
         sample_rate: float | None = None,
+        cardinality: str | None = None,
         *,
         delta: bool = False,
     ) -> None:
@@ -290,7 +305,14 @@ class Client:
         else:
             self._emit(metric, text, "g", tags, sample_rate)
 
-    def timing(self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None) -> None:
+    def timing(
+        self,
+        metric: str,
+        value: float,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        cardinality: str | None = None,
+    ) -> None:
         """Record a duration of ``value`` **milliseconds** (statsd_exporter exports seconds).
 
         >>> with statsd.capture_lines() as lines:
@@ -301,7 +323,12 @@ class Client:
         self._formatted(metric, "ms", wire.format_ms, value, tags, sample_rate)
 
     def histogram(
-        self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
+        self,
+        metric: str,
+        value: float,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        cardinality: str | None = None,
     ) -> None:
         """Record ``value`` in a histogram (sent as is, unlike ``timing``).
 
@@ -313,7 +340,12 @@ class Client:
         self._formatted(metric, "h", wire.format_number, value, tags, sample_rate)
 
     def distribution(
-        self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
+        self,
+        metric: str,
+        value: float,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        cardinality: str | None = None,
     ) -> None:
         """Record ``value`` in a distribution (``|d``; the exporter treats it like a histogram).
 
@@ -324,7 +356,14 @@ class Client:
         """
         self._formatted(metric, "d", wire.format_number, value, tags, sample_rate)
 
-    def set(self, metric: str, value: object, tags: Tags = None, sample_rate: float | None = None) -> None:
+    def set(
+        self,
+        metric: str,
+        value: object,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        cardinality: str | None = None,
+    ) -> None:
         """Refused: statsd_exporter does not support sets (``|s``). Strict mode raises; production drops.
 
         >>> statsd.set("users_seen", "alice")
@@ -362,13 +401,14 @@ class Client:
         >>> lines
         ['legacy.hits:1|c|@0.5']
         """
-        self._ensure()
+        if self._pending is not None:  # a deferred client's first call reads its settings
+            self._ensure()
         if not isinstance(line, str) or "\n" in line or "\r" in line:
             self._invalid(line, "line", ValueError("a line must be a str without newlines"))
             return
         try:
-            self._transport.add(line)
-        except Exception as err:  # pragma: no cover - add never raises; belt and braces
+            self._add(line)  # the transport's add, bound once
+        except Exception as err:  # a str that cannot be encoded (a lone surrogate): never raise into the app
             self._invalid(line, "line", err)
 
     # -- buffer control and introspection --------------------------------------------------------------------

@@ -69,6 +69,17 @@ def test_send_line_passes_lines_as_is_and_rejects_embedded_newlines():
         c.close()
 
 
+def test_send_line_that_cannot_be_encoded_is_dropped_and_counted_not_raised():
+    c = Client(protocol="null", strict=False)
+    try:
+        c.send_line("bad:\ud800|c")  # a lone surrogate: no UTF-8 for it
+        c.send_line("good:1|c")
+        c.flush()
+        assert c.stats["invalid_calls"] == 1 and c.stats["sent_lines"] == 1
+    finally:
+        c.close()
+
+
 def test_tag_cache_does_not_confuse_equal_but_differently_printed_values():
     c = Client(protocol="null", strict=True)
     try:

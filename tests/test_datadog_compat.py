@@ -5,23 +5,32 @@ The same program runs once on a datagram-for-datagram datadog ``DogStatsd`` and 
 datadog client has origin detection off (``origin_detection_enabled=False``, no container id) and telemetry
 off: datadog appends ``|c:<container>`` / ``|e:`` / ``|card:`` fields and sends ``datadog.dogstatsd.*``
 telemetry lines that statsd_exporter before 0.29 rejects and that are not metrics of the program.
-Expected differences, each asserted separately: ``timed`` (datadog sends seconds with type ms; ours float
-milliseconds), a negative absolute gauge (datadog's ``-5|g`` would be read as a delta by the exporter; ours
-sends ``0|g`` then ``-5|g``) and ``set`` (refused: statsd_exporter has no sets).
-Not offered by statsd_instrument's ``statsd`` (reported to the lead): ``distributed``,
-``gauge_with_timestamp``, ``count_with_timestamp``.
+Every public metric call of ``DogStatsd`` has a counterpart. Expected differences, each asserted
+separately: ``timed`` (datadog sends seconds with type ms; ours float milliseconds), a negative absolute
+gauge (datadog's ``-5|g`` would be read as a delta by the exporter; ours sends ``0|g`` then ``-5|g``),
+``set`` (refused: statsd_exporter has no sets), ``*_with_timestamp`` (no ``|T`` field: exporters before
+0.31 drop such lines, later ones ignore the timestamp), ``cardinality=`` (no ``|card:`` field, which every
+exporter drops) and ``event``/``service_check`` (not metrics; statsd_exporter cannot parse them: accepted,
+not sent, logged once). ``distributed`` sends the same lines as datadog's (seconds as ``|d``).
 """
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import logging
 import re
 
 import pytest
 from datadog.dogstatsd import DogStatsd
+from datadog.dogstatsd import context as datadog_context
+from prometheus_client.parser import text_string_to_metric_families
 
 import statsd_instrument
+import statsd_instrument.dogstatsd_compat
 from statsd_instrument import statsd
+from statsd_instrument.exporter import Ingestor
+from statsd_instrument.mapping import parse_mapping
 from tests.callbycall import between_marks, run_statement_by_statement, statements
 from tests.helpers import UdpCollector
 
@@ -146,3 +155,150 @@ def test_documented_differences_negative_gauge_and_set(clients, caplog):
     statsd.flush()
     assert not any(line.startswith("visitors.uniques") for line in ours.lines())
     assert "visitors.uniques" in caplog.text
+
+
+def _exported(lines: list) -> dict:
+    """{(sample name, labels): value} of the statsd series the exporter emulation makes of ``lines``."""
+    ingest = Ingestor(parse_mapping("{}"))
+    ingest.handle_datagram("\n".join(lines).encode(), now=0.0)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(ingest.render(now=0.0))
+        if not family.name.startswith("statsd_exporter")
+        for sample in family.samples
+    }
+
+
+TIMESTAMP_PROGRAM = """
+statsd.gauge_with_timestamp("users.online", 123, 1713804588)
+statsd.gauge_with_timestamp("active.connections", 1001, 1713804588, tags=["protocol:http"])
+statsd.count_with_timestamp("files.transferred", 124, timestamp=1713804588)
+statsd.count_with_timestamp("files.transferred", 3, 1713804589, ["kind:pdf"], 1)
+statsd.count_with_timestamp("files.transferred", 2)
+statsd.increment("page.views", cardinality="low")
+statsd.histogram("latency", 0.5, ["db:main"], 1, "high")
+"""
+
+
+def test_timestamps_and_cardinality_are_left_off_and_the_exporter_counts_every_value(clients):
+    datadog, theirs, ours = clients
+    count = len(statements(TIMESTAMP_PROGRAM))
+    run_statement_by_statement(TIMESTAMP_PROGRAM, {"statsd": datadog}, theirs.port)
+    run_statement_by_statement(TIMESTAMP_PROGRAM, {"statsd": statsd}, ours.port, _flush)
+    expected, got = between_marks(theirs, count), between_marks(ours, count)
+    assert expected[0] == ["users.online:123|g|T1713804588"]
+    assert expected[5] == ["page.views:1|c|card:low"]
+    stripped = [[re.sub(r"\|(T\d+|card:\w+)", "", ln) for ln in chunk] for chunk in expected]
+    assert got == stripped  # the same lines, less the two fields
+    assert got[4] == ["files.transferred:2|c"] == expected[4]  # timestamp 0: datadog sends none either
+    ours_lines = [ln for chunk in got for ln in chunk]
+    series = _exported(ours_lines)
+    assert series[("files_transferred_total", ())] == 126
+    assert series[("files_transferred_total", (("kind", "pdf"),))] == 3
+    assert series[("users_online", ())] == 123 and series[("page_views_total", ())] == 1
+    assert series[("latency_count", (("db", "main"),))] == 1
+    # datadog's cardinality field costs the line in every exporter
+    theirs_series = _exported([ln for chunk in expected for ln in chunk])
+    assert ("page_views_total", ()) not in theirs_series and (
+        "latency_count",
+        (("db", "main"),),
+    ) not in theirs_series
+
+
+DISTRIBUTED_PROGRAM = """
+@statsd.distributed("render.time", tags=["view:home"])
+def render():
+    return "ok"
+render()
+with statsd.distributed("block.time", tags=["step:load"], sample_rate=1):
+    pass
+with statsd.distributed("block.ms", use_ms=True):
+    pass
+timer = statsd.timed("manual.time")
+timer.start()
+timer.stop()
+"""
+
+
+def test_distributed_sends_the_same_seconds_as_datadog(clients, monkeypatch):
+    datadog, theirs, ours = clients
+
+    def clock_with(step):
+        ticks = itertools.count()
+        return lambda: 10.0 + step * next(ticks)
+
+    count = len(statements(DISTRIBUTED_PROGRAM))
+    monkeypatch.setattr(datadog_context, "monotonic", clock_with(0.25))
+    run_statement_by_statement(DISTRIBUTED_PROGRAM, {"statsd": datadog}, theirs.port)
+    instrument_module = importlib.import_module(
+        "statsd_instrument.instrument"
+    )  # the package re-exports a function of that name
+    monkeypatch.setattr(instrument_module, "_perf_counter", clock_with(0.25))
+    run_statement_by_statement(DISTRIBUTED_PROGRAM, {"statsd": statsd}, ours.port, _flush)
+    expected, got = between_marks(theirs, count), between_marks(ours, count)
+    assert got[1] == expected[1] == ["render.time:0.25|d|#view:home"]
+    assert got[2] == expected[2] == ["block.time:0.25|d|#step:load"]
+    assert got[3] == expected[3] == ["block.ms:250|d"]
+    # timed's unit is fixed: datadog sends seconds typed ms, ours milliseconds
+    assert expected[6] == ["manual.time:0.25|ms"] and got[6] == ["manual.time:250|ms"]
+
+
+def test_events_and_service_checks_are_accepted_not_sent_and_logged_once(clients, caplog, monkeypatch):
+    datadog, theirs, ours = clients
+    monkeypatch.setattr(statsd_instrument.dogstatsd_compat.DogStatsdCompat, "_told_dropped", set())
+    program = """
+statsd.event("Deploy", "v2 is out", alert_type="success", tags=["env:prod"])
+statsd.event("Deploy", "v3 is out")
+statsd.service_check("db.up", statsd.OK, tags=["db:main"], message="fine")
+statsd.service_check("db.up", DogStatsd.WARNING)
+"""
+    count = len(statements(program))
+    run_statement_by_statement(program, {"statsd": datadog, "DogStatsd": DogStatsd}, theirs.port)
+    with caplog.at_level(logging.WARNING, logger="statsd_instrument"):
+        run_statement_by_statement(program, {"statsd": statsd, "DogStatsd": DogStatsd}, ours.port, _flush)
+    expected, got = between_marks(theirs, count), between_marks(ours, count)
+    assert got == [[], [], [], []]
+    sent = [ln for chunk in expected for ln in chunk]
+    assert sent[0].startswith("_e{6,9}:Deploy|v2 is out") and sent[2].startswith("_sc|db.up|0")
+    warnings = [r.getMessage() for r in caplog.records if "accepted and not sent" in r.getMessage()]
+    assert len(warnings) == 2 and "event" in warnings[0] and "service_check" in warnings[1]
+    # what statsd_exporter makes of datadog's lines: errors, no series
+    ingest = Ingestor(parse_mapping("{}"))
+    ingest.handle_datagram("\n".join(sent).encode(), now=0.0)
+    stats = ingest.current_stats()
+    assert sum(stats.sample_errors.values()) >= len(sent) and sum(stats.events.values()) == 0
+    assert ingest.store.families == {}
+
+
+def test_datadog_buffering_fork_and_telemetry_controls_run_unchanged_and_lose_nothing():
+    """A program written for datadog's buffered / fork-aware API runs as is; every line arrives."""
+    collector = UdpCollector()
+    client = statsd_instrument.Client(host="127.0.0.1", port=collector.port)
+    try:
+        client.disable_telemetry()
+        client.enable_aggregation()
+        client.disable_background_sender()
+        client.set_socket_timeout(0.5)
+        with client:
+            client.increment("ctx.in_block", tags=["k:v"])
+        client.open_buffer()
+        client.increment("opened.buffer")
+        client.close_buffer()
+        client.pre_fork()
+        client.post_fork_parent()
+        client.increment("after.fork.hooks")
+        client.flush_aggregated_metrics()
+        client.wait_for_pending()
+        client.close_socket()
+        client.increment("after.close_socket")  # a new socket is opened
+        client.stop()
+        lines = collector.wait_for_lines(4)
+    finally:
+        client.close()
+        collector.close()
+    assert lines == [
+        "ctx.in_block:1|c|#k:v",
+        "opened.buffer:1|c",
+        "after.fork.hooks:1|c",
+        "after.close_socket:1|c",
+    ]

@@ -16,6 +16,7 @@ import sys
 import threading
 
 from statsd_instrument.exporter.lineparser import ParserFlags
+from statsd_instrument.exporter.relay import DEFAULT_PACKET_LENGTH
 from statsd_instrument.exporter.server import Exporter
 from statsd_instrument.mapping import MappingError, load_mapping
 
@@ -27,8 +28,6 @@ _IGNORED_VALUE_FLAGS = [
     "statsd.event-flush-threshold",
     "statsd.event-flush-interval",
     "statsd.udp-packet-queue-size",
-    "statsd.relay.address",
-    "statsd.relay.packet-length",
     "debug.dump-fsm",
     "log.level",
     "log.format",
@@ -59,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("--statsd.unixsocket-mode", dest="unixsocket_mode", default="755", help="permission of the socket")
     add("--statsd.mapping-config", dest="mapping", default="", help="mapping configuration file")
     add("--statsd.read-buffer", dest="read_buffer", type=int, default=0, help="socket receive buffer (bytes)")
+    add(
+        "--statsd.relay.address",
+        dest="relay",
+        action="append",
+        default=[],
+        help="UDP host:port to relay every received line to (repeat for several targets)",
+    )
+    add(
+        "--statsd.relay.packet-length",
+        dest="relay_packet_length",
+        type=int,
+        default=DEFAULT_PACKET_LENGTH,
+        help="largest relayed datagram in bytes (default 1400)",
+    )
     add("--check-config", dest="check_config", action="store_true", help="check the mapping and exit")
     for style in ("dogstatsd", "influxdb", "librato", "signalfx"):
         add(
@@ -107,6 +120,8 @@ def main(argv: list[str]) -> int:
         flags=flags,
         read_buffer=args.read_buffer,
         unixsocket_mode=args.unixsocket_mode,
+        relay=[target for target in args.relay if target],
+        relay_packet_length=args.relay_packet_length,
     )
     exporter.mapping_path = args.mapping or None
     stop = threading.Event()
@@ -115,7 +130,7 @@ def main(argv: list[str]) -> int:
     try:
         exporter.start()
     except (OSError, ValueError) as err:
-        print(f"statsd-instrument exporter: cannot listen: {err}", file=sys.stderr)
+        print(f"statsd-instrument exporter: cannot start: {err}", file=sys.stderr)
         return 1
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: (reload_requested.set(), stop.set()))
@@ -123,7 +138,8 @@ def main(argv: list[str]) -> int:
         "statsd-instrument exporter: accepting StatsD traffic "
         f"udp={args.udp or '-'} (port {exporter.udp_port}) "
         f"tcp={args.tcp or '-'} (port {exporter.tcp_port}) unixgram={args.unixgram or '-'}; "
-        f"metrics on {args.web} (port {exporter.web_port}){args.telemetry_path}",
+        f"metrics on {args.web} (port {exporter.web_port}){args.telemetry_path}"
+        + "".join(f"; relaying to {target}" for target in exporter.relay_targets),
         file=sys.stderr,
         flush=True,
     )

@@ -87,8 +87,10 @@ class ListenerLoop:
         unixgram: str = "",
         unixsocket_mode: str = "755",
         read_buffer: int = 0,
+        relays: list | None = None,
     ) -> None:
         self.ingest = ingest
+        self.relays: list = relays if relays is not None else []  # LineRelay per --statsd.relay.address
         self.udp_address, self.tcp_address, self.unixgram_path = udp, tcp, unixgram
         self.unixsocket_mode = unixsocket_mode
         self.read_buffer = read_buffer or DEFAULT_READ_BUFFER
@@ -230,6 +232,9 @@ class ListenerLoop:
         if not batch:
             return
         ingest.handle_datagrams(batch, counter)
+        for relay in self.relays:  # every line, valid or not (as statsd_exporter relays them)
+            relay.relay_datagrams(batch)
+            relay.flush()
         self._packets += len(batch)
 
     def _accept(self, listener: socket.socket) -> None:
@@ -243,9 +248,15 @@ class ListenerLoop:
         self._connections[conn] = b""
         self._selector.register(conn, selectors.EVENT_READ, ("conn", None))
 
+    def _relay_lines(self, lines: list) -> None:
+        for relay in self.relays:
+            relay.relay_lines(lines)
+            relay.flush()
+
     def _close_conn(self, conn: socket.socket, remainder: bytes = b"") -> None:
         if remainder:
             self.ingest.handle_lines([remainder.rstrip(b"\r")])
+            self._relay_lines([remainder.rstrip(b"\r")])
         self._selector.unregister(conn)
         self._connections.pop(conn, None)
         conn.close()
@@ -273,6 +284,7 @@ class ListenerLoop:
         too_long = len(good) < len(lines) or len(rest) >= TCP_MAX_LINE
         if good:
             self.ingest.handle_lines(good)
+            self._relay_lines(good)
         if too_long:
             with self.ingest.lock:
                 self.ingest.stats.tcp_too_long += 1

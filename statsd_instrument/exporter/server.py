@@ -23,12 +23,13 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 from statsd_instrument.exporter.exposition import CONTENT_TYPE
 from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, ParserFlags
 from statsd_instrument.exporter.listeners import ListenerLoop, parse_address
+from statsd_instrument.exporter.relay import DEFAULT_PACKET_LENGTH, LineRelay
 from statsd_instrument.mapping import MappingConfig, MappingError, load_mapping, parse_mapping
 
 _LANDING = """<html>
@@ -105,7 +106,9 @@ class Exporter:
     """A statsd_exporter emulation in this process: statsd in on UDP/TCP/unixgram, ``/metrics`` out.
 
     Empty addresses disable a listener. Ports given as 0 are chosen by the OS; read them after
-    ``start()`` from ``udp_port``, ``tcp_port``, ``web_port``.
+    ``start()`` from ``udp_port``, ``tcp_port``, ``web_port``. ``relay`` (one ``host:port`` or several)
+    copies every received line there, as ``--statsd.relay.address`` does
+    (:mod:`statsd_instrument.exporter.relay`).
 
     >>> exporter = Exporter(udp="", tcp="127.0.0.1:0", web="")
     >>> exporter.start(); exporter.tcp_port > 0
@@ -125,6 +128,8 @@ class Exporter:
         flags: ParserFlags = DEFAULT_FLAGS,
         read_buffer: int = 0,
         unixsocket_mode: str = "755",
+        relay: Sequence[str] = (),
+        relay_packet_length: int = DEFAULT_PACKET_LENGTH,
     ) -> None:
         self.mapping_path = None if mapping is None or isinstance(mapping, MappingConfig) else str(mapping)
         if isinstance(mapping, MappingConfig):
@@ -135,6 +140,8 @@ class Exporter:
             config = parse_mapping("{}")
         self.ingest = Ingestor(config, flags)
         self.listeners = ListenerLoop(self.ingest, udp, tcp, unixgram, unixsocket_mode, read_buffer)
+        self.relay_targets = [relay] if isinstance(relay, str) else list(relay)
+        self.relay_packet_length = relay_packet_length
         self.web_address = web
         self.telemetry_path = telemetry_path
         self.enable_lifecycle = enable_lifecycle
@@ -180,12 +187,22 @@ class Exporter:
         ...     exporter.udp_port > 0
         True
         """
-        self.listeners.start()
+        relays: list = []
+        try:
+            for target in self.relay_targets:
+                relays.append(LineRelay(target, self.relay_packet_length))
+            self.listeners.relays = self.ingest.stats.relays = relays
+            self.listeners.start()
+        except BaseException:
+            for relay in relays:
+                relay.close()
+            raise
         if self.web_address:
             try:
                 self._http = _HTTPServer(parse_address(self.web_address), self)
             except BaseException:
                 self.listeners.stop()
+                self._close_relays()
                 raise
             self.web_port = self._http.server_address[1]
             self._http_thread = threading.Thread(
@@ -207,6 +224,12 @@ class Exporter:
             self._http_thread.join(10)
             self._http_thread = None
         self.listeners.stop()
+        self._close_relays()
+
+    def _close_relays(self) -> None:
+        for relay in self.listeners.relays:
+            relay.close()
+        self.listeners.relays = []
 
     def __enter__(self) -> Exporter:
         self.start()

@@ -126,6 +126,17 @@ _FAMILIES = [
     ("statsd_exporter_metrics_total", "gauge", "The total number of metrics.", "metrics", "type"),
 ]
 
+# rendered only when --statsd.relay.address is given, one sample per target, as the Go exporter does
+_RELAY_FAMILIES = [
+    ("statsd_exporter_relay_packets_total", "The number of StatsD packets relayed.", "packets"),
+    ("statsd_exporter_relay_long_lines_total", "The number lines that were too long to relay.", "long_lines"),
+    (
+        "statsd_exporter_relay_lines_relayed_total",
+        "The number of lines that were buffered to be relayed.",
+        "lines",
+    ),
+]
+
 
 class Stats:
     """Every self-metric as a plain attribute: ints, or ``Counter`` keyed by the label value.
@@ -154,6 +165,8 @@ class Stats:
         self.event_errors: Counter = Counter()
         self.actions: Counter = Counter()
         self.metrics: Counter = Counter()
+        # LineRelay objects of --statsd.relay.address (their counters are ints the listener thread updates)
+        self.relays: list = []
 
     def families(self) -> list:
         """``(name, type, help, [(labels, value), ...])`` for each self-metric, as in the Go exporter.
@@ -169,6 +182,9 @@ class Stats:
             else:
                 samples = [({label: key}, count) for key, count in sorted(value.items())]
             out.append((name, kind, help_, samples))
+        for name, help_, attribute in _RELAY_FAMILIES if self.relays else ():
+            samples = [({"target": relay.target}, getattr(relay, attribute)) for relay in self.relays]
+            out.append((name, "counter", help_, samples))
         out.append(
             (
                 "statsd_exporter_build_info",

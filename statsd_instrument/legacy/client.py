@@ -173,9 +173,10 @@ class _TransportClient(StatsClientBase):
 
     def _emit(self, line: str) -> None:
         try:
-            if self._client is None:
-                self._client = self._make_transport()
-            self._client.send_line(line)
+            client = self._client
+            if client is None:
+                client = self._client = self._make_transport()
+            client.send_line(line)
         except Exception as exc:  # an app never fails because a metric could not be sent
             self.dropped += 1
             now = time.monotonic()

@@ -1,8 +1,9 @@
 """A UDP tee for the migration: every statsd datagram goes, unchanged, to the exporter AND the old server.
 
-statsd_exporter can relay what it receives to the old statsd server itself (``--statsd.relay.address``);
-the embedded exporter (``statsd-instrument exporter``) does not. This module fills that gap with the same
-effect from in front of the exporter::
+statsd_exporter, and the embedded exporter (``statsd-instrument exporter``), can relay what they receive
+to the old statsd server themselves (``--statsd.relay.address``, see
+:mod:`statsd_instrument.exporter.relay`). This tee does it from in front of any exporter, datagram by
+datagram, to several targets::
 
     python -m statsd_instrument.legacy.relay --listen 127.0.0.1:8125 \\
         --to 127.0.0.1:9125 --to old-statsd.internal:8125
@@ -112,59 +113,6 @@ class Relay:
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to return (within 0.2 s)."""
         self._stopping.set()
-
-
-class LineRelay:
-    """What ``--statsd.relay.address`` does in statsd_exporter, for an exporter to call per received line.
-
-    Lines are forwarded unmodified over UDP, packed into datagrams of at most ``packet_length`` bytes (the
-    Go exporter's ``--statsd.relay.packet-length``, default 1400); call :meth:`flush` after each received
-    packet. Send errors are counted in ``failed``, never raised.
-
-    >>> import socket
-    >>> sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    >>> sink.bind(("127.0.0.1", 0))
-    >>> relay = LineRelay(f"127.0.0.1:{sink.getsockname()[1]}", packet_length=20)
-    >>> for line in ("a.b:1|c", "c.d:2|g", "e.f:3|ms"):
-    ...     relay.relay(line)
-    >>> relay.flush()
-    >>> sink.recv(100), sink.recv(100)
-    (b'a.b:1|c\\nc.d:2|g', b'e.f:3|ms')
-    >>> relay.close(); sink.close()
-    """
-
-    def __init__(self, address: str, packet_length: int = 1400) -> None:
-        host, port = parse_address(address, "--statsd.relay.address")
-        family, _, _, _, self._addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._limit = packet_length
-        self._lines: list = []
-        self._size = 0
-        self.failed = 0
-
-    def relay(self, line: str) -> None:
-        """Queue one line; sends the queued ones first if this line would not fit."""
-        size = len(line.encode()) + 1
-        if self._lines and self._size + size > self._limit + 1:
-            self.flush()
-        self._lines.append(line)
-        self._size += size
-
-    def flush(self) -> None:
-        """Send the queued lines as one datagram."""
-        if not self._lines:
-            return
-        payload = "\n".join(self._lines).encode()
-        self._lines, self._size = [], 0
-        try:
-            self._sock.sendto(payload, self._addr)
-        except OSError:
-            self.failed += 1
-
-    def close(self) -> None:
-        """Flush and close the socket."""
-        self.flush()
-        self._sock.close()
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -9,20 +9,15 @@ are left out with a warning in the log, so a tag can never corrupt a line or the
 from __future__ import annotations
 
 import logging
-import re
 from typing import Mapping, Sequence, Union
+
+from statsd_instrument.wire import RESERVED_KEYS, normalise_value
 
 Tags = Union[Mapping[str, object], Sequence[str], None]
 
 log = logging.getLogger("statsd_instrument.legacy")
 
-_LINE_BREAKERS = re.compile(r"[,|#\r\n]")
-_RESERVED_KEYS = ("le", "quantile")
 _warned_keys: set[str] = set()
-
-
-def _clean(text: str) -> str:
-    return _LINE_BREAKERS.sub("_", text.strip())
 
 
 def _pairs(tags: Tags) -> list[tuple[str, str | None]]:
@@ -49,13 +44,13 @@ def format_tags(tags: Tags) -> str:
     """
     parts = []
     for raw_key, raw_value in _pairs(tags):
-        key = _clean(raw_key).replace(":", "_")
-        if not key or key in _RESERVED_KEYS or key.startswith("__"):
+        key = normalise_value(raw_key).replace(":", "_")
+        if not key or key in RESERVED_KEYS or key.startswith("__"):
             if key not in _warned_keys:
                 _warned_keys.add(key)
                 log.warning("statsd tag key %r left out: the exporter cannot use it as a label name", key)
             continue
-        parts.append(key if raw_value is None else f"{key}:{_clean(raw_value)}")
+        parts.append(key if raw_value is None else f"{key}:{normalise_value(raw_value)}")
     return ",".join(parts)
 
 

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from statsd_instrument.wire import RESERVED_KEYS
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _STATUS = re.compile(r"[1-5][0-9][0-9]")
 _NUMBER = re.compile(r"[0-9]+")
@@ -26,7 +28,6 @@ _NUMBER = re.compile(r"[0-9]+")
 # wanted 2+ characters and a letter or _ first)
 GLOB_SEGMENT = re.compile(r"[a-zA-Z_](-?[a-zA-Z0-9_])+")
 _NOT_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_]")
-_RESERVED_LABELS = ("le", "quantile")
 
 
 def segment_class(segment: str) -> str:
@@ -136,10 +137,10 @@ class Template:
                 continue
             wildcard += 1
             key = _label_for(index, self.segments, classes[index])
-            while key in labels or len(key) < 2 or key in _RESERVED_LABELS or key.startswith("__"):
+            while key in labels or len(key) < 2 or key in RESERVED_KEYS or key.startswith("__"):
                 key = (
                     f"{key}_{index + 1}"
-                    if len(key) >= 2 and key not in _RESERVED_LABELS
+                    if len(key) >= 2 and key not in RESERVED_KEYS
                     else f"segment{index + 1}"
                 )
             labels[key] = f"${{{wildcard}}}"
