@@ -18,7 +18,10 @@ import pytest
 from statsd_instrument import Client
 from tests.helpers import REPO, UdpCollector
 
-_libc_fork = ctypes.CDLL(None, use_errno=True).fork  # forks like uwsgi: Python's fork hooks do not run
+# Forks like uwsgi: from C, so Python's fork hooks do not run; through PyDLL, so the calling thread keeps the
+# GIL during fork() as uwsgi's does (through CDLL another thread could hold it then, and the child would wait
+# for it forever).
+_libc_fork = ctypes.PyDLL(None, use_errno=True).fork
 
 
 def _wait_child(pid: int, timeout_s: float = 20.0) -> int:
@@ -34,12 +37,8 @@ def _wait_child(pid: int, timeout_s: float = 20.0) -> int:
 
 
 def _park_flusher() -> None:
-    """Let a just-started flusher thread reach its idle wait before a C-level fork.
-
-    A fork from C while another thread holds the GIL leaves the child waiting for it forever, whatever any
-    library does (uwsgi's master never runs the flusher thread for that reason). A flusher still starting up
-    may hold the GIL; an idle one waits without it, which is the state these tests mean to fork in.
-    """
+    """Let a just-started flusher thread reach its idle wait before a C-level fork: the state these tests
+    mean to fork in (a uwsgi master never runs the flusher thread; a worker that forks is rare)."""
     time.sleep(0.1)
 
 
