@@ -1,8 +1,8 @@
 """Where datagrams go: tiny sink classes sharing one interface, ``send(payload: bytes)`` and ``close()``.
 
 A sink opens its socket lazily on the first ``send`` and raises ``OSError`` on failure; the transport (which
-counts and reports errors) decides what a failure means. Nothing here ever blocks for long: unixgram sockets
-are non-blocking (a full receiver drops, it does not stall a request) and TCP connects with a short timeout.
+counts and reports errors) decides what a failure means. Nothing here ever blocks for long: a unixgram send
+waits at most ``UNIXGRAM_WAIT_S`` for a receiver that is behind, and TCP connects with a short timeout.
 
 >>> sink = make_sink(Settings(protocol="null"))
 >>> sink.send(b"a:1|c")
@@ -18,6 +18,11 @@ from statsd_instrument.config import Settings
 
 #: after a failed name resolution, do not try again for this long (sends in between are dropped)
 RESOLVE_RETRY_S = 5.0
+#: how long a unixgram send waits for room in the receiver's queue (Linux queues only
+#: ``net.unix.max_dgram_qlen`` datagrams, 10 by default, so a receiver briefly behind is common)
+UNIXGRAM_WAIT_S = 0.02
+#: after a send timed out (a stalled receiver), sends do not wait at all for this long
+UNIXGRAM_IMPATIENT_S = 1.0
 
 
 class NullSink:
@@ -73,7 +78,12 @@ class UdpSink:
 
 
 class UnixgramSink:
-    """Non-blocking unix datagram socket sending to a path.
+    """Unix datagram socket sending to a path; waits briefly for a receiver that is behind.
+
+    The kernel queues only a few datagrams per unix socket (``net.unix.max_dgram_qlen``, 10 by default): a
+    send that finds the queue full waits up to ``UNIXGRAM_WAIT_S`` for room instead of dropping at once.
+    A send that times out means a stalled receiver: for ``UNIXGRAM_IMPATIENT_S`` after it, sends do not
+    wait (a full queue drops at once), so a stalled exporter cannot slow every request.
 
     >>> sink = UnixgramSink("/nonexistent/statsd.sock")
     >>> sink.send(b"x:1|c")
@@ -86,13 +96,23 @@ class UnixgramSink:
     def __init__(self, path: str) -> None:
         self.path = path
         self._sock: socket.socket | None = None
+        self._impatient_until = 0.0
 
     def send(self, payload: bytes) -> None:
-        """Send one datagram; a full receiver raises ``BlockingIOError`` (counted as a drop)."""
-        if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._sock.setblocking(False)
-        self._sock.sendto(payload, self.path)
+        """Send one datagram; a queue still full after the wait raises ``OSError``."""
+        sock = self._sock
+        if sock is None:
+            sock = self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.settimeout(UNIXGRAM_WAIT_S)
+        elif self._impatient_until and time.monotonic() >= self._impatient_until:
+            self._impatient_until = 0.0
+            sock.settimeout(UNIXGRAM_WAIT_S)
+        try:
+            sock.sendto(payload, self.path)
+        except socket.timeout:  # TimeoutError from Python 3.10
+            self._impatient_until = time.monotonic() + UNIXGRAM_IMPATIENT_S
+            sock.setblocking(False)
+            raise
 
     def close(self) -> None:
         """Close the socket."""

@@ -7,6 +7,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,61 @@ def test_unixgram_datagrams_are_never_over_8192_bytes():
             collector.close()
     sizes = [len(d) for d in collector.datagrams]
     assert len(lines) == 1000 and max(sizes) <= 8192 and len(sizes) <= 6
+
+
+def test_unixgram_waits_for_a_receiver_that_is_behind_instead_of_dropping():
+    # the kernel queues 10 datagrams per unix socket by default: a sender outruns a reader that is slower
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        received = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as slow:
+            slow.bind(path)
+            slow.settimeout(2.0)
+
+            def read_slowly() -> None:
+                try:
+                    while len(received) < 100:
+                        received.append(slow.recv(8192))
+                        time.sleep(0.001)
+                except OSError:  # nothing more came: the assertion below says what was lost
+                    pass
+
+            reader = threading.Thread(target=read_slowly, daemon=True)
+            reader.start()
+            c = Client(socket_path=path, flush_interval_s=60)
+            try:
+                for i in range(100):
+                    c.increment("burst.hits", tags=[f"i:{i}"])
+                    c.flush()  # one datagram each, as fast as the sender can go
+                stats = c.stats
+            finally:
+                c.close()
+            reader.join(5)
+    assert stats["dropped_lines"] == 0 and len(received) == 100, stats
+
+
+def test_unixgram_to_a_stalled_receiver_drops_and_then_stops_waiting():
+    from statsd_instrument.sinks import UnixgramSink
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as stalled:  # bound, never read
+            stalled.bind(path)
+            sink = UnixgramSink(path)
+            outcomes = []
+            try:
+                for _ in range(40):
+                    try:
+                        sink.send(b"x:1|c")
+                        outcomes.append("sent")
+                    except OSError as err:
+                        outcomes.append(type(err).__name__)
+            finally:
+                sink.close()
+    # the queue fills; the first send that finds it full waits and times out; later ones drop at once
+    first_failure = outcomes.index("timeout") if "timeout" in outcomes else outcomes.index("TimeoutError")
+    assert set(outcomes[:first_failure]) == {"sent"} and first_failure >= 1
+    assert set(outcomes[first_failure + 1 :]) == {"BlockingIOError"}, outcomes
 
 
 def test_lines_are_sent_without_flush_when_the_process_goes_idle(udp_collector):
