@@ -197,38 +197,78 @@ class StatsdMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if self._filtering and self._skipped(environ):
             return self.app(environ, start_response)
-        request = _Request(self, environ, time.perf_counter())
+        request = _Request(self, environ, start_response, time.perf_counter())
         if self.recorder.in_flight:
             self.recorder.started()
-
-        def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
-            request.status = status
-            return start_response(status, headers, exc_info)
-
         try:
-            body = self.app(environ, _start_response)
+            request.body = self.app(environ, request.start_response)
         except BaseException as error:
             request.exception = type(error).__name__
             request.status = "500"
             request.finish()
             raise
-        return _TimedBody(body, request)
+        return request
 
 
 class _Request:
-    """One request in flight: enough to emit its metrics once the body is done."""
+    """One request in flight, and the response iterable handed to the server: the app's body passed through;
+    the request ends (its metrics are sent) when the server closes it, after the last byte."""
 
-    __slots__ = ("done", "environ", "exception", "middleware", "start", "status")
+    __slots__ = (
+        "_next",
+        "_start_response",
+        "body",
+        "done",
+        "environ",
+        "exception",
+        "middleware",
+        "start",
+        "status",
+    )
 
-    def __init__(self, middleware: StatsdMiddleware, environ: Environ, start: float) -> None:
+    def __init__(
+        self, middleware: StatsdMiddleware, environ: Environ, start_response: StartResponse, start: float
+    ) -> None:
         self.middleware = middleware
         self.environ = environ
+        self._start_response = start_response
         self.start = start
         self.status = "500"
         self.exception: str | None = None
         self.done = False
+        self.body: Iterable[bytes] = ()
+        self._next: Callable[[], bytes] | None = None
+
+    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
+        """The ``start_response`` the app gets: notes the status, then calls the server's."""
+        self.status = status
+        return self._start_response(status, headers, exc_info)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._next = iter(self.body).__next__
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return self._next()  # type: ignore[misc]
+        except StopIteration:
+            raise
+        except BaseException as error:
+            if self.exception is None:
+                self.exception = type(error).__name__
+            raise
+
+    def close(self) -> None:
+        """Close the app's body, then send the request's metrics."""
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.finish()
 
     def finish(self) -> None:
+        """Send the request's metrics (once)."""
         if self.done:
             return
         self.done = True
@@ -238,44 +278,24 @@ class _Request:
             mw.recorder.skipped()
             return
         try:
-            try:
-                endpoint = mw.endpoint(environ)
-            except Exception:
-                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
-                endpoint = None
+            if mw.endpoint is environ_endpoint:
+                endpoint = environ.get(ENDPOINT_KEY)
+            else:
+                try:
+                    endpoint = mw.endpoint(environ)
+                except Exception:
+                    log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
+                    endpoint = None
+            tags = environ.get(TAGS_KEY)
+            if not tags and mw.request_tags is not None:
+                tags = request_tag_list(mw.request_tags, environ, "request_tags")
             mw.recorder.finished(
                 environ.get("REQUEST_METHOD", ""),
                 endpoint,
                 self.status,
                 elapsed,
                 self.exception or environ.get(EXCEPTION_KEY),
-                environ.get(TAGS_KEY) or request_tag_list(mw.request_tags, environ, "request_tags"),
+                tags or (),
             )
         except Exception:
             log.warning("statsd_instrument: recording the request failed", exc_info=True)
-
-
-class _TimedBody:
-    """The app's response iterable, passed through; the request ends when the server closes it."""
-
-    __slots__ = ("body", "request")
-
-    def __init__(self, body: Iterable[bytes], request: _Request) -> None:
-        self.body = body
-        self.request = request
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self.body
-        except BaseException as error:
-            if self.request.exception is None:
-                self.request.exception = type(error).__name__
-            raise
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.request.finish()
