@@ -75,6 +75,7 @@ class Client(DogStatsdCompat):
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
+        self._add_flush: Any = None
         self._install(
             load_settings(
                 host,
@@ -101,6 +102,7 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
+        client._add_flush = None
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -117,6 +119,9 @@ class Client(DogStatsdCompat):
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
         self._add = self._transport.add
+        # the transport's add_flush, bound once: RequestRecorder sends through it and checks its identity to
+        # know that lines it cached are still this client's (configure() and capture mode replace it)
+        self._add_flush = self._transport.add_flush
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
@@ -442,7 +447,7 @@ class Client(DogStatsdCompat):
         if self._pending is not None:  # a deferred client's first call reads its settings
             self._ensure()
         try:
-            self._transport.add_flush(lines)
+            self._add_flush(lines)
         except Exception as err:  # a str that cannot be encoded: never raise into the app
             self._invalid(lines, "line", err)
 
@@ -483,16 +488,17 @@ class Client(DogStatsdCompat):
         """
         self._ensure()
         self._transport.flush()
-        saved = (self._transport, self._add, self._strict, self._emit)
+        saved = (self._transport, self._add, self._add_flush, self._strict, self._emit)
         capture = CaptureTransport(self._settings)
         self._transport = capture
         self._add = capture.add
+        self._add_flush = capture.add_flush
         if strict is not None:
             self._strict = strict
         try:
             yield capture.lines
         finally:
-            self._transport, self._add, self._strict, self._emit = saved
+            self._transport, self._add, self._add_flush, self._strict, self._emit = saved
 
 
 class _NegativeGauge(str):

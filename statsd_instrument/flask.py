@@ -116,7 +116,11 @@ class _AppSettings:
         ):
             environ[SKIP_KEY] = True
             return
-        environ[ENDPOINT_KEY] = self.endpoint_of(req, app)
+        if self.endpoint_fn is None and rule is not None:  # endpoint_of's common case, inline
+            template = self._templates.get(rule.rule)
+            environ[ENDPOINT_KEY] = template if template is not None else self.endpoint_of(req, app)
+        else:
+            environ[ENDPOINT_KEY] = self.endpoint_of(req, app)
         if self.request_tags_fn is not None:
             environ[TAGS_KEY] = request_tag_list(self.request_tags_fn, req, "STATSD_REQUEST_TAGS")
 
@@ -241,7 +245,10 @@ class StatsdInstrument:
             try:
                 return dispatch()
             finally:
-                _label_current(settings, app)
+                try:
+                    settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
+                except Exception:
+                    log.warning("statsd_instrument: labelling the request failed", exc_info=True)
 
         app.full_dispatch_request = full_dispatch_request  # type: ignore[method-assign]
 
@@ -267,19 +274,12 @@ class StatsdInstrument:
             try:
                 environ = request._get_current_object().environ  # type: ignore[attr-defined]
                 if ENDPOINT_KEY not in environ and SKIP_KEY not in environ:
-                    _label_current(settings, app)
+                    settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
             except Exception:
                 log.warning("statsd_instrument: labelling the request failed", exc_info=True)
             return handle_exception(error)
 
         app.handle_exception = handle_exception_labelled  # type: ignore[method-assign]
-
-
-def _label_current(settings: _AppSettings, app: Flask) -> None:
-    try:
-        settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
-    except Exception:
-        log.warning("statsd_instrument: labelling the request failed", exc_info=True)
 
 
 def _client_for(app: Flask, client: Any) -> Any:

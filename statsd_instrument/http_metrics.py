@@ -27,8 +27,6 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
-from statsd_instrument.wire import format_ms
-
 log = logging.getLogger("statsd_instrument")
 
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -240,7 +238,7 @@ class RequestRecorder:
             None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
         )
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
-        # Per label set, the request's lines as (settings, text before the latency value, text after it),
+        # Per label set, the request's lines as (sender, text before the latency value, text after it),
         # built once through the client; only for a statsd_instrument Client whose calls are not overridden.
         self._shapes: dict[tuple[str, str | None, object], tuple[Any, str, str]] = {}
         self._shapes_ok = _plain_client(client)
@@ -307,17 +305,20 @@ class RequestRecorder:
             client = self.client
             if exception is None and not request_tags and self._shapes_ok:
                 # The common case: a label set seen before. The lines are the cached text around the
-                # latency value, sent with one call (exactly what the calls below would send).
+                # latency value (exactly what the calls below would build), handed to the client's transport
+                # in one call; the cache entry holds that bound method, which configure() and capture mode
+                # replace, so an entry is only used while the client's settings and transport are the same.
                 shape = self._shapes.get((method, endpoint, status))
                 if (
                     shape is not None
-                    and shape[0] is client.settings
-                    and (
-                        self.info_tags is None
-                        or (_getpid() == self._info_pid and _monotonic() - self._info_at < INFO_EVERY_S)
-                    )
+                    and shape[0] is client._add_flush
+                    # no getpid() here (a system call): a process's first request finds no cached lines
+                    # and takes the path below, which checks the pid; only a child forked after its parent
+                    # served requests inherits them, and sends its info gauge within INFO_EVERY_S
+                    and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
                 ):
-                    client.send_lines(shape[1] + format_ms(elapsed_s * 1000.0) + shape[2])
+                    # float ms as wire.format_ms writes them (elapsed is never negative)
+                    shape[0](shape[1] + f"{elapsed_s * 1000.0:.3f}".rstrip("0").rstrip(".") + shape[2])
                     return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
@@ -344,7 +345,6 @@ class RequestRecorder:
 
     def _remember_shape(self, method: str, endpoint: str | None, status: object, tags: Sequence[str]) -> None:
         client = self.client
-        settings = client.settings
         count_head, count_tail = client.line_template(REQUEST_COUNT, "c", tags)
         latency_head, latency_tail = client.line_template(REQUEST_LATENCY, "ms", tags)
         after = latency_tail
@@ -354,7 +354,7 @@ class RequestRecorder:
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         self._shapes[(method, endpoint, status)] = (
-            settings,
+            client._add_flush,
             count_head + "1" + count_tail + "\n" + latency_head,
             after,
         )
@@ -385,7 +385,7 @@ def _plain_client(client: Any) -> bool:
     kind = type(client)
     return isinstance(client, Client) and all(
         getattr(kind, name) is getattr(Client, name)
-        for name in ("increment", "timing", "gauge", "flush", "send_lines", "line_template", "settings")
+        for name in ("increment", "timing", "gauge", "flush", "line_template", "_install", "capture_lines")
     )
 
 

@@ -195,7 +195,19 @@ class BufferedTransport:
                 append(line)
             self._drain()
         else:  # the common case: nothing buffered, one datagram straight away (no thread needed)
-            self._send(data, data.count(b"\n") + 1)
+            with self._sink_lock:  # _send, inline: this runs once per web request
+                try:
+                    if self._sink is None:
+                        self._sink = self._make_sink(self.settings)
+                    self._sink.send(data)
+                except Exception as err:
+                    self.stats.dropped_lines += data.count(b"\n") + 1
+                    self.stats.send_errors += 1
+                    self._warn(err)
+                else:
+                    stats = self.stats
+                    stats.sent_datagrams += 1
+                    stats.sent_lines += data.count(b"\n") + 1
 
     def flush(self) -> None:
         """Send everything buffered now, in as few datagrams as the size limit allows."""

@@ -197,7 +197,15 @@ class StatsdMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if self._filtering and self._skipped(environ):
             return self.app(environ, start_response)
-        request = _Request(self, environ, start_response, time.perf_counter())
+        request = _new_request(_Request)  # no __init__ call: the fields are set here, once per request
+        request.start = time.perf_counter()
+        request.middleware = self
+        request.environ = environ
+        request._start_response = start_response
+        request.status = "500"
+        request.exception = None
+        request.done = False
+        request.body = ()
         if self.recorder.in_flight:
             self.recorder.started()
         try:
@@ -205,7 +213,7 @@ class StatsdMiddleware:
         except BaseException as error:
             request.exception = type(error).__name__
             request.status = "500"
-            request.finish()
+            request.close()
             raise
         return request
 
@@ -226,18 +234,13 @@ class _Request:
         "status",
     )
 
-    def __init__(
-        self, middleware: StatsdMiddleware, environ: Environ, start_response: StartResponse, start: float
-    ) -> None:
-        self.middleware = middleware
-        self.environ = environ
-        self._start_response = start_response
-        self.start = start
-        self.status = "500"
-        self.exception: str | None = None
-        self.done = False
-        self.body: Iterable[bytes] = ()
-        self._next: Callable[[], bytes] | None = None
+    middleware: StatsdMiddleware
+    environ: Environ
+    start: float
+    status: str
+    exception: str | None
+    done: bool
+    body: Iterable[bytes]
 
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
         """The ``start_response`` the app gets: notes the status, then calls the server's."""
@@ -259,43 +262,43 @@ class _Request:
             raise
 
     def close(self) -> None:
-        """Close the app's body, then send the request's metrics."""
+        """Close the app's body, then send the request's metrics (once). The middleware also calls it when
+        the app raised (there is no body then)."""
         try:
             close = getattr(self.body, "close", None)
             if close is not None:
                 close()
         finally:
-            self.finish()
+            # the request's end, inline (no further method call: this runs once per request)
+            if not self.done:
+                self.done = True
+                elapsed = time.perf_counter() - self.start
+                mw, environ = self.middleware, self.environ
+                if environ.get(SKIP_KEY):
+                    mw.recorder.skipped()
+                else:
+                    try:
+                        if mw.endpoint is environ_endpoint:
+                            endpoint = environ.get(ENDPOINT_KEY)
+                        else:
+                            try:
+                                endpoint = mw.endpoint(environ)
+                            except Exception:
+                                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
+                                endpoint = None
+                        tags = environ.get(TAGS_KEY)
+                        if not tags and mw.request_tags is not None:
+                            tags = request_tag_list(mw.request_tags, environ, "request_tags")
+                        mw.recorder.finished(
+                            environ.get("REQUEST_METHOD", ""),
+                            endpoint,
+                            self.status,
+                            elapsed,
+                            self.exception or environ.get(EXCEPTION_KEY),
+                            tags or (),
+                        )
+                    except Exception:
+                        log.warning("statsd_instrument: recording the request failed", exc_info=True)
 
-    def finish(self) -> None:
-        """Send the request's metrics (once)."""
-        if self.done:
-            return
-        self.done = True
-        elapsed = time.perf_counter() - self.start
-        mw, environ = self.middleware, self.environ
-        if environ.get(SKIP_KEY):
-            mw.recorder.skipped()
-            return
-        try:
-            if mw.endpoint is environ_endpoint:
-                endpoint = environ.get(ENDPOINT_KEY)
-            else:
-                try:
-                    endpoint = mw.endpoint(environ)
-                except Exception:
-                    log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
-                    endpoint = None
-            tags = environ.get(TAGS_KEY)
-            if not tags and mw.request_tags is not None:
-                tags = request_tag_list(mw.request_tags, environ, "request_tags")
-            mw.recorder.finished(
-                environ.get("REQUEST_METHOD", ""),
-                endpoint,
-                self.status,
-                elapsed,
-                self.exception or environ.get(EXCEPTION_KEY),
-                tags or (),
-            )
-        except Exception:
-            log.warning("statsd_instrument: recording the request failed", exc_info=True)
+
+_new_request = object.__new__
