@@ -1,10 +1,12 @@
 """Socket listeners: UDP, TCP and unixgram statsd input, served by one selector thread.
 
 Datagram sockets are drained without blocking until empty on every wake-up, so a burst costs one
-``select`` and then one ``recv`` per datagram. After a wake-up that found datagrams, the thread pauses for
-:data:`COALESCE_S` before it waits again: under a steady stream (one datagram per web request) the datagrams
-gather in the socket buffer and are handled in batches, instead of each one waking this process (a sender's
-``sendto`` to a waiting reader also pays for that wake-up). An idle listener waits in ``select`` as before.
+``select`` and then one ``recv`` per datagram. After a wake-up that found a few datagrams, the thread
+pauses for :data:`COALESCE_S` before it waits again: under a steady stream (one datagram per web request)
+the datagrams gather in the socket buffer and are handled in batches, instead of each one waking this
+process (a sender's ``sendto`` to a waiting reader also pays for that wake-up). An idle listener waits in
+``select`` as before; a heavy stream (a wake-up that found :data:`COALESCE_BELOW` or more) is read on at
+once.
 
 TCP connections are read line by line like statsd_exporter (``\\r\\n`` or ``\\n``; a line of 4096 bytes or
 more closes the connection and is counted as too long).
@@ -34,9 +36,11 @@ import time
 from statsd_instrument.exporter.ingest import Ingestor
 
 TCP_MAX_LINE = 4096
-#: after a wake-up that read datagrams, pause this long before waiting again (at most ~1,000 wake-ups/s
+#: after a wake-up that read datagrams, pause this long before waiting again (at most ~250 wake-ups/s
 #: under load; a line is handled at most this much later, which no scrape can see)
-COALESCE_S = 0.001
+COALESCE_S = 0.004
+#: ... unless a wake-up read this many or more: the stream is heavy, read on at once (no buffer overflow)
+COALESCE_BELOW = 64
 DEFAULT_READ_BUFFER = 8 * 1024 * 1024
 
 
@@ -232,7 +236,8 @@ class ListenerLoop:
                 time.sleep(COALESCE_S)
 
     def _drain(self, sock: socket.socket, counter: str) -> bool:
-        """Read and handle the datagrams waiting on ``sock`` (up to 256); whether there were any."""
+        """Read and handle the datagrams waiting on ``sock`` (up to 256); whether to pause before the next
+        wait (there were some, but fewer than :data:`COALESCE_BELOW`)."""
         ingest = self.ingest
         recv = sock.recv
         batch = []
@@ -248,7 +253,7 @@ class ListenerLoop:
             relay.relay_datagrams(batch)
             relay.flush()
         self._packets += len(batch)
-        return True
+        return len(batch) < COALESCE_BELOW
 
     def _accept(self, listener: socket.socket) -> None:
         try:
