@@ -223,7 +223,6 @@ class _Request:
     the request ends (its metrics are sent) when the server closes it, after the last byte."""
 
     __slots__ = (
-        "_next",
         "_start_response",
         "body",
         "done",
@@ -248,14 +247,10 @@ class _Request:
         return self._start_response(status, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
-        self._next = iter(self.body).__next__
-        return self
-
-    def __next__(self) -> bytes:
+        # A generator, not an iterator class with __next__: the end of the body then costs no StopIteration
+        # raised through a Python frame (measured: about 10 us more per request under uwsgi).
         try:
-            return self._next()  # type: ignore[misc]
-        except StopIteration:
-            raise
+            yield from self.body
         except BaseException as error:
             if self.exception is None:
                 self.exception = type(error).__name__
