@@ -5,7 +5,7 @@ round) so that machine noise hits all of them alike; medians and ratios to bare 
 StatsdInstrument variant pushes to the embedded exporter (``statsd-instrument exporter`` with the shipped
 mapping) running on the same machine; if that command is not available, to a UDP sink process instead. A
 fourth variant sends to a UDP sink that only receives, to separate the app's own cost from the exporter's
-(which shares the same cores).
+(which shares the same cores); a fifth sends nothing (null protocol): the Python cost alone.
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ TITLE = "Flask under uwsgi: request throughput with and without metrics"
 ROUNDS = 5
 SECONDS = 5
 WRK = ["wrk", "-t2", "-c16"]
+# receives and discards, reading like the embedded exporter does: drain, pause 4 ms, wait again
 SINK = (
-    "import socket,sys\n"
+    "import select,socket,sys,time\n"
     "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',int(sys.argv[1])))\n"
-    "while True: s.recv(65536)\n"
+    "s.setblocking(False)\n"
+    "while True:\n"
+    "    select.select([s],[],[])\n"
+    "    try:\n"
+    "        while True: s.recv(65536)\n"
+    "    except BlockingIOError: pass\n"
+    "    time.sleep(0.004)\n"
 )
 
 
@@ -130,13 +137,21 @@ def run() -> str:
         receiver, receiver_text = start_receiver(statsd_port)
         procs.append(receiver)
         procs.append(start([sys.executable, "-c", SINK, str(sink_port)], {}))
-        names = ["bare", "statsd_instrument", "prometheus_flask_exporter", "statsd_instrument_to_sink"]
+        names = [
+            "bare",
+            "statsd_instrument",
+            "prometheus_flask_exporter",
+            "statsd_instrument_to_sink",
+            "statsd_instrument_null",
+        ]
         ports = {name: free_port() for name in names}
         statsd_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port)}
         sink_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(sink_port)}
         procs.append(uwsgi(ports["bare"], example, "app:app", {"STATSD_INSTRUMENT": "0"}))
         procs.append(uwsgi(ports["statsd_instrument"], example, "app:app", statsd_env))
         procs.append(uwsgi(ports["statsd_instrument_to_sink"], example, "app:app", sink_env))
+        null_env = {"STATSD_PROTOCOL": "null"}
+        procs.append(uwsgi(ports["statsd_instrument_null"], example, "app:app", null_env))
         pfe_env = {"PROMETHEUS_MULTIPROC_DIR": multiproc_dir, "PFE_METRICS_PORT": str(free_port())}
         procs.append(
             uwsgi(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
@@ -168,7 +183,8 @@ def run() -> str:
         f"StatsdInstrument pushes to {receiver_text} on the same machine; prometheus_flask_exporter runs "
         "`UWsgiPrometheusMetrics` (prometheus_client multiprocess files); `statsd_instrument_to_sink` sends "
         "to a process that only receives the datagrams (the app's own cost without the exporter's "
-        "parsing).\n\n" + "\n".join(rows) + "\n"
+        "parsing); `statsd_instrument_null` sends nothing (`STATSD_PROTOCOL=null`: the Python cost "
+        "alone, no socket).\n\n" + "\n".join(rows) + "\n"
     )
 
 

@@ -75,6 +75,7 @@ class Client(DogStatsdCompat):
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
+        self._add_flush: Any = None
         self._install(
             load_settings(
                 host,
@@ -101,6 +102,7 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
+        client._add_flush = None
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -117,6 +119,9 @@ class Client(DogStatsdCompat):
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
         self._add = self._transport.add
+        # the transport's add_flush, bound once: RequestRecorder sends through it and checks its identity to
+        # know that lines it cached are still this client's (configure() and capture mode replace it)
+        self._add_flush = self._transport.add_flush
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
@@ -143,7 +148,8 @@ class Client(DogStatsdCompat):
     @property
     def settings(self) -> Settings:
         """The settings in use (read from the environment on first access for a deferred client)."""
-        self._ensure()
+        if self._pending is not None:
+            self._ensure()
         return self._settings
 
     # -- building lines --------------------------------------------------------------------------------------
@@ -411,6 +417,40 @@ class Client(DogStatsdCompat):
         except Exception as err:  # a str that cannot be encoded (a lone surrogate): never raise into the app
             self._invalid(line, "line", err)
 
+    # -- for integrations that send the same line shapes over and over (one request after another) ----------
+
+    def line_template(self, metric: str, kind: str, tags: Tags = None) -> tuple[str, str]:
+        """``(head, tail)`` such that ``head + value + tail`` is the line a metric call would build for
+        ``metric`` of ``kind`` (``c g ms h d``) with ``tags``; ``value`` must already be formatted as that
+        call would (``wire.format_ms`` for ``ms``). Checked now: a bad name or tag raises ``ValueError``.
+        Valid as long as :attr:`settings` is the same object (``configure()`` replaces it).
+
+        >>> c = Client(protocol="null", prefix="shop", constant_tags=["env:dev"])
+        >>> c.line_template("orders_total", "c", ("status:paid",))
+        ('shop.orders_total:', '|c|#env:dev,status:paid')
+        >>> c.close()
+        """
+        self._ensure()
+        if kind not in _KINDS or kind == "s":
+            raise ValueError(f"unknown metric type {kind!r}")
+        return self._name(metric) + ":", "|" + kind + self._tags(tags)
+
+    def send_lines(self, lines: str) -> None:
+        """Send formatted ``lines`` (joined by newlines, e.g. built from :meth:`line_template`) together with
+        everything buffered, now: one datagram when it fits. ``send_line`` of each, then ``flush()``.
+
+        >>> with statsd.capture_lines() as lines:
+        ...     statsd.send_lines("hits:1|c\\nlatency:2.5|ms")
+        >>> lines
+        ['hits:1|c', 'latency:2.5|ms']
+        """
+        if self._pending is not None:  # a deferred client's first call reads its settings
+            self._ensure()
+        try:
+            self._add_flush(lines)
+        except Exception as err:  # a str that cannot be encoded: never raise into the app
+            self._invalid(lines, "line", err)
+
     # -- buffer control and introspection --------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -448,16 +488,17 @@ class Client(DogStatsdCompat):
         """
         self._ensure()
         self._transport.flush()
-        saved = (self._transport, self._add, self._strict, self._emit)
+        saved = (self._transport, self._add, self._add_flush, self._strict, self._emit)
         capture = CaptureTransport(self._settings)
         self._transport = capture
         self._add = capture.add
+        self._add_flush = capture.add_flush
         if strict is not None:
             self._strict = strict
         try:
             yield capture.lines
         finally:
-            self._transport, self._add, self._strict, self._emit = saved
+            self._transport, self._add, self._add_flush, self._strict, self._emit = saved
 
 
 class _NegativeGauge(str):

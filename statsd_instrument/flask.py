@@ -5,10 +5,11 @@ send the request metrics of :mod:`statsd_instrument.http_metrics` for every requ
 one datagram flushed once the response has been fully sent (streamed responses included).
 
 How: ``init_app`` wraps ``app.wsgi_app`` in a :class:`statsd_instrument.wsgi.StatsdMiddleware` (timing,
-status, sending), adds one ``after_request`` hook that puts the route template, exclusion and per-request
-tags into the request's WSGI environ, and notes exceptions on their way into Flask's error handling. The
+status, sending); wraps the app's ``full_dispatch_request`` so that, once Flask's dispatch (hooks, view,
+error handlers) is over, the route template, exclusion and per-request tags are written into the request's
+WSGI environ, once per request; and notes exceptions on their way into Flask's error handling. The
 per-request state lives in that environ rather than in ``g``: ``g`` is torn down before a streamed body
-has been sent, and one hook instead of three keeps the cost per request low.
+has been sent, and no request hook keeps the cost per request low.
 
 Settings come from ``app.config`` first, then the constructor's arguments, then the environment:
 
@@ -107,13 +108,19 @@ class _AppSettings:
     def label(self, req: Request, app: Flask) -> None:
         """Put what only the request context knows into the request's environ, for the middleware."""
         environ = req.environ
-        view = self.view_functions.get(req.endpoint) if req.endpoint else None
+        rule = req.url_rule
+        endpoint = rule.endpoint if rule is not None else None
+        view = self.view_functions.get(endpoint) if endpoint else None
         if (view is not None and getattr(view, _EXEMPT_ATTR, False)) or (
             self.skip is not None and self.skip(req)
         ):
             environ[SKIP_KEY] = True
             return
-        environ[ENDPOINT_KEY] = self.endpoint_of(req, app)
+        if self.endpoint_fn is None and rule is not None:  # endpoint_of's common case, inline
+            template = self._templates.get(rule.rule)
+            environ[ENDPOINT_KEY] = template if template is not None else self.endpoint_of(req, app)
+        else:
+            environ[ENDPOINT_KEY] = self.endpoint_of(req, app)
         if self.request_tags_fn is not None:
             environ[TAGS_KEY] = request_tag_list(self.request_tags_fn, req, "STATSD_REQUEST_TAGS")
 
@@ -229,16 +236,21 @@ class StatsdInstrument:
         # before the request context is pushed until the server closes the body (streamed ones included).
         app.wsgi_app = middleware  # type: ignore[method-assign]
 
-        # Labels: one after_request hook, inserted first so it runs last (after blueprint and app hooks, and
-        # also for the 500 answer Flask builds for an unhandled exception).
-        def label_response(response: Response) -> Response:
-            try:
-                settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
-            except Exception:
-                log.warning("statsd_instrument: labelling the request failed", exc_info=True)
-            return response
+        # Labels: once per request, when Flask's dispatch (before_request hooks, view, error handlers,
+        # after_request hooks) is over and the request context is still there. Wrapping the instance's
+        # full_dispatch_request costs one call; an after_request hook cost Flask's per-hook sync check too.
+        dispatch = app.full_dispatch_request
 
-        app.after_request_funcs.setdefault(None, []).insert(0, label_response)
+        def full_dispatch_request() -> Response:
+            try:
+                return dispatch()
+            finally:
+                try:
+                    settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
+                except Exception:
+                    log.warning("statsd_instrument: labelling the request failed", exc_info=True)
+
+        app.full_dispatch_request = full_dispatch_request  # type: ignore[method-assign]
 
         # Exceptions answered by an error handler never leave the app: note them on their way in (this runs
         # only when a view or hook raised, so it costs nothing per request).
@@ -249,12 +261,25 @@ class StatsdInstrument:
                 try:
                     req = request._get_current_object()  # type: ignore[attr-defined]
                     req.environ.setdefault(EXCEPTION_KEY, type(error).__name__)
-                    settings.label(req, app)  # in case it propagates and no after_request runs
                 except Exception:
                     log.warning("statsd_instrument: noting an exception failed", exc_info=True)
             return original(error)
 
         app.handle_user_exception = handle_user_exception  # type: ignore[method-assign]
+
+        # A request that failed before dispatch (opening the session, say) still gets its labels.
+        handle_exception = app.handle_exception
+
+        def handle_exception_labelled(error: Exception) -> Response:
+            try:
+                environ = request._get_current_object().environ  # type: ignore[attr-defined]
+                if ENDPOINT_KEY not in environ and SKIP_KEY not in environ:
+                    settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
+            except Exception:
+                log.warning("statsd_instrument: labelling the request failed", exc_info=True)
+            return handle_exception(error)
+
+        app.handle_exception = handle_exception_labelled  # type: ignore[method-assign]
 
 
 def _client_for(app: Flask, client: Any) -> Any:

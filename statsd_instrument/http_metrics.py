@@ -44,6 +44,9 @@ APP_INFO = "app_info"
 #: how often (seconds) each process repeats the info gauge, so an exporter restarted later still shows it
 INFO_EVERY_S = 60.0
 
+_getpid = os.getpid
+_monotonic = time.monotonic
+
 BUILTIN_TAG_KEYS = frozenset({"service", "method", "endpoint", "status", "exception", "version"})
 _TAG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]+$")
 # characters that would corrupt a DogStatsD line or be split by the exporter
@@ -235,6 +238,10 @@ class RequestRecorder:
             None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
         )
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
+        # Per label set, the request's lines as (sender, text before the latency value, text after it),
+        # built once through the client; only for a statsd_instrument Client whose calls are not overridden.
+        self._shapes: dict[tuple[str, str | None, object], tuple[Any, str, str]] = {}
+        self._shapes_ok = _plain_client(client)
         self._info_pid = 0
         self._info_at = 0.0
         self._failed_once = False
@@ -296,6 +303,23 @@ class RequestRecorder:
         """
         try:
             client = self.client
+            if exception is None and not request_tags and self._shapes_ok:
+                # The common case: a label set seen before. The lines are the cached text around the
+                # latency value (exactly what the calls below would build), handed to the client's transport
+                # in one call; the cache entry holds that bound method, which configure() and capture mode
+                # replace, so an entry is only used while the client's settings and transport are the same.
+                shape = self._shapes.get((method, endpoint, status))
+                if (
+                    shape is not None
+                    and shape[0] is client._add_flush
+                    # no getpid() here (a system call): a process's first request finds no cached lines
+                    # and takes the path below, which checks the pid; only a child forked after its parent
+                    # served requests inherits them, and sends its info gauge within INFO_EVERY_S
+                    and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
+                ):
+                    # float ms as wire.format_ms writes them (elapsed is never negative)
+                    shape[0](shape[1] + f"{elapsed_s * 1000.0:.3f}".rstrip("0").rstrip(".") + shape[2])
+                    return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
                 tags = tags + tuple(request_tags)
@@ -306,18 +330,34 @@ class RequestRecorder:
                 client.increment(REQUEST_EXCEPTIONS, tags=exc_tags)
             if self.in_flight:
                 client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
-            if self.info_tags is not None:
-                self._maybe_info()
+            if self.info_tags is not None and self._info_due():
+                self._info_pid, self._info_at = _getpid(), _monotonic()
+                client.gauge(APP_INFO, 1, tags=self.info_tags)
             client.flush()
+            if exception is None and not request_tags and self._shapes_ok:
+                self._remember_shape(method, endpoint, status, tags)
         except Exception:
             self._failed("request metrics")
 
-    def _maybe_info(self) -> None:
-        now = time.monotonic()
-        pid = os.getpid()
-        if pid != self._info_pid or now - self._info_at >= INFO_EVERY_S:
-            self._info_pid, self._info_at = pid, now
-            self.client.gauge(APP_INFO, 1, tags=self.info_tags)
+    def _info_due(self) -> bool:
+        # the info gauge goes out with the first request of each process, then every INFO_EVERY_S
+        return _getpid() != self._info_pid or _monotonic() - self._info_at >= INFO_EVERY_S
+
+    def _remember_shape(self, method: str, endpoint: str | None, status: object, tags: Sequence[str]) -> None:
+        client = self.client
+        count_head, count_tail = client.line_template(REQUEST_COUNT, "c", tags)
+        latency_head, latency_tail = client.line_template(REQUEST_LATENCY, "ms", tags)
+        after = latency_tail
+        if self.in_flight:
+            gauge_head, gauge_tail = client.line_template(REQUESTS_IN_FLIGHT, "g", (self.service_tag,))
+            after += "\n" + gauge_head + "-1" + gauge_tail
+        if len(self._shapes) >= 4096:
+            self._shapes.clear()
+        self._shapes[(method, endpoint, status)] = (
+            client._add_flush,
+            count_head + "1" + count_tail + "\n" + latency_head,
+            after,
+        )
 
     def _failed(self, what: str) -> None:
         # metrics must never break the app: log the first failure with its traceback, later ones quietly
@@ -328,6 +368,25 @@ class RequestRecorder:
             )
         else:
             log.debug("statsd_instrument: sending %s failed", what, exc_info=True)
+
+
+def _plain_client(client: Any) -> bool:
+    """Whether ``client`` is a :class:`statsd_instrument.Client` whose metric calls are the stock ones, so
+    that the lines it would build can be cached and sent with :meth:`~statsd_instrument.Client.send_lines`.
+
+    >>> from statsd_instrument import Client
+    >>> c = Client(protocol="null")
+    >>> _plain_client(c), _plain_client(object())
+    (True, False)
+    >>> c.close()
+    """
+    from statsd_instrument.client import Client
+
+    kind = type(client)
+    return isinstance(client, Client) and all(
+        getattr(kind, name) is getattr(Client, name)
+        for name in ("increment", "timing", "gauge", "flush", "line_template", "_install", "capture_lines")
+    )
 
 
 def request_tag_list(fn: Callable[[Any], Tags] | None, arg: Any, field: str) -> list[str]:

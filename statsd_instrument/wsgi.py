@@ -197,85 +197,103 @@ class StatsdMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if self._filtering and self._skipped(environ):
             return self.app(environ, start_response)
-        request = _Request(self, environ, time.perf_counter())
+        request = _new_request(_Request)  # no __init__ call: the fields are set here, once per request
+        request.start = time.perf_counter()
+        request.middleware = self
+        request.environ = environ
+        request._start_response = start_response
+        request.status = "500"
+        request.exception = None
+        request.done = False
+        request.body = ()
         if self.recorder.in_flight:
             self.recorder.started()
-
-        def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
-            request.status = status
-            return start_response(status, headers, exc_info)
-
         try:
-            body = self.app(environ, _start_response)
+            request.body = self.app(environ, request.start_response)
         except BaseException as error:
             request.exception = type(error).__name__
             request.status = "500"
-            request.finish()
+            request.close()
             raise
-        return _TimedBody(body, request)
+        return request
 
 
 class _Request:
-    """One request in flight: enough to emit its metrics once the body is done."""
+    """One request in flight, and the response iterable handed to the server: the app's body passed through;
+    the request ends (its metrics are sent) when the server closes it, after the last byte."""
 
-    __slots__ = ("done", "environ", "exception", "middleware", "start", "status")
+    __slots__ = (
+        "_start_response",
+        "body",
+        "done",
+        "environ",
+        "exception",
+        "middleware",
+        "start",
+        "status",
+    )
 
-    def __init__(self, middleware: StatsdMiddleware, environ: Environ, start: float) -> None:
-        self.middleware = middleware
-        self.environ = environ
-        self.start = start
-        self.status = "500"
-        self.exception: str | None = None
-        self.done = False
+    middleware: StatsdMiddleware
+    environ: Environ
+    start: float
+    status: str
+    exception: str | None
+    done: bool
+    body: Iterable[bytes]
 
-    def finish(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        elapsed = time.perf_counter() - self.start
-        mw, environ = self.middleware, self.environ
-        if environ.get(SKIP_KEY):
-            mw.recorder.skipped()
-            return
-        try:
-            try:
-                endpoint = mw.endpoint(environ)
-            except Exception:
-                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
-                endpoint = None
-            mw.recorder.finished(
-                environ.get("REQUEST_METHOD", ""),
-                endpoint,
-                self.status,
-                elapsed,
-                self.exception or environ.get(EXCEPTION_KEY),
-                environ.get(TAGS_KEY) or request_tag_list(mw.request_tags, environ, "request_tags"),
-            )
-        except Exception:
-            log.warning("statsd_instrument: recording the request failed", exc_info=True)
-
-
-class _TimedBody:
-    """The app's response iterable, passed through; the request ends when the server closes it."""
-
-    __slots__ = ("body", "request")
-
-    def __init__(self, body: Iterable[bytes], request: _Request) -> None:
-        self.body = body
-        self.request = request
+    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
+        """The ``start_response`` the app gets: notes the status, then calls the server's."""
+        self.status = status
+        return self._start_response(status, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
+        # A generator, not an iterator class with __next__: the end of the body then costs no StopIteration
+        # raised through a Python frame (measured: about 10 us more per request under uwsgi).
         try:
             yield from self.body
         except BaseException as error:
-            if self.request.exception is None:
-                self.request.exception = type(error).__name__
+            if self.exception is None:
+                self.exception = type(error).__name__
             raise
 
     def close(self) -> None:
+        """Close the app's body, then send the request's metrics (once). The middleware also calls it when
+        the app raised (there is no body then)."""
         try:
             close = getattr(self.body, "close", None)
             if close is not None:
                 close()
         finally:
-            self.request.finish()
+            # the request's end, inline (no further method call: this runs once per request)
+            if not self.done:
+                self.done = True
+                elapsed = time.perf_counter() - self.start
+                mw, environ = self.middleware, self.environ
+                if environ.get(SKIP_KEY):
+                    mw.recorder.skipped()
+                else:
+                    try:
+                        if mw.endpoint is environ_endpoint:
+                            endpoint = environ.get(ENDPOINT_KEY)
+                        else:
+                            try:
+                                endpoint = mw.endpoint(environ)
+                            except Exception:
+                                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
+                                endpoint = None
+                        tags = environ.get(TAGS_KEY)
+                        if not tags and mw.request_tags is not None:
+                            tags = request_tag_list(mw.request_tags, environ, "request_tags")
+                        mw.recorder.finished(
+                            environ.get("REQUEST_METHOD", ""),
+                            endpoint,
+                            self.status,
+                            elapsed,
+                            self.exception or environ.get(EXCEPTION_KEY),
+                            tags or (),
+                        )
+                    except Exception:
+                        log.warning("statsd_instrument: recording the request failed", exc_info=True)
+
+
+_new_request = object.__new__

@@ -111,3 +111,33 @@ def test_unhashable_tag_values_are_formatted_not_refused():
         assert lines == ["t:1|c|#ids:[1_ 2]"]
     finally:
         c.close()
+
+
+def test_line_template_builds_the_line_a_metric_call_would():
+    c = Client(protocol="null", strict=True, prefix="app", constant_tags=["env:dev"])
+    try:
+        with c.capture_lines() as lines:
+            c.timing("db_seconds", 1.5, tags=["table:users"])
+        head, tail = c.line_template("db_seconds", "ms", ["table:users"])
+        assert [head + "1.5" + tail] == lines
+        for bad in (("db seconds", "ms", None), ("db", "ms", {"le": "1"}), ("db", "s", None)):
+            with pytest.raises(ValueError):
+                c.line_template(*bad)
+    finally:
+        c.close()
+
+
+def test_send_lines_sends_lines_together_with_what_is_buffered_at_once(udp_collector):
+    c = Client(port=udp_collector.port, strict=False)
+    try:
+        with c.capture_lines() as lines:
+            c.send_lines("a:1|c\nb:2|ms")
+        assert lines == ["a:1|c", "b:2|ms"]  # captured line by line, like send_line of each
+        c.increment("buffered")
+        c.send_lines("a:1|c\nb:2|ms")  # no flush() needed: it sends
+        assert udp_collector.wait_for_lines(3) == ["buffered:1|c", "a:1|c", "b:2|ms"]
+        assert len(udp_collector.datagrams) == 1
+        c.send_lines("bad:\ud800|c")  # cannot be encoded: dropped and counted, never raised
+        assert c.stats["invalid_calls"] == 1 and c.stats["sent_lines"] == 3
+    finally:
+        c.close()

@@ -8,6 +8,8 @@ import socket
 import sys
 import time
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from statsd_instrument.exporter import Exporter
 from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.mapping import parse_mapping
@@ -169,3 +171,34 @@ def test_health_ready_and_landing_pages():
         assert b'href="/stats"' in http_get(base + "/")[1]
         assert http_get(base + "/-/reload", method="POST")[0] == 404  # lifecycle not enabled
         assert http_get(base + "/stats")[0] == 200
+
+
+def test_a_steady_stream_and_a_burst_are_read_in_full_while_the_listener_pauses_between_reads():
+    from statsd_instrument.exporter.listeners import ListenerLoop
+
+    ingest = Ingestor(parse_mapping("{}"))
+    loop = ListenerLoop(ingest, udp="127.0.0.1:0")
+    loop.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(200):  # one datagram now and then, as web requests end
+                s.sendto(b"steady:1|c\nsteady_ms:2|ms", ("127.0.0.1", loop.udp_port))
+                if i % 20 == 0:
+                    time.sleep(0.002)
+            assert loop.wait_for_packets(200)
+            for _ in range(1000):  # a burst: more than one pause's worth
+                s.sendto(b"burst:1|c", ("127.0.0.1", loop.udp_port))
+        assert loop.wait_for_packets(1200)
+    finally:
+        loop.stop()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(ingest.render())
+        for sample in family.samples
+    }
+    assert (
+        samples["steady_total"] == 200
+        and samples["steady_ms_count"] == 200
+        and samples["burst_total"] == 1000
+    )
+    assert ingest.current_stats().udp_packets == 1200

@@ -377,3 +377,17 @@ def test_request_answered_by_a_before_request_hook_is_still_measured(client, pus
         ("/private/<name>", "401"),
         ("/private/<name>", "200"),
     ]
+
+
+def test_request_callables_run_once_per_request(client, pushed):
+    calls: list[str] = []
+
+    def tags(request):
+        calls.append(request.path)
+        return {"tenant": "acme"}
+
+    app = make_app(client, request_tags=tags)
+    get(app, "/user/1")
+    get(app, "/boom")  # answered by an error handler
+    assert calls == ["/user/1", "/boom"]
+    assert [tags["tenant"] for _, _, tags in pushed.named("request_count", 5)] == ["acme", "acme"]

@@ -1,0 +1,117 @@
+"""RequestRecorder: a label set seen before is sent from cached line text, as the metric calls would."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from statsd_instrument import Client, http_metrics
+from statsd_instrument.http_metrics import RequestRecorder
+from statsd_instrument.wire import format_ms
+
+
+class CallByCallClient(Client):
+    """A Client subclass with an overridden call: the recorder must use the metric calls for it."""
+
+    def increment(self, *args, **kwargs):
+        super().increment(*args, **kwargs)
+
+
+REQUESTS = [
+    ("GET", "/user/<int:id>", "200 OK", None),
+    ("GET", "/user/<int:id>", "200 OK", None),
+    ("PURGE", None, "404 NOT FOUND", None),
+    ("GET", "/user/<int:id>", "200 OK", "ZeroDivisionError"),
+    ("PURGE", None, "404 NOT FOUND", None),
+    ("GET", "/user/<int:id>", "200 OK", None),
+]
+
+
+def _record(client: Client, elapsed_s: float, **options) -> list[str]:
+    recorder = RequestRecorder(client, "shop", tags={"region": "eu"}, **options)
+    with client.capture_lines() as lines:
+        for method, endpoint, status, exception in REQUESTS:
+            recorder.finished(method, endpoint, status, elapsed_s, exception)
+    return lines
+
+
+@pytest.mark.parametrize("options", [{}, {"in_flight": True, "version": "1.2"}])
+@pytest.mark.parametrize("elapsed_s", [0.0123, 0.0000004, 2.5, 0.12345678])
+def test_repeated_label_sets_send_exactly_the_lines_of_the_metric_calls(options, elapsed_s):
+    fast = Client(protocol="null", prefix="web", constant_tags=["env:prod"])
+    slow = CallByCallClient(protocol="null", prefix="web", constant_tags=["env:prod"])
+    try:
+        assert RequestRecorder(fast, "shop")._shapes_ok and not RequestRecorder(slow, "shop")._shapes_ok
+        called: list[str] = []
+        increment = fast.increment
+        fast.increment = lambda name, **kw: (called.append(name), increment(name, **kw))  # type: ignore[method-assign]
+        fast_lines, slow_lines = _record(fast, elapsed_s, **options), _record(slow, elapsed_s, **options)
+    finally:
+        fast.close()
+        slow.close()
+    assert fast_lines == slow_lines  # byte for byte, the latency value's formatting included
+    # the metric calls ran only for a label set's first request and for the exception; the rest were cached
+    assert called == ["request_count", "request_count", "request_count", "request_exceptions"]
+    tags = "|#env:prod,service:shop,method:GET,endpoint:/user/<int:id>,status:200,region:eu"
+    assert fast_lines[0] == "web.request_count:1|c" + tags
+    assert fast_lines[1] == f"web.request_latency_seconds:{format_ms(elapsed_s * 1000)}|ms" + tags
+    # the info gauge went out once (first request of the process), the in-flight -1 after every request
+    assert sum(line.startswith("web.app_info:") for line in fast_lines) == (1 if options else 0)
+    assert sum(line.startswith("web.request_in_flight:-1|g") for line in fast_lines) == (6 if options else 0)
+
+
+def test_cached_lines_follow_a_reconfigured_client():
+    client = Client(protocol="null", prefix="old")
+    recorder = RequestRecorder(client, "shop")
+    try:
+        with client.capture_lines() as before:
+            recorder.finished("GET", "/a", 200, 0.001)
+            recorder.finished("GET", "/a", 200, 0.001)
+        client.configure(protocol="null", prefix="new")
+        with client.capture_lines() as after:
+            recorder.finished("GET", "/a", 200, 0.001)
+    finally:
+        client.close()
+    assert [line.split(":", 1)[0] for line in before] == [
+        "old.request_count",
+        "old.request_latency_seconds",
+    ] * 2
+    assert [line.split(":", 1)[0] for line in after] == ["new.request_count", "new.request_latency_seconds"]
+
+
+def test_info_gauge_is_sent_again_after_its_interval(monkeypatch):
+    client = Client(protocol="null")
+    recorder = RequestRecorder(client, "shop", version="2.0")
+    clock = [1000.0]
+    monkeypatch.setattr(http_metrics, "_monotonic", lambda: clock[0])
+    try:
+        with client.capture_lines() as lines:
+            for step in (0.0, 1.0, 30.0, 29.0, 1.0):  # t = 1000, 1001, 1031, 1060, 1061
+                clock[0] += step
+                recorder.finished("GET", "/a", "200 OK", 0.001)
+    finally:
+        client.close()
+    info = [i for i, line in enumerate(lines) if line.startswith("app_info:")]
+    assert info == [2, 9]  # with the first request, and with the fourth (60 s later); never in between
+    assert lines[2] == "app_info:1|g|#service:shop,version:2.0"
+
+
+def test_lines_a_request_buffered_itself_leave_in_its_datagram(udp_collector):
+    client = Client(host="127.0.0.1", port=udp_collector.port)
+    recorder = RequestRecorder(client, "shop")
+    try:
+        for _ in range(3):
+            client.increment("orders_total")  # a view's own metric, buffered
+            recorder.finished("GET", "/order", "200 OK", 0.002)
+        deadline = time.monotonic() + 5
+        while len(udp_collector.datagrams) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        datagrams = [d.decode().split("\n") for d in udp_collector.datagrams]
+        assert [[line.split(":", 1)[0] for line in d] for d in datagrams] == [
+            ["orders_total", "request_count", "request_latency_seconds"]
+        ] * 3
+        assert client.stats["sent_datagrams"] == 3 and client.stats["sent_lines"] == 9
+    finally:
+        client.close()
