@@ -189,25 +189,13 @@ class BufferedTransport:
         data = lines.encode()
         if _getpid() != self._pid:
             self._forked()
-        if self._buf:  # the request's own lines were buffered: they all leave together, as few as fit
+        if self._buf or len(data) >= self._limit:  # with buffered lines, or too big: as few datagrams as fit
             append = self._buf.append
             for line in data.split(b"\n"):
                 append(line)
             self._drain()
         else:  # the common case: nothing buffered, one datagram straight away (no thread needed)
-            with self._sink_lock:  # _send, inline: this runs once per web request
-                try:
-                    if self._sink is None:
-                        self._sink = self._make_sink(self.settings)
-                    self._sink.send(data)
-                except Exception as err:
-                    self.stats.dropped_lines += data.count(b"\n") + 1
-                    self.stats.send_errors += 1
-                    self._warn(err)
-                else:
-                    stats = self.stats
-                    stats.sent_datagrams += 1
-                    stats.sent_lines += data.count(b"\n") + 1
+            self._send(data, data.count(b"\n") + 1)
 
     def flush(self) -> None:
         """Send everything buffered now, in as few datagrams as the size limit allows."""

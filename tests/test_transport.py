@@ -83,6 +83,18 @@ def test_concurrent_threads_lose_and_duplicate_no_line(udp_collector):
     assert max(len(d) for d in udp_collector.datagrams) <= 1432
 
 
+def test_lines_sent_together_that_overflow_a_datagram_are_split_not_oversized(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        many = "\n".join(f"request.part:{i}|c|#endpoint:/a/long/route/template/{i}" for i in range(100))
+        c.send_lines(many)  # nothing buffered before: the one-datagram fast path must not take this
+        lines = udp_collector.wait_for_lines(100)
+    finally:
+        c.close()
+    assert sorted(lines) == sorted(many.split("\n"))
+    assert max(len(d) for d in udp_collector.datagrams) <= 1432
+
+
 def test_unixgram_datagrams_are_never_over_8192_bytes():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s.sock")
