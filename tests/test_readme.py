@@ -75,6 +75,7 @@ def test_python_examples_run_and_emit_what_they_say():
     assert cap.assert_emitted("db_query_seconds", type="ms").value == 12.5
     assert [r.value for r in cap.filter("temperature_celsius")] == [0.0, -5.0]
     cap.assert_emitted("render_seconds", type="ms")
+    cap.assert_emitted("signups_total", type="c", value=1, tags={"outcome": "success"})
     cap.assert_emitted("fetch_seconds", type="ms", tags={"outcome": "success"})
     cap.assert_emitted("request_count", tags={"endpoint": "/user/<int:id>", "status": "200"})
 
