@@ -35,7 +35,7 @@ itself), ``scope["statsd_instrument.skip"]`` (send nothing) and ``scope["statsd_
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Iterator, MutableMapping
 
 from statsd_instrument.http_metrics import (
     PathFilter,
@@ -58,18 +58,22 @@ _clock = time.perf_counter
 # the message types that can end a response, and the flag that says more of the same type follows
 _BODY, _TRAILERS, _PATHSEND = "http.response.body", "http.response.trailers", "http.response.pathsend"
 
-# route templates with their Mount prefixes, per route object (routes are unhashable: keyed by id, the
-# route kept in the value so that the id cannot be reused while the entry exists)
-_templates: dict[int, tuple[Any, str]] = {}
+# route templates with their Mount prefixes, per route object or, for routers that do not set
+# scope["route"], per endpoint (both unhashable or not always hashable: keyed by id, the object kept in the
+# value so that the id cannot be reused while the entry exists)
+_templates: dict[int, tuple[Any, str | None]] = {}
+_by_endpoint: dict[int, tuple[Any, str | None]] = {}
 
 
 def scope_endpoint(scope: Scope) -> str | None:
     """The default resolver: ``scope["statsd_instrument.endpoint"]``, else the matched route's template.
 
-    The template is ``scope["route"].path`` (set by Starlette's router when a route matched, also for a
-    405), prefixed with the paths of the ``Mount``\\ s leading to it from ``scope["router"]``. A path that
-    matched a ``Mount`` but no route inside it is unmatched; a ``Mount`` of an app without routes (static
-    files) gives the mount's path.
+    The template is ``scope["route"].path`` (set by the router of Starlette 1.10+ when a route matched, also
+    for a 405, and by FastAPI's routes), prefixed with the paths of the ``Mount``\\ s leading to it from
+    ``scope["router"]``. A path that matched a ``Mount`` but no route inside it is unmatched; a ``Mount`` of
+    an app without routes (static files) gives the mount's path. Older Starlette sets only
+    ``scope["endpoint"]``: then the template is that of the one route serving this endpoint (unmatched if
+    several do).
 
     >>> class Route:
     ...     path = "/user/{id:int}"
@@ -83,7 +87,7 @@ def scope_endpoint(scope: Scope) -> str | None:
         return named
     route = scope.get("route")
     if route is None:
-        return None
+        return _endpoint_template(scope)
     hit = _templates.get(id(route))
     if hit is not None and hit[0] is route:
         return hit[1]
@@ -94,28 +98,47 @@ def scope_endpoint(scope: Scope) -> str | None:
         # a Mount whose app routes further is left in scope["route"] only when no route inside matched
         template = None
     else:
-        router = scope.get("router")
-        template = _mounted_path(getattr(router, "routes", None) or (), route, "", 0) or path
-    if len(_templates) >= 4096:
-        _templates.clear()
-    _templates[id(route)] = (route, template)
+        routes = getattr(scope.get("router"), "routes", None) or ()
+        template = next((t for r, t in _walk(routes, "", 0) if r is route), path)
+    _remember(_templates, route, template)
     return template
 
 
-def _mounted_path(routes: Any, target: Any, prefix: str, depth: int) -> str | None:
-    """``target``'s path with the prefixes of the mounts above it in ``routes``, or None if not found."""
-    if depth > 16:
+def _endpoint_template(scope: Scope) -> str | None:
+    """The template of the only route whose endpoint is ``scope["endpoint"]`` (routers before 1.10)."""
+    endpoint = scope.get("endpoint")
+    router = scope.get("router")
+    if endpoint is None or router is None:
         return None
+    hit = _by_endpoint.get(id(endpoint))
+    if hit is not None and hit[0] is endpoint:
+        return hit[1]
+    found = {
+        t
+        for r, t in _walk(getattr(router, "routes", None) or (), "", 0)
+        if getattr(r, "endpoint", None) is endpoint and not getattr(r, "routes", None)
+    }
+    template = found.pop() if len(found) == 1 else None
+    _remember(_by_endpoint, endpoint, template)
+    return template
+
+
+def _remember(cache: dict, key: Any, template: str | None) -> None:
+    if len(cache) >= 4096:
+        cache.clear()
+    cache[id(key)] = (key, template)
+
+
+def _walk(routes: Any, prefix: str, depth: int) -> Iterator[tuple[Any, str]]:
+    """Every route under ``routes`` with its full template (the paths of the Mounts above it prepended)."""
+    if depth > 16:
+        return
     for route in routes:
-        if route is target:
-            return prefix + target.path
+        path = getattr(route, "path", None)  # a Host has none and adds nothing
+        yield route, prefix + (path if isinstance(path, str) else "")
         children = getattr(route, "routes", None)
         if children:
-            # a Mount contributes its path; a Host (no "path" attribute) none
-            found = _mounted_path(children, target, prefix + getattr(route, "path", ""), depth + 1)
-            if found is not None:
-                return found
-    return None
+            yield from _walk(children, prefix + (path if isinstance(path, str) else ""), depth + 1)
 
 
 class StatsdASGIMiddleware:

@@ -268,23 +268,59 @@ def test_all_metrics_of_a_request_leave_in_one_datagram(udp_collector):
     assert len(udp_collector.datagrams) == 1
 
 
-def test_starlette_route_templates_include_mount_prefixes_and_never_raw_paths():
+def starlette_counts(resolver) -> collections.Counter:
+    """(endpoint, status) of requests to a Starlette app with a Mount, a mounted plain app and a shared
+    endpoint, resolved by ``resolver``."""
+
     async def user(request):
         return PlainTextResponse("u")
 
+    async def home(request):
+        return PlainTextResponse("h")
+
+    async def shared(request):
+        return PlainTextResponse("s")
+
     inner = Starlette(routes=[Route("/user/{user_id:int}", user)])
-    app = Starlette(routes=[Route("/", user), Mount("/api/v1", app=inner.router)])
-    middleware = StatsdASGIMiddleware(app)
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/a", shared),
+            Route("/b", shared),  # one endpoint, two routes
+            Mount("/api/v1", app=inner.router),
+            Mount("/static", app=ok_app),  # an app without routes
+        ]
+    )
+    middleware = StatsdASGIMiddleware(app, endpoint=resolver)
+    paths = ["/api/v1/user/42", "/api/v1/user/43", "/", "/api/v1/nope", "/user/1", "/static/x.css", "/a"]
     with capture() as cap:
-        for path in ("/api/v1/user/42", "/api/v1/user/43", "/", "/api/v1/nope", "/user/1"):
-            scope = {**http_scope(path), "scheme": "http", "server": ("127.0.0.1", 80), "query_string": b""}
-            call(middleware, scope)
+        for path in paths:
+            call(middleware, {**http_scope(path), "query_string": b""})
         call(middleware, {**http_scope("/", method="DELETE"), "query_string": b""})
-    counted = collections.Counter((r.tags["endpoint"], r.tags["status"]) for r in cap.filter("request_count"))
-    assert counted == {
+    return collections.Counter((r.tags["endpoint"], r.tags["status"]) for r in cap.filter("request_count"))
+
+
+def test_starlette_route_templates_include_mount_prefixes_and_never_raw_paths():
+    assert starlette_counts(asgi.scope_endpoint) == {
         ("/api/v1/user/{user_id:int}", "200"): 2,
         ("/", "200"): 1,
         ("/", "405"): 1,
+        ("/static", "200"): 1,
+        ("/a", "200"): 1,
+        (UNMATCHED, "404"): 2,  # also the path that entered the /api/v1 mount and matched nothing there
+    }
+
+
+def test_starlette_without_scope_route_falls_back_to_the_endpoints_only_route():
+    # Starlette before 1.10 sets scope["endpoint"] but not scope["route"]: the same requests, resolved so
+    def old_starlette(scope):
+        return asgi.scope_endpoint({k: v for k, v in scope.items() if k != "route"})
+
+    assert starlette_counts(old_starlette) == {
+        ("/api/v1/user/{user_id:int}", "200"): 2,
+        ("/", "200"): 1,
+        ("/", "405"): 1,
+        (UNMATCHED, "200"): 2,  # the mounted plain app; the endpoint two routes share
         (UNMATCHED, "404"): 2,
     }
 
