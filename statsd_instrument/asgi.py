@@ -1,0 +1,298 @@
+"""ASGI middleware: the request metrics of the Flask extension for any ASGI 3 app (Starlette, FastAPI, ...).
+
+``app = StatsdASGIMiddleware(app, service="shop")``: every HTTP request is counted and timed until the last
+body message has been sent (a streamed response is timed until fully sent; work the app does after that,
+such as background tasks, is not), tagged with a bounded ``endpoint`` and ``method`` (see
+:mod:`statsd_instrument.http_metrics`), and all its metrics leave in one datagram when the app's call ends.
+``lifespan`` and ``websocket`` scopes pass through untouched. Starlette's
+``app.add_middleware(StatsdASGIMiddleware, service="shop")`` works too; nothing here imports Starlette.
+
+The ``endpoint`` label comes from a resolver ``fn(scope) -> str | None`` called when the request ends
+(``None`` means unmatched, :data:`~statsd_instrument.http_metrics.UNMATCHED_ENDPOINT`). The default,
+:func:`scope_endpoint`, reads ``scope["statsd_instrument.endpoint"]`` if the app set it, else the template
+of the route Starlette (and so FastAPI) matched, which its router stores in ``scope["route"]``, with the
+prefixes of the ``Mount``\\ s it sits under. Never the raw path. An exception that escapes the app is counted
+with its class name and re-raised, also one raised after the response was sent (Starlette's error middleware
+sends its 500, then re-raises); the status is the one already sent, or 500 if no response had started.
+As in the WSGI middleware, an app may set ``scope["statsd_instrument.exception"]`` (an exception it answered
+itself), ``scope["statsd_instrument.skip"]`` (send nothing) and ``scope["statsd_instrument.tags"]``.
+
+>>> import asyncio
+>>> from statsd_instrument import statsd
+>>> from statsd_instrument.testing import capture
+>>> async def hello(scope, receive, send):
+...     await send({"type": "http.response.start", "status": 200, "headers": []})
+...     await send({"type": "http.response.body", "body": b"hi"})
+>>> async def nothing(message):
+...     pass
+>>> app = StatsdASGIMiddleware(hello, service="hello", client=statsd)
+>>> with capture() as cap:
+...     asyncio.run(app({"type": "http", "method": "GET", "path": "/x"}, None, nothing))
+>>> cap.assert_emitted("request_count", tags={"endpoint": "<unmatched>", "status": "200"}).value
+1.0
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable, Iterator, MutableMapping
+
+from statsd_instrument.http_metrics import (
+    PathFilter,
+    RequestRecorder,
+    Tags,
+    check_callable,
+    log,
+    request_tag_list,
+)
+from statsd_instrument.wsgi import ENDPOINT_KEY, EXCEPTION_KEY, SKIP_KEY, TAGS_KEY
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_clock = time.perf_counter
+
+# the message types that can end a response, and the flag that says more of the same type follows
+_BODY, _TRAILERS, _PATHSEND = "http.response.body", "http.response.trailers", "http.response.pathsend"
+
+# route templates with their Mount prefixes, per route object or, for routers that do not set
+# scope["route"], per endpoint (both unhashable or not always hashable: keyed by id, the object kept in the
+# value so that the id cannot be reused while the entry exists)
+_templates: dict[int, tuple[Any, str | None]] = {}
+_by_endpoint: dict[int, tuple[Any, str | None]] = {}
+
+
+def scope_endpoint(scope: Scope) -> str | None:
+    """The default resolver: ``scope["statsd_instrument.endpoint"]``, else the matched route's template.
+
+    The template is ``scope["route"].path`` (set by the router of Starlette 1.10+ when a route matched, also
+    for a 405, and by FastAPI's routes), prefixed with the paths of the ``Mount``\\ s leading to it from
+    ``scope["router"]``. A path that matched a ``Mount`` but no route inside it is unmatched; a ``Mount`` of
+    an app without routes (static files) gives the mount's path. Older Starlette sets only
+    ``scope["endpoint"]``: then the template is that of the one route serving this endpoint (unmatched if
+    several do).
+
+    >>> class Route:
+    ...     path = "/user/{id:int}"
+    >>> scope_endpoint({"route": Route()}), scope_endpoint({"path": "/user/42"})
+    ('/user/{id:int}', None)
+    >>> scope_endpoint({"statsd_instrument.endpoint": "/custom"})
+    '/custom'
+    """
+    named = scope.get(ENDPOINT_KEY)
+    if named is not None:
+        return named
+    route = scope.get("route")
+    if route is None:
+        return _endpoint_template(scope)
+    hit = _templates.get(id(route))
+    if hit is not None and hit[0] is route:
+        return hit[1]
+    path = getattr(route, "path", None)
+    if not isinstance(path, str) or not path:
+        return None
+    if getattr(route, "routes", None):
+        # a Mount whose app routes further is left in scope["route"] only when no route inside matched
+        template = None
+    else:
+        routes = getattr(scope.get("router"), "routes", None) or ()
+        template = next((t for r, t in _walk(routes, "", 0) if r is route), path)
+    _remember(_templates, route, template)
+    return template
+
+
+def _endpoint_template(scope: Scope) -> str | None:
+    """The template of the only route whose endpoint is ``scope["endpoint"]`` (routers before 1.10)."""
+    endpoint = scope.get("endpoint")
+    router = scope.get("router")
+    if endpoint is None or router is None:
+        return None
+    hit = _by_endpoint.get(id(endpoint))
+    if hit is not None and hit[0] is endpoint:
+        return hit[1]
+    found = {
+        t
+        for r, t in _walk(getattr(router, "routes", None) or (), "", 0)
+        if getattr(r, "endpoint", None) is endpoint and not getattr(r, "routes", None)
+    }
+    template = found.pop() if len(found) == 1 else None
+    _remember(_by_endpoint, endpoint, template)
+    return template
+
+
+def _remember(cache: dict, key: Any, template: str | None) -> None:
+    if len(cache) >= 4096:
+        cache.clear()
+    cache[id(key)] = (key, template)
+
+
+def _walk(routes: Any, prefix: str, depth: int) -> Iterator[tuple[Any, str]]:
+    """Every route under ``routes`` with its full template (the paths of the Mounts above it prepended)."""
+    if depth > 16:
+        return
+    for route in routes:
+        path = getattr(route, "path", None)  # a Host has none and adds nothing
+        yield route, prefix + (path if isinstance(path, str) else "")
+        children = getattr(route, "routes", None)
+        if children:
+            yield from _walk(children, prefix + (path if isinstance(path, str) else ""), depth + 1)
+
+
+class StatsdASGIMiddleware:
+    """Wraps an ASGI 3 app so that every HTTP request pushes ``request_count``,
+    ``request_latency_seconds`` and ``request_exceptions`` (plus the opt-in in-flight and info gauges).
+
+    Options (keyword-only), as for :class:`statsd_instrument.wsgi.StatsdMiddleware`: ``client`` (default
+    :data:`statsd_instrument.statsd`), ``service``, ``endpoint`` (resolver ``fn(scope)``, see the module
+    docstring), ``exclude_paths`` (prefixes and ``re.compile`` patterns, on ``scope["path"]``),
+    ``exclude`` (``predicate(scope) -> bool``), ``tags`` (static), ``request_tags`` (``fn(scope) -> dict``),
+    ``in_flight``, ``version``.
+
+    >>> import asyncio
+    >>> from statsd_instrument import statsd
+    >>> from statsd_instrument.testing import capture
+    >>> async def boom(scope, receive, send):
+    ...     raise ZeroDivisionError
+    >>> app = StatsdASGIMiddleware(boom, service="demo", client=statsd, exclude_paths=["/health"])
+    >>> with capture() as cap:
+    ...     asyncio.run(app({"type": "http", "method": "GET", "path": "/x"}, None, None))
+    Traceback (most recent call last):
+    ...
+    ZeroDivisionError
+    >>> cap.assert_emitted("request_exceptions", tags={"exception": "ZeroDivisionError"}).value
+    1.0
+    >>> cap.assert_emitted("request_count").tags["status"]
+    '500'
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        client: Any = None,
+        service: str = "asgi",
+        endpoint: Callable[[Scope], str | None] | None = scope_endpoint,
+        exclude_paths: Any = None,
+        exclude: Callable[[Scope], bool] | None = None,
+        tags: Tags = None,
+        request_tags: Callable[[Scope], Tags] | None = None,
+        in_flight: bool = False,
+        version: str | None = None,
+    ) -> None:
+        if client is None:
+            from statsd_instrument import statsd as client
+        self.app = app
+        self.recorder = RequestRecorder(
+            client, service, tags=tags, in_flight=bool(in_flight), version=version
+        )
+        self.endpoint = check_callable(endpoint, "endpoint") or scope_endpoint
+        self.skip_path = (
+            exclude_paths
+            if isinstance(exclude_paths, PathFilter)
+            else PathFilter(exclude_paths, "exclude_paths")
+        )
+        self.skip = check_callable(exclude, "exclude")
+        self.request_tags = check_callable(request_tags, "request_tags")
+        self._filtering = bool(self.skip_path) or self.skip is not None
+
+    def _skipped(self, scope: Scope) -> bool:
+        try:
+            if self.skip_path and self.skip_path(scope.get("path", "")):
+                return True
+            return self.skip is not None and bool(self.skip(scope))
+        except Exception:
+            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
+            return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or (self._filtering and self._skipped(scope)):
+            await self.app(scope, receive, send)
+            return
+        request = _Request(self, scope, send)
+        if self.recorder.in_flight:
+            self.recorder.started()
+        try:
+            await self.app(scope, receive, request.send)
+        except BaseException as error:
+            if not request.started:
+                request.status = 500
+            request.exception = type(error).__name__
+            request.finish()
+            raise
+        request.finish()
+
+
+class _Request:
+    """One HTTP request in flight: wraps ``send`` to note the status and stop the clock once the last
+    message of the response has been sent; its metrics leave when the app's call ends (so an exception the
+    app raises after answering, as Starlette's error middleware does after sending its 500, is counted)."""
+
+    __slots__ = (
+        "_send",
+        "end",
+        "exception",
+        "middleware",
+        "scope",
+        "start",
+        "started",
+        "status",
+        "trailers",
+    )
+
+    def __init__(self, middleware: StatsdASGIMiddleware, scope: Scope, send: Send) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self._send = send
+        self.start = _clock()
+        self.end = 0.0  # when the last message of the response was sent; 0.0 while it is not
+        self.status: object = 500  # what the server answers if the app never starts a response
+        self.exception: str | None = None
+        self.started = False
+        self.trailers = False
+
+    async def send(self, message: Message) -> None:
+        """The ``send`` the app gets: passes every message on; notes when the last one has been sent."""
+        kind = message.get("type")
+        if kind == "http.response.start":
+            self.started = True
+            self.status = message.get("status", 0)
+            self.trailers = bool(message.get("trailers", False))
+        await self._send(message)
+        if kind == _BODY:
+            if not message.get("more_body", False) and not self.trailers:
+                self.end = _clock()
+        elif kind == _TRAILERS:
+            if not message.get("more_trailers", False):
+                self.end = _clock()
+        elif kind == _PATHSEND and not self.trailers:
+            self.end = _clock()
+
+    def finish(self) -> None:
+        """Send the request's metrics (the app's call has ended); never raises."""
+        elapsed = (self.end or _clock()) - self.start
+        mw, scope = self.middleware, self.scope
+        if scope.get(SKIP_KEY):
+            mw.recorder.skipped()
+            return
+        try:
+            try:
+                endpoint = mw.endpoint(scope)
+            except Exception:
+                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
+                endpoint = None
+            tags = scope.get(TAGS_KEY)
+            if not tags and mw.request_tags is not None:
+                tags = request_tag_list(mw.request_tags, scope, "request_tags")
+            mw.recorder.finished(
+                scope.get("method", ""),
+                endpoint if isinstance(endpoint, str) else None,
+                self.status,
+                elapsed,
+                self.exception or scope.get(EXCEPTION_KEY),
+                tags or (),
+            )
+        except Exception:
+            log.warning("statsd_instrument: recording the request failed", exc_info=True)
