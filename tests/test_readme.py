@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
 import socket
@@ -10,6 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from werkzeug.test import Client
 
 from statsd_instrument.cli import COMMANDS
@@ -44,6 +48,23 @@ def cli_help(sub: str) -> str:
     return out.stdout
 
 
+def asgi_get(app, path: str) -> int:
+    """One GET through an ASGI app, as a server would drive it; the response status."""
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
 def test_quickstart_has_exactly_the_two_commands():
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```sh\n(.*?)```", quickstart, flags=re.S)
@@ -62,7 +83,13 @@ def test_python_examples_run_and_emit_what_they_say():
 
     flask_app = Flask("shop")
     flask_app.add_url_rule("/user/<int:id>", "user", lambda id: f"user {id}")
-    namespace = {"SomeClass": SomeClass, "app": flask_app, "__name__": "readme"}
+    starlette_app = Starlette(routes=[Route("/item/{n:int}", lambda request: PlainTextResponse("item"))])
+    namespace = {
+        "SomeClass": SomeClass,
+        "app": flask_app,
+        "starlette_app": starlette_app,
+        "__name__": "readme",
+    }
     with capture() as cap:
         for block in blocks("python"):
             exec(compile(block, "README.md", "exec"), namespace)
@@ -70,6 +97,7 @@ def test_python_examples_run_and_emit_what_they_say():
         response = Client(namespace["app"]).get("/user/7")
         assert response.status_code == 200 and response.get_data() == b"user 7"
         response.close()  # a server closes the body: that ends the request and sends its metrics
+        assert asgi_get(namespace["asgi_app"], "/item/3") == 200
 
     cap.assert_emitted("orders_total", type="c", tags={"status": "paid"})
     assert cap.assert_emitted("db_query_seconds", type="ms").value == 12.5
@@ -78,6 +106,7 @@ def test_python_examples_run_and_emit_what_they_say():
     cap.assert_emitted("signups_total", type="c", value=1, tags={"outcome": "success"})
     cap.assert_emitted("fetch_seconds", type="ms", tags={"outcome": "success"})
     cap.assert_emitted("request_count", tags={"endpoint": "/user/<int:id>", "status": "200"})
+    cap.assert_emitted("request_count", tags={"endpoint": "/item/{n:int}", "status": "200"})
 
 
 def test_cli_commands_exist_and_take_the_flags_shown():
