@@ -38,10 +38,8 @@ import time
 from typing import Any, Awaitable, Callable, Iterator, MutableMapping
 
 from statsd_instrument.http_metrics import (
-    PathFilter,
-    RequestRecorder,
+    MiddlewareBase,
     Tags,
-    check_callable,
     log,
     request_tag_list,
 )
@@ -141,7 +139,7 @@ def _walk(routes: Any, prefix: str, depth: int) -> Iterator[tuple[Any, str]]:
             yield from _walk(children, prefix + (path if isinstance(path, str) else ""), depth + 1)
 
 
-class StatsdASGIMiddleware:
+class StatsdASGIMiddleware(MiddlewareBase):
     """Wraps an ASGI 3 app so that every HTTP request pushes ``request_count``,
     ``request_latency_seconds`` and ``request_exceptions`` (plus the opt-in in-flight and info gauges).
 
@@ -168,6 +166,8 @@ class StatsdASGIMiddleware:
     '500'
     """
 
+    path_key = "path"
+
     def __init__(
         self,
         app: ASGIApp,
@@ -182,33 +182,22 @@ class StatsdASGIMiddleware:
         in_flight: bool = False,
         version: str | None = None,
     ) -> None:
-        if client is None:
-            from statsd_instrument import statsd as client
-        self.app = app
-        self.recorder = RequestRecorder(
-            client, service, tags=tags, in_flight=bool(in_flight), version=version
+        self.configure(
+            app,
+            client=client,
+            service=service,
+            endpoint=endpoint,
+            default_endpoint=scope_endpoint,
+            exclude_paths=exclude_paths,
+            exclude=exclude,
+            tags=tags,
+            request_tags=request_tags,
+            in_flight=in_flight,
+            version=version,
         )
-        self.endpoint = check_callable(endpoint, "endpoint") or scope_endpoint
-        self.skip_path = (
-            exclude_paths
-            if isinstance(exclude_paths, PathFilter)
-            else PathFilter(exclude_paths, "exclude_paths")
-        )
-        self.skip = check_callable(exclude, "exclude")
-        self.request_tags = check_callable(request_tags, "request_tags")
-        self._filtering = bool(self.skip_path) or self.skip is not None
-
-    def _skipped(self, scope: Scope) -> bool:
-        try:
-            if self.skip_path and self.skip_path(scope.get("path", "")):
-                return True
-            return self.skip is not None and bool(self.skip(scope))
-        except Exception:
-            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
-            return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or (self._filtering and self._skipped(scope)):
+        if scope.get("type") != "http" or (self.filtering and self.skipped(scope)):
             await self.app(scope, receive, send)
             return
         request = _Request(self, scope, send)

@@ -389,6 +389,66 @@ def _plain_client(client: Any) -> bool:
     )
 
 
+class MiddlewareBase:
+    """What the WSGI and ASGI middlewares share: their options, checked once, and the exclusion test.
+
+    ``request`` is the WSGI environ or the ASGI scope; ``path_key`` names its path (``PATH_INFO``, ``path``).
+
+    >>> class Mw(MiddlewareBase):
+    ...     path_key = "path"
+    >>> mw = Mw()
+    >>> mw.configure(None, client=None, service="demo", endpoint=None, default_endpoint=lambda r: None,
+    ...              exclude_paths=["/health"], exclude=None, tags=None, request_tags=None,
+    ...              in_flight=False, version=None)
+    >>> mw.skipped({"path": "/health/live"}), mw.skipped({"path": "/orders"})
+    (True, False)
+    """
+
+    path_key = "PATH_INFO"
+
+    def configure(
+        self,
+        app: Any,
+        *,
+        client: Any,
+        service: str,
+        endpoint: Callable[[Any], str | None] | None,
+        default_endpoint: Callable[[Any], str | None],
+        exclude_paths: Any,
+        exclude: Callable[[Any], bool] | None,
+        tags: Tags,
+        request_tags: Callable[[Any], Tags] | None,
+        in_flight: bool,
+        version: str | None,
+    ) -> None:
+        """Check and keep the options (a bad one raises naming its field); ``client`` None: ``statsd``."""
+        if client is None:
+            from statsd_instrument import statsd as client
+        self.app = app
+        self.recorder = RequestRecorder(
+            client, service, tags=tags, in_flight=bool(in_flight), version=version
+        )
+        self.endpoint = check_callable(endpoint, "endpoint") or default_endpoint
+        self.skip_path = (
+            exclude_paths
+            if isinstance(exclude_paths, PathFilter)
+            else PathFilter(exclude_paths, "exclude_paths")
+        )
+        self.skip = check_callable(exclude, "exclude")
+        self.request_tags = check_callable(request_tags, "request_tags")
+        self.filtering = bool(self.skip_path) or self.skip is not None
+
+    def skipped(self, request: Any) -> bool:
+        """Whether ``exclude_paths`` or ``exclude`` leave this request out (a failing predicate: measured)."""
+        try:
+            if self.skip_path and self.skip_path(request.get(self.path_key, "")):
+                return True
+            return self.skip is not None and bool(self.skip(request))
+        except Exception:
+            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
+            return False
+
+
 def request_tag_list(fn: Callable[[Any], Tags] | None, arg: Any, field: str) -> list[str]:
     """Per-request tags from ``fn(arg)`` (the request or environ), cleaned; a failing ``fn`` gives none.
 

@@ -29,10 +29,8 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from statsd_instrument.http_metrics import (
-    PathFilter,
-    RequestRecorder,
+    MiddlewareBase,
     Tags,
-    check_callable,
     log,
     request_tag_list,
 )
@@ -137,7 +135,7 @@ def _django_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
         environ[EXCEPTION_KEY] = type(error).__name__
 
 
-class StatsdMiddleware:
+class StatsdMiddleware(MiddlewareBase):
     """Wraps a WSGI app so that every request pushes ``request_count``, ``request_latency_seconds`` and
     ``request_exceptions`` (plus the opt-in in-flight and info gauges), like the Flask extension.
 
@@ -169,33 +167,22 @@ class StatsdMiddleware:
         in_flight: bool = False,
         version: str | None = None,
     ) -> None:
-        if client is None:
-            from statsd_instrument import statsd as client
-        self.app = app
-        self.recorder = RequestRecorder(
-            client, service, tags=tags, in_flight=bool(in_flight), version=version
+        self.configure(
+            app,
+            client=client,
+            service=service,
+            endpoint=endpoint,
+            default_endpoint=environ_endpoint,
+            exclude_paths=exclude_paths,
+            exclude=exclude,
+            tags=tags,
+            request_tags=request_tags,
+            in_flight=in_flight,
+            version=version,
         )
-        self.endpoint = check_callable(endpoint, "endpoint") or environ_endpoint
-        self.skip_path = (
-            exclude_paths
-            if isinstance(exclude_paths, PathFilter)
-            else PathFilter(exclude_paths, "exclude_paths")
-        )
-        self.skip = check_callable(exclude, "exclude")
-        self.request_tags = check_callable(request_tags, "request_tags")
-        self._filtering = bool(self.skip_path) or self.skip is not None
-
-    def _skipped(self, environ: Environ) -> bool:
-        try:
-            if self.skip_path and self.skip_path(environ.get("PATH_INFO", "")):
-                return True
-            return self.skip is not None and bool(self.skip(environ))
-        except Exception:
-            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
-            return False
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if self._filtering and self._skipped(environ):
+        if self.filtering and self.skipped(environ):
             return self.app(environ, start_response)
         request = _new_request(_Request)  # no __init__ call: the fields are set here, once per request
         request.start = time.perf_counter()
