@@ -9,11 +9,19 @@ the middleware's Python cost alone. Process and wrk helpers are ``bench_flask``'
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
-import sys
 
-from benchmarks.bench_flask import BIN, ROOT, free_port, start, start_receiver, stop, wait_for_port, wrk
+from benchmarks.bench_flask import (
+    BIN,
+    ROOT,
+    free_port,
+    interleaved,
+    ratio_table,
+    start,
+    start_receiver,
+    stop,
+    wait_for_port,
+)
 
 TITLE = "Starlette under uvicorn: request throughput with and without StatsdASGIMiddleware"
 ROUNDS = 5
@@ -42,28 +50,15 @@ def run() -> str:
         statsd_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port)}
         procs.append(uvicorn(ports["statsd_instrument"], "app:app", statsd_env))
         procs.append(uvicorn(ports["statsd_instrument_null"], "app:app", {"STATSD_PROTOCOL": "null"}))
-        for name in names:  # warm up
-            wrk(ports[name], 1)
-        results: dict[str, list[float]] = {name: [] for name in names}
-        for r in range(ROUNDS):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                results[name].append(wrk(ports[name], SECONDS))
-                print(f"  round {r + 1} {name}: {results[name][-1]:.0f} req/s", file=sys.stderr, flush=True)
+        results = interleaved(ports, ROUNDS, SECONDS)
     finally:
         for proc in reversed(procs):
             stop(proc)
-    bare = statistics.median(results["bare"])
-    rows = ["| variant | median req/s | vs bare | rounds (req/s) |", "|---|---:|---:|---|"]
-    for name in names:
-        median = statistics.median(results[name])
-        rounds = ", ".join(f"{v:.0f}" for v in results[name])
-        rows.append(f"| {name} | {median:.0f} | {median / bare:.3f}x | {rounds} |")
     return (
         f"`wrk -t2 -c16 -d{SECONDS}s` against `GET /test/` of `examples/asgi_app` under uvicorn (one "
         f"process, access log off), {ROUNDS} interleaved rounds per variant. The middleware pushes to "
         f"{receiver_text} on the same machine; `statsd_instrument_null` sends nothing "
-        "(`STATSD_PROTOCOL=null`).\n\n" + "\n".join(rows) + "\n"
+        "(`STATSD_PROTOCOL=null`).\n\n" + ratio_table(results) + "\n"
     )
 
 

@@ -126,6 +126,30 @@ def wrk(port: int, seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def interleaved(ports: dict[str, int], rounds: int, seconds: int) -> dict[str, list[float]]:
+    """req/s of each variant (in ``ports`` order) per round, after a warm-up; each round starts elsewhere."""
+    names = list(ports)
+    for name in names:  # warm up: imports, first requests, caches
+        wrk(ports[name], 1)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            results[name].append(wrk(ports[name], seconds))
+            print(f"  round {r + 1} {name}: {results[name][-1]:.0f} req/s", file=sys.stderr, flush=True)
+    return results
+
+
+def ratio_table(results: dict[str, list[float]]) -> str:
+    """Markdown rows: median req/s of each variant, its ratio to ``bare``, and every round."""
+    bare = statistics.median(results["bare"])
+    rows = ["| variant | median req/s | vs bare | rounds (req/s) |", "|---|---:|---:|---|"]
+    for name, values in results.items():
+        median = statistics.median(values)
+        rounds = ", ".join(f"{v:.0f}" for v in values)
+        rows.append(f"| {name} | {median:.0f} | {median / bare:.3f}x | {rounds} |")
+    return "\n".join(rows)
+
+
 def run() -> str:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian package 'wrk'; make system-deps)")
@@ -156,27 +180,11 @@ def run() -> str:
         procs.append(
             uwsgi(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
         )
-        for name in names:  # warm up: imports, first requests, caches
-            wrk(ports[name], 1)
-        results: dict[str, list[float]] = {name: [] for name in names}
-        for r in range(ROUNDS):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                results[name].append(wrk(ports[name], SECONDS))
-                print(f"  round {r + 1} {name}: {results[name][-1]:.0f} req/s", file=sys.stderr, flush=True)
+        results = interleaved(ports, ROUNDS, SECONDS)
     finally:
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(multiproc_dir, ignore_errors=True)
-    bare = statistics.median(results["bare"])
-    rows = [
-        "| variant | median req/s | vs bare | rounds (req/s) |",
-        "|---|---:|---:|---|",
-    ]
-    for name in names:
-        median = statistics.median(results[name])
-        rounds = ", ".join(f"{v:.0f}" for v in results[name])
-        rows.append(f"| {name} | {median:.0f} | {median / bare:.3f}x | {rounds} |")
     return (
         f"`{' '.join(WRK)} -d{SECONDS}s` against `GET /test/` of `examples/flask_app` under uwsgi "
         f"(master + 2 workers, request log off), {ROUNDS} interleaved rounds per variant. "
@@ -184,7 +192,7 @@ def run() -> str:
         "`UWsgiPrometheusMetrics` (prometheus_client multiprocess files); `statsd_instrument_to_sink` sends "
         "to a process that only receives the datagrams (the app's own cost without the exporter's "
         "parsing); `statsd_instrument_null` sends nothing (`STATSD_PROTOCOL=null`: the Python cost "
-        "alone, no socket).\n\n" + "\n".join(rows) + "\n"
+        "alone, no socket).\n\n" + ratio_table(results) + "\n"
     )
 
 
