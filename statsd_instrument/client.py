@@ -37,7 +37,7 @@ import random
 from typing import Any, Iterator, List, Mapping
 
 from statsd_instrument import wire
-from statsd_instrument.config import Settings, TagsArg, load_settings
+from statsd_instrument.config import ConfigError, Settings, TagsArg, load_settings, strict_default
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
 from statsd_instrument.wire import Tags
@@ -51,7 +51,8 @@ class Client(DogStatsdCompat):
     """A buffered, fork-safe DogStatsD client (see the module docstring for semantics).
 
     Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults; a bad value
-    raises :class:`~statsd_instrument.config.ConfigError` here.
+    raises :class:`~statsd_instrument.config.ConfigError` here in strict mode, and otherwise is logged once
+    and the client sends nothing (:func:`settings_or_disabled`); a metric call never raises for it.
 
     >>> c = Client(protocol="null")
     >>> c.increment("jobs_total", tags=["queue:default"]); c.flush()
@@ -77,16 +78,18 @@ class Client(DogStatsdCompat):
         self._transport: Any = None
         self._add_flush: Any = None
         self._install(
-            load_settings(
-                host,
-                port,
-                socket_path,
-                prefix,
-                constant_tags,
-                protocol=protocol,
-                max_datagram_bytes=max_datagram_bytes,
-                flush_interval_s=flush_interval_s,
-                strict=strict,
+            settings_or_disabled(
+                dict(
+                    host=host,
+                    port=port,
+                    socket_path=socket_path,
+                    prefix=prefix,
+                    constant_tags=constant_tags,
+                    protocol=protocol,
+                    max_datagram_bytes=max_datagram_bytes,
+                    flush_interval_s=flush_interval_s,
+                    strict=strict,
+                )
             )
         )
 
@@ -124,12 +127,17 @@ class Client(DogStatsdCompat):
         self._add_flush = self._transport.add_flush
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
+        if settings.disabled:  # DD_DOGSTATSD_DISABLE or a configuration error: count every line, send none
+            self._add = self._add_flush = self._drop_lines
         if old is not None:
             old.close()
 
+    def _drop_lines(self, lines: str) -> None:
+        self._transport.stats.dropped_lines += lines.count("\n") + 1
+
     def _ensure(self) -> None:
         if self._pending is not None:
-            self._install(load_settings(**self._pending))
+            self._install(settings_or_disabled(self._pending))
 
     def _emit_first(self, metric: Any, text_or_value: Any, kind: str, tags: Tags, rate: Any) -> None:
         self._ensure()
@@ -143,7 +151,7 @@ class Client(DogStatsdCompat):
         'billing'
         >>> c.close()
         """
-        self._install(load_settings(**kwargs))
+        self._install(settings_or_disabled(kwargs))
 
     @property
     def settings(self) -> Settings:
@@ -382,22 +390,24 @@ class Client(DogStatsdCompat):
 
     def timed(
         self,
-        metric: str | None = None,
+        metric: Any = None,
         tags: Tags = None,
         sample_rate: float | None = None,
         use_ms: bool | None = None,
     ) -> Any:
-        """Decorator (sync or async) and context manager timing a block in float ms (``perf_counter``).
+        """Decorator (sync, async or generator; also bare ``@statsd.timed``) and context manager timing a
+        block in float ms (``perf_counter``). ``use_ms`` sets only the unit of ``elapsed`` (datadog's:
+        seconds, or whole ms); a context manager without a metric name raises ``TypeError`` as datadog's.
 
         >>> with statsd.capture_lines() as lines:
-        ...     with statsd.timed("render_seconds"):
+        ...     with statsd.timed("render_seconds") as timer:
         ...         pass
-        >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|ms")
-        True
+        >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|ms"), timer.elapsed >= 0
+        (True, True)
         """
-        from statsd_instrument.instrument import Timed
+        from statsd_instrument.instrument import timed
 
-        return Timed(metric, tags, sample_rate, client=self)
+        return timed(metric, tags, sample_rate, client=self, use_ms=use_ms)
 
     def send_line(self, line: str) -> None:
         """Buffer one already formatted statsd line as is (no checks but: no newline inside).
@@ -499,6 +509,34 @@ class Client(DogStatsdCompat):
             yield capture.lines
         finally:
             self._transport, self._add, self._add_flush, self._strict, self._emit = saved
+
+
+_reported: set = set()
+
+
+def settings_or_disabled(kwargs: Mapping[str, Any]) -> Settings:
+    """``load_settings(**kwargs)``; a :class:`ConfigError` raises in strict mode, and otherwise is logged
+    once (one line naming the variable and the value) and gives settings that send nothing
+    (``disabled`` says why; the client counts each line in ``stats["dropped_lines"]``), so a configuration
+    error surfaces where the configuration is read and never from a metric call.
+
+    >>> settings_or_disabled({"port": "nine", "strict": False}).disabled
+    "port='nine': expected an integer port 1-65535"
+    """
+    try:
+        settings = load_settings(**kwargs)
+    except ConfigError as err:
+        if strict_default(kwargs.get("strict"), kwargs.get("env")):
+            raise
+        settings = Settings(protocol="null", disabled=str(err))
+        if settings.disabled not in _reported:
+            _reported.add(settings.disabled)
+            log.error("statsd_instrument: %s; sending no metrics (counted as dropped)", settings.disabled)
+        return settings
+    if settings.disabled and settings.disabled not in _reported:
+        _reported.add(settings.disabled)
+        log.info("statsd_instrument: %s: sending no metrics", settings.disabled)
+    return settings
 
 
 class _NegativeGauge(str):

@@ -81,6 +81,8 @@ class _Measure:
         raise NotImplementedError
 
     def __enter__(self) -> _Measure:
+        if not self.metric:
+            raise TypeError(f"{type(self).__name__} as a context manager needs a metric name")
         stack = getattr(self._local, "starts", None)
         if stack is None:
             stack = self._local.starts = []
@@ -100,8 +102,27 @@ class _Measure:
         self.__exit__(None, None, None)
 
     def __call__(self, func: Callable) -> Callable:
+        """Wrap ``func``: a plain, async, generator or async generator function (a generator is measured
+        from its first to its last item), or a ``staticmethod``/``classmethod`` object. Without a metric
+        name the metric is ``<module>.<function name>``, as datadog names it."""
+        if isinstance(func, (staticmethod, classmethod)):
+            return type(func)(self(func.__func__))
         metric = self.metric or f"{func.__module__}.{func.__name__}"
         record = self._record
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                start = _perf_counter()
+                try:
+                    async for item in func(*args, **kwargs):
+                        yield item
+                except BaseException as error:
+                    record(metric, start, error)
+                    raise
+                record(metric, start, None)
+
+            return async_gen_wrapper
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -116,6 +137,20 @@ class _Measure:
                 return result
 
             return async_wrapper
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                start = _perf_counter()
+                try:
+                    result = yield from func(*args, **kwargs)
+                except BaseException as error:
+                    record(metric, start, error)
+                    raise
+                record(metric, start, None)
+                return result
+
+            return gen_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -142,9 +177,28 @@ class Timed(_Measure):
     'block_seconds'
     """
 
+    #: the last measured duration, in datadog's unit: seconds, or whole milliseconds with ``use_ms``
+    #: (the line on the wire is float milliseconds either way)
+    elapsed: float | None = None
+
+    def __init__(
+        self,
+        metric: str | None,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        *,
+        outcome: bool = False,
+        client: Any = None,
+        use_ms: bool | None = None,
+    ) -> None:
+        super().__init__(metric, tags, sample_rate, outcome=outcome, client=client)
+        self.use_ms = use_ms
+
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
-        elapsed_ms = (_perf_counter() - start) * 1000.0
-        self.client.timing(metric, elapsed_ms, self._tags_for(error), self.sample_rate)
+        elapsed_s = _perf_counter() - start
+        self.client.timing(metric, elapsed_s * 1000.0, self._tags_for(error), self.sample_rate)
+        use_ms = self.use_ms if self.use_ms is not None else getattr(self.client, "use_ms", False)
+        self.elapsed = round(elapsed_s * 1000.0) if use_ms else elapsed_s
 
 
 class Distributed(_Measure):
@@ -160,6 +214,8 @@ class Distributed(_Measure):
     >>> lines[0].split(":")[0], lines[0].endswith("|d")
     ('batch_seconds', True)
     """
+
+    elapsed: float | None = None
 
     def __init__(
         self,
@@ -177,6 +233,7 @@ class Distributed(_Measure):
         elapsed_s = _perf_counter() - start
         value = round(elapsed_s * 1000.0, 3) if self.use_ms else round(elapsed_s, 6)
         self.client.distribution(metric, value, self._tags_for(error), self.sample_rate)
+        self.elapsed = value
 
 
 class Counted(_Measure):
@@ -195,14 +252,28 @@ class Counted(_Measure):
 
 
 def timed(
-    metric: str | None = None,
+    metric: str | Callable | None = None,
     tags: Tags = None,
     sample_rate: float | None = None,
     *,
     outcome: bool = False,
     client: Any = None,
-) -> Timed:
-    """Time a function (sync or async) or a ``with`` block with the module-level ``statsd``.
+    use_ms: bool | None = None,
+) -> Any:
+    """Time a function (sync, async or generator) or a ``with`` block with the module-level ``statsd``.
+
+    ``@timed`` (bare), ``@timed()`` and ``@timed("name")`` all decorate; without a name the metric is
+    ``<module>.<function name>`` (datadog's naming). ``use_ms`` only sets the unit of :attr:`Timed.elapsed`.
+
+    >>> from statsd_instrument import statsd
+    >>> @timed
+    ... def index():
+    ...     return "ok"
+    >>> with statsd.capture_lines() as lines:
+    ...     index()
+    'ok'
+    >>> index.__name__, lines[0].split(":")[0]
+    ('index', 'statsd_instrument.instrument.index')
 
     >>> from statsd_instrument import statsd
     >>> @timed("fetch_seconds")
@@ -215,17 +286,19 @@ def timed(
     >>> lines[0].startswith("fetch_seconds:")
     True
     """
-    return Timed(metric, tags, sample_rate, outcome=outcome, client=client)
+    if callable(metric) or isinstance(metric, (staticmethod, classmethod)):  # bare @timed
+        return Timed(None, tags, sample_rate, outcome=outcome, client=client, use_ms=use_ms)(metric)
+    return Timed(metric, tags, sample_rate, outcome=outcome, client=client, use_ms=use_ms)
 
 
 def counted(
-    metric: str | None = None,
+    metric: str | Callable | None = None,
     tags: Tags = None,
     sample_rate: float | None = None,
     *,
     outcome: bool = False,
     client: Any = None,
-) -> Counted:
+) -> Any:
     """Count calls of a function (sync or async) or runs of a ``with`` block.
 
     >>> from statsd_instrument import statsd
@@ -240,6 +313,8 @@ def counted(
     >>> lines
     ['parse_total:1|c|#outcome:failure,exception:ValueError']
     """
+    if callable(metric) or isinstance(metric, (staticmethod, classmethod)):  # bare @counted
+        return Counted(None, tags, sample_rate, outcome=outcome, client=client)(metric)
     return Counted(metric, tags, sample_rate, outcome=outcome, client=client)
 
 
