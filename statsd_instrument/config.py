@@ -5,8 +5,8 @@ environment variable and the value, so a misconfigured deployment fails at start
 
 Precedence for where to send: explicit arguments, then ``STATSD_SOCKET`` / ``STATSD_HOST`` / ``STATSD_PORT``,
 then datadog's ``DD_DOGSTATSD_URL``, then ``DD_AGENT_HOST`` / ``DD_DOGSTATSD_PORT``, then 127.0.0.1:9125 (the
-statsd_exporter default). As in datadog, ``DD_DOGSTATSD_URL`` counts only when no host, port or socket path was
-given at all (explicit or ``STATSD_*``): it never mixes field by field with them. ``DD_DOGSTATSD_DISABLE``
+statsd_exporter default). As in datadog, ``DD_DOGSTATSD_URL`` counts only when no host, port or socket path
+was given at all (explicit or ``STATSD_*``): it never mixes field by field with them. ``DD_DOGSTATSD_DISABLE``
 (``1``/``true``/``True``/``yes``, datadog's values) makes a client send nothing (:attr:`Settings.disabled`).
 
 >>> s = load_settings(env={"STATSD_TAGS": "env:prod,region:eu"}, prefix="shop")
@@ -209,7 +209,7 @@ def load_settings(
     'udp://agent:8125'
     """
     env = os.environ if env is None else env
-    dd_proto = dd_host = dd_path = None
+    dd_host = dd_path = None
     dd_port = None
     given = (
         host,
@@ -220,7 +220,7 @@ def load_settings(
         env.get("STATSD_PORT"),
     )
     if env.get("DD_DOGSTATSD_URL") and all(value is None or value == "" for value in given):
-        dd_proto, dd_host, dd_port, dd_path = _parse_dd_url(env["DD_DOGSTATSD_URL"].strip())
+        _, dd_host, dd_port, dd_path = _parse_dd_url(env["DD_DOGSTATSD_URL"].strip())
     if socket_path is None and host is None:
         socket_path = env.get("STATSD_SOCKET") or dd_path
     if protocol is None:
