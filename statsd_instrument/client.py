@@ -113,12 +113,8 @@ class Client(DogStatsdCompat):
 
     def _install(self, settings: Settings) -> None:
         old = self._transport
-        self._settings = settings
+        self._restyle(settings)
         self._strict = settings.strict
-        self._prefix = settings.prefix + "." if settings.prefix else ""
-        self._constant_suffix = wire.format_tags(None, settings.constant_tags)
-        self._names: dict = {}
-        self._tag_cache: dict = {}
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
         self._add = self._transport.add
@@ -131,6 +127,15 @@ class Client(DogStatsdCompat):
             self._add = self._add_flush = self._drop_lines
         if old is not None:
             old.close()
+
+    def _restyle(self, settings: Settings) -> None:
+        """Take ``settings`` for what lines look like (prefix, constant tags), keeping the transport (and a
+        capture in progress); :meth:`_install` also replaces the transport."""
+        self._settings = settings
+        self._prefix = settings.prefix + "." if settings.prefix else ""
+        self._constant_suffix = wire.format_tags(None, settings.constant_tags)
+        self._names: dict = {}
+        self._tag_cache: dict = {}
 
     def _drop_lines(self, lines: str) -> None:
         self._transport.stats.dropped_lines += lines.count("\n") + 1
@@ -514,6 +519,21 @@ class Client(DogStatsdCompat):
 _reported: set = set()
 
 
+def reported(err: ConfigError, strict: bool) -> Settings:
+    """Raise ``err`` in strict mode; otherwise log it once and return settings that send nothing.
+
+    >>> reported(ConfigError("DD_DOGSTATSD_PORT='x': expected an integer port 1-65535"), False).protocol
+    'null'
+    """
+    if strict:
+        raise err
+    settings = Settings(protocol="null", disabled=str(err))
+    if settings.disabled not in _reported:
+        _reported.add(settings.disabled)
+        log.error("statsd_instrument: %s; sending no metrics (counted as dropped)", settings.disabled)
+    return settings
+
+
 def settings_or_disabled(kwargs: Mapping[str, Any]) -> Settings:
     """``load_settings(**kwargs)``; a :class:`ConfigError` raises in strict mode, and otherwise is logged
     once (one line naming the variable and the value) and gives settings that send nothing
@@ -526,13 +546,7 @@ def settings_or_disabled(kwargs: Mapping[str, Any]) -> Settings:
     try:
         settings = load_settings(**kwargs)
     except ConfigError as err:
-        if strict_default(kwargs.get("strict"), kwargs.get("env")):
-            raise
-        settings = Settings(protocol="null", disabled=str(err))
-        if settings.disabled not in _reported:
-            _reported.add(settings.disabled)
-            log.error("statsd_instrument: %s; sending no metrics (counted as dropped)", settings.disabled)
-        return settings
+        return reported(err, strict_default(kwargs.get("strict"), kwargs.get("env")))
     if settings.disabled and settings.disabled not in _reported:
         _reported.add(settings.disabled)
         log.info("statsd_instrument: %s: sending no metrics", settings.disabled)
