@@ -1,0 +1,281 @@
+"""Run the same programs once on an original library (datadog, statsd) and once on our drop-in, each into
+its own embedded exporter with the shipped mapping, and compare per program what the exporters expose.
+
+Each side's lines go through a :class:`Tee` (UDP or unixgram) that records them and forwards each datagram
+to that side's exporter. After a program, a marker line follows through the same tee: once the exporter has
+counted the marker, it has every line of the program, and the lines recorded between two markers are the
+program's. Series are compared as changes: counters, histogram counts/sums/buckets by difference, gauges by
+their new value.
+
+Deliberate differences (docs/migrating.md, "Deliberate differences") are functions here that turn the
+original's lines into ours; a program names the ones it exercises, and the test asserts that each named
+difference is a row of that table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from statsd_instrument.exporter import Exporter
+from tests.helpers import REPO, scrape
+
+MARKER = "zz_diff_marker"
+MAPPING = REPO / "exporter-mapping.yml"
+#: series of the exporter itself or of datadog's client telemetry: not the programs' metrics
+NOT_COMPARED = ("statsd_exporter_", "go_", "process_", "python_", "datadog_dogstatsd_client_", MARKER)
+
+
+class Tee:
+    """Receives datagrams (UDP on 127.0.0.1, or a unixgram path), records their lines, forwards each
+    datagram to ``forward_port`` (UDP) unchanged."""
+
+    def __init__(self, forward_port: int, unix_path: str | None = None) -> None:
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(unix_path)
+            self.address: Any = unix_path
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.address = self.sock.getsockname()
+        self.port = 0 if unix_path else self.address[1]
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.settimeout(0.2)
+        self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._forward = ("127.0.0.1", forward_port)
+        self.lines: list[str] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.lines.extend(line for line in data.decode().split("\n") if line)
+            self._out.sendto(data, self._forward)
+
+    def send(self, line: str) -> None:
+        family = socket.AF_UNIX if isinstance(self.address, str) else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sender:
+            sender.sendto(line.encode(), self.address)
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(2)
+        self.sock.close()
+        self._out.close()
+
+
+class Side:
+    """One library's path: a UDP tee, a unixgram tee and the exporter behind them; programs run in
+    ``namespace`` (kept from one program to the next)."""
+
+    def __init__(self, name: str, unix_path: str) -> None:
+        self.name = name
+        self.exporter = Exporter(mapping=MAPPING, udp="127.0.0.1:0", tcp="127.0.0.1:0", web="127.0.0.1:0")
+        self.exporter.start()
+        self.udp = Tee(self.exporter.udp_port)
+        self.unix = Tee(self.exporter.udp_port, unix_path)
+        self.namespace: dict = {}
+        self.marks = 0
+        self.series = self._scrape()
+
+    def _scrape(self) -> dict:
+        return scrape(f"http://127.0.0.1:{self.exporter.web_port}/metrics")
+
+    def mark(self) -> tuple[list[str], dict]:
+        """(lines since the last mark, series changes since the last mark), once the exporter has all."""
+        self.marks += 1
+        self.udp.send(f"{MARKER}:1|c")
+        self.unix.send(f"{MARKER}:1|c")
+        deadline = time.monotonic() + 10
+        while True:
+            series = self._scrape()
+            if series.get((f"{MARKER}_total", ()), 0) >= 2 * self.marks or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert series.get((f"{MARKER}_total", ())) == 2 * self.marks, f"{self.name}: marker not counted"
+        lines = [ln for ln in self.udp.lines + self.unix.lines if not ln.startswith(MARKER)]
+        self.udp.lines.clear()
+        self.unix.lines.clear()
+        changes = changed_series(self.series, series)
+        self.series = series
+        return lines, changes
+
+    def close(self) -> None:
+        self.udp.close()
+        self.unix.close()
+        self.exporter.stop()
+
+
+def changed_series(before: dict, after: dict) -> dict:
+    """{(sample name, labels): change} of the programs' series between two scrapes."""
+    out = {}
+    for key, value in after.items():
+        name = key[0]
+        if name.startswith(NOT_COMPARED):
+            continue
+        old = before.get(key)
+        if name.endswith(("_total", "_count", "_sum", "_bucket")):
+            if value != (old or 0):
+                out[key] = value - (old or 0)
+        elif old is None or old != value:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Program:
+    """A program, the environment it runs with (``{port}`` / ``{unix}`` are each side's tee), and the
+    deliberate differences (rows of docs/migrating.md's table) its lines show."""
+
+    source: str
+    env: dict = field(default_factory=dict)
+    differences: tuple = ()
+    #: datadog sends ``timed`` seconds typed ms: compare those series' counts and sums (x1000), not buckets
+    timer_seconds: tuple = ()
+
+    @property
+    def id(self) -> str:
+        return self.source.strip().splitlines()[-1][:60]
+
+
+@contextlib.contextmanager
+def environment(values: dict) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run(side: Side, program: Program, source: str, index: int, flush: Callable[[dict], None]) -> tuple:
+    """Run ``source`` on ``side`` (random seeded with ``index``) and return (lines, series changes)."""
+    env = {k: v.format(port=side.udp.port, unix=side.unix.address) for k, v in program.env.items()}
+    side.namespace.update(PORT=side.udp.port, UNIX=side.unix.address)
+    with environment(env):
+        random.seed(index)
+        exec(compile(source, f"<{side.name} program {index}>", "exec"), side.namespace)
+        flush(side.namespace)
+    return side.mark()
+
+
+# -- deliberate differences: the original's lines -> ours ------------------------------------------------
+
+
+def _timed_unit(line: str) -> str:
+    # datadog's timed: seconds typed ms; ours: the same duration in float milliseconds
+    match = re.match(r"([^:]+):([0-9.e-]+)\|ms(.*)", line)
+    if not match:
+        return line
+    ms = float(match.group(2)) * 1000
+    return f"{match.group(1)}:{ms:.3f}".rstrip("0").rstrip(".") + f"|ms{match.group(3)}"
+
+
+def _negative_gauge(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if rest.startswith("-") and rest.split("|")[1] == "g":
+            out.append(f"{name}:0|{rest.split('|', 1)[1]}")
+        out.append(line)
+    return out
+
+
+DIFFERENCES: dict[str, Callable[[list[str]], list[str]]] = {
+    "timed unit": lambda lines: [_timed_unit(ln) for ln in lines],
+    "negative gauge": _negative_gauge,
+    "sets": lambda lines: [ln for ln in lines if "|s" not in ln],
+    "timestamps": lambda lines: [re.sub(r"\|T\d+", "", ln) for ln in lines],
+    "cardinality": lambda lines: [re.sub(r"\|card:\w+", "", ln) for ln in lines],
+    "events and service checks": lambda lines: [ln for ln in lines if not ln.startswith(("_e{", "_sc|"))],
+    "client telemetry": lambda lines: [ln for ln in lines if not ln.startswith("datadog.dogstatsd.client.")],
+    "origin detection": lambda lines: [re.sub(r"\|(c|e):[^|]*", "", ln) for ln in lines],
+}
+
+
+def aggregated(lines: list[str]) -> list[str]:
+    """Counter lines of one name and tag set summed, a gauge's last value kept (datadog's client-side
+    aggregation); other lines as they are, in order of first appearance."""
+    out: dict = {}
+    for line in lines:
+        name, _, rest = line.partition(":")
+        value, _, fields = rest.partition("|")
+        key = (name, fields) if fields.split("|")[0] in ("c", "g") else (line, len(out))
+        if fields.split("|")[0] == "c" and key in out:
+            out[key] = (out[key][0] + float(value), fields)
+        else:
+            out[key] = (float(value) if fields.split("|")[0] == "c" else value, fields)
+    return [f"{key[0]}:{_number(value)}|{fields}" if len(key) == 2 and isinstance(key[1], str) else key[0]
+            for key, (value, fields) in out.items()]  # fmt: skip
+
+
+def _number(value: object) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def tags_sorted(lines: list[str]) -> list[str]:
+    """Lines with their tags in sorted order (the exporter makes a label set of them: order is lost)."""
+    out = []
+    for line in lines:
+        head, sep, rest = line.partition("|#")
+        if sep:
+            tags, bar, tail = rest.partition("|")
+            line = head + sep + ",".join(sorted(tags.split(","))) + bar + tail
+        out.append(line)
+    return out
+
+
+def as_ours(theirs: list[str], ours: list[str], differences: tuple) -> tuple[list[str], list[str]]:
+    """(the original's lines with each named deliberate difference applied, our lines), tags sorted on
+    both sides ("tag order"); with "client-side aggregation" both are aggregated the same way first."""
+    theirs, ours = tags_sorted(theirs), tags_sorted(ours)
+    if "client-side aggregation" in differences:
+        theirs, ours = aggregated(theirs), aggregated(ours)
+    for name in ("client telemetry", *differences):
+        if name != "client-side aggregation":
+            theirs = DIFFERENCES[name](theirs)
+    return theirs, ours
+
+
+def normalised(changes: dict, timer_seconds: tuple, scale: float) -> dict:
+    """Series changes with the observations of ``timer_seconds`` metrics reduced to count and scaled sum."""
+    out = {}
+    for (name, labels), value in changes.items():
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        if base in timer_seconds:
+            if name.endswith("_bucket"):
+                continue
+            if name.endswith("_sum"):
+                value = round(value * scale, 6)
+        out[(name, labels)] = value
+    return out
+
+
+def documented_differences() -> set:
+    """First cells of the rows of docs/migrating.md's "Deliberate differences" table."""
+    text = (REPO / "docs" / "migrating.md").read_text()
+    section = text.split("## Deliberate differences", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|") and not line.startswith("|--")]
+    return {row.split("|")[1].strip().strip("*") for row in rows[1:]}
+
+
+__all__ = ["DIFFERENCES", "Program", "Side", "as_ours", "documented_differences", "normalised", "run"]
