@@ -153,7 +153,9 @@ PROGRAMS = [
         "    telemetry_host=None, telemetry_port=None, telemetry_socket_path=None, max_buffer_size=None,\n"
         "    max_metric_samples_per_context=0, container_id=None, origin_detection_enabled=False,\n"
         "    cardinality=None, socket_timeout=1, telemetry_socket_timeout=1,\n"
-        "    disable_background_sender=True, sender_queue_size=0, sender_queue_timeout=0, track_instance=False, use_default_route=False)\n"
+        "    disable_background_sender=True, sender_queue_size=0, sender_queue_timeout=0,\n"
+        "    sender_queue_expiry_seconds=10.0, track_instance=False, use_default_route=False,\n"
+        "    socket_connect_retry=False)\n"
         'client.increment("all.keywords")'
     ),
     P(
