@@ -50,7 +50,8 @@ _MAX_WARNED = 1000
 class Client(DogStatsdCompat):
     """A buffered, fork-safe DogStatsD client (see the module docstring for semantics).
 
-    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults; a bad value
+    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults (other keywords
+of :func:`~statsd_instrument.config.load_settings`, such as ``timeout_s``, are passed on); a bad value
     raises :class:`~statsd_instrument.config.ConfigError` here in strict mode, and otherwise is logged once
     and the client sends nothing (:func:`settings_or_disabled`); a metric call never raises for it.
 
@@ -73,6 +74,7 @@ class Client(DogStatsdCompat):
         max_datagram_bytes: int | None = None,
         flush_interval_s: float | None = 1.0,
         strict: bool | None = None,
+        **settings: Any,
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
@@ -89,6 +91,7 @@ class Client(DogStatsdCompat):
                     max_datagram_bytes=max_datagram_bytes,
                     flush_interval_s=flush_interval_s,
                     strict=strict,
+                    **settings,
                 )
             )
         )

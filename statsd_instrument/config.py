@@ -26,6 +26,8 @@ from statsd_instrument import wire
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9125
+#: datadog's default port (the agent's), also the default of the datadog and statsd drop-ins
+DATADOG_PORT = 8125
 #: largest payload per datagram: fits one Ethernet frame for UDP; 8 KiB for unixgram and TCP writes
 DEFAULT_MAX_BYTES = {"udp": 1432, "unixgram": 8192, "tcp": 8192, "null": 8192}
 PROTOCOLS = ("udp", "tcp", "unixgram", "null")
@@ -98,10 +100,11 @@ def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
     """(protocol, host, port, socket_path) of a DD_DOGSTATSD_URL value (datadog's schemes).
 
     ``unix://`` and ``unixgram://`` send datagrams to the path; ``unixstream://`` too, with a one-line
-    warning: statsd_exporter listens for unix datagrams only. ``udp://host`` without a port uses 9125.
+    warning: statsd_exporter listens for unix datagrams only. ``udp://host`` without a port uses 8125, as
+    datadog does.
 
     >>> _parse_dd_url("unixgram:///run/statsd.sock"), _parse_dd_url("udp://agent")
-    (('unixgram', None, None, '/run/statsd.sock'), ('udp', 'agent', 9125, None))
+    (('unixgram', None, None, '/run/statsd.sock'), ('udp', 'agent', 8125, None))
     """
     scheme, sep, rest = value.partition("://")
     if sep and scheme in ("unix", "unixgram", "unixstream"):
@@ -116,8 +119,8 @@ def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
     if sep and scheme == "udp":
         address = rest.rstrip("/")
         host, colon, port = address.rpartition(":")
-        if not colon or "]" in port:  # no port (or a bare IPv6 address): statsd_exporter's default
-            host, port = address, str(DEFAULT_PORT)
+        if not colon or "]" in port:  # no port (or a bare IPv6 address): datadog's default
+            host, port = address, str(DATADOG_PORT)
         if not host.strip("[]"):
             raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port")
         return "udp", host.strip("[]"), _port("DD_DOGSTATSD_URL", port), None
@@ -199,6 +202,7 @@ def load_settings(
     flush_interval_s: float | None = 1.0,
     strict: bool | None = None,
     timeout_s: float | None = None,
+    default_port: int = DEFAULT_PORT,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from arguments, falling back on ``env`` (default ``os.environ``) and defaults.
@@ -253,7 +257,7 @@ def load_settings(
     elif env.get("DD_DOGSTATSD_PORT"):
         port = _port("DD_DOGSTATSD_PORT", env["DD_DOGSTATSD_PORT"])
     else:
-        port = DEFAULT_PORT
+        port = default_port
 
     if prefix is None:
         prefix, source = env.get("STATSD_PREFIX", ""), "STATSD_PREFIX"

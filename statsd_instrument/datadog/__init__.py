@@ -14,8 +14,9 @@ start-up warning) only when no address was given, ``DD_AGENT_HOST`` / ``DD_DOGST
 
 What is different, on purpose (docs/migrating.md has the full table with reasons): ``timed`` sends float
 milliseconds whatever ``use_ms`` says (datadog sends seconds typed ``ms``, which statsd_exporter would divide
-again); the default address is statsd_exporter's 127.0.0.1:9125; lines are batched per process and flushed
-at the end of a request, at an interval and at exit.
+again); lines are batched per process and flushed at the end of a request, at an interval and at exit. The
+default address is datadog's port on 127.0.0.1 (8125): run statsd_exporter with ``--statsd.listen-udp=:8125``
+or set ``DD_DOGSTATSD_PORT=9125``.
 
 Honoured: host, port, socket_path, namespace, constant_tags, default_sample_rate, use_ms (unit of
 ``elapsed`` and of ``distributed``), use_default_route, max_buffer_len (bytes per datagram), flush_interval.
@@ -43,7 +44,7 @@ import struct
 from typing import Any, Iterable
 
 from statsd_instrument.client import Client, reported, settings_or_disabled
-from statsd_instrument.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, datadog_env_tags, strict_default
+from statsd_instrument.config import DATADOG_PORT, DEFAULT_HOST, ConfigError, datadog_env_tags, strict_default
 
 __all__ = ["DogStatsd", "initialize", "statsd"]
 
@@ -119,9 +120,9 @@ class DogStatsd(Client):
     """datadog's ``DogStatsd`` on this client: same constructor (keywords of datadog 0.44-0.56, the same
     positional order as the current one), same methods, readable and writable attributes.
 
-    >>> c = DogStatsd(host="127.0.0.1", port=9125, namespace="web", use_ms=True, disable_telemetry=True)
+    >>> c = DogStatsd(namespace="web", use_ms=True, disable_telemetry=True)
     >>> (c.host, c.port, c.socket_path, c.namespace)
-    ('127.0.0.1', 9125, None, 'web')
+    ('127.0.0.1', 8125, None, 'web')
     >>> c.namespace = "api"
     >>> with c.capture_lines() as lines:
     ...     c.gauge("workers", 5)
@@ -206,6 +207,7 @@ class DogStatsd(Client):
                 max(float(interval), 0.01), 60.0
             )  # datadog allows 0.0001 s; we flush from a thread
         return dict(
+            default_port=DATADOG_PORT,
             prefix=self._namespace or "",
             constant_tags=list(self._constant_tags),
             max_datagram_bytes=self._max_buffer_len or None,
@@ -220,7 +222,7 @@ class DogStatsd(Client):
         if self._socket_path is not None:
             address: dict = dict(socket_path=self._socket_path, protocol="unixgram")
         else:
-            address = dict(host=self._host or DEFAULT_HOST, port=self._port or DEFAULT_PORT, protocol="udp")
+            address = dict(host=self._host or DEFAULT_HOST, port=self._port or DATADOG_PORT, protocol="udp")
         settings = settings_or_disabled({**address, **self._common()})
         same_transport = dataclasses.replace(
             self._settings, prefix=settings.prefix, constant_tags=settings.constant_tags

@@ -32,9 +32,7 @@ log = logging.getLogger("statsd_instrument.legacy")
 
 
 def _transport(**kwargs: Any) -> Client:
-    client = Client.deferred(**kwargs)  # takes every setting, also ``timeout_s``
-    client.settings  # noqa: B018 - read (and report) the settings now
-    return client
+    return Client(**kwargs)
 
 
 class StatsClientBase:
