@@ -50,10 +50,10 @@ _MAX_WARNED = 1000
 class Client(DogStatsdCompat):
     """A buffered, fork-safe DogStatsD client (see the module docstring for semantics).
 
-    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults (other keywords
-of :func:`~statsd_instrument.config.load_settings`, such as ``timeout_s``, are passed on); a bad value
-    raises :class:`~statsd_instrument.config.ConfigError` here in strict mode, and otherwise is logged once
-    and the client sends nothing (:func:`settings_or_disabled`); a metric call never raises for it.
+    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults (other
+    keywords of :func:`~statsd_instrument.config.load_settings`, such as ``timeout_s``, are passed on); a bad
+    value raises :class:`~statsd_instrument.config.ConfigError` here in strict mode, and otherwise is logged
+    once and the client sends nothing (:func:`settings_or_disabled`); a metric call never raises for it.
 
     >>> c = Client(protocol="null")
     >>> c.increment("jobs_total", tags=["queue:default"]); c.flush()

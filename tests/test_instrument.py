@@ -185,7 +185,14 @@ def test_every_timed_form_decorates_flask_views_that_register_and_answer():
         answers = [web.get(path).data.decode() for path in ("/bare", "/empty", "/named", "/client")]
         answers += [web.get(path).data.decode() for path in ("/datadog", "/datadog-bare")]
     assert answers == ["bare", "empty", "named", "client", "datadog", "datadog-bare"]
-    assert set(app.view_functions) >= {"bare", "empty", "named", "client_view", "datadog_view", "datadog_bare"}
+    assert set(app.view_functions) >= {
+        "bare",
+        "empty",
+        "named",
+        "client_view",
+        "datadog_view",
+        "datadog_bare",
+    }
     assert [r.name for r in cap.records] == [
         f"{__name__}.bare",
         f"{__name__}.empty",
