@@ -20,11 +20,12 @@ way: a Prometheus metric keeps one label set). Exceptions are always re-raised u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from statsd_instrument.wire import Tags
 
@@ -39,6 +40,19 @@ def _with_outcome(tags: Tags, outcome: str, exception: str) -> Any:
     if isinstance(tags, dict):
         return {**tags, **extra}
     return [*tags, *(f"{k}:{v}" for k, v in extra.items())]
+
+
+@contextlib.contextmanager
+def _measuring(record: Callable, metric: str) -> Iterator[None]:
+    """Time the block and ``record(metric, start, error)`` at its end (generators; plain and async functions
+    inline the same steps: they are on request paths)."""
+    start = _perf_counter()
+    try:
+        yield
+    except BaseException as error:
+        record(metric, start, error)
+        raise
+    record(metric, start, None)
 
 
 class _Measure:
@@ -113,14 +127,9 @@ class _Measure:
 
             @functools.wraps(func)
             async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                start = _perf_counter()
-                try:
+                with _measuring(record, metric):
                     async for item in func(*args, **kwargs):
                         yield item
-                except BaseException as error:
-                    record(metric, start, error)
-                    raise
-                record(metric, start, None)
 
             return async_gen_wrapper
         if inspect.iscoroutinefunction(func):
@@ -141,14 +150,8 @@ class _Measure:
 
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                start = _perf_counter()
-                try:
-                    result = yield from func(*args, **kwargs)
-                except BaseException as error:
-                    record(metric, start, error)
-                    raise
-                record(metric, start, None)
-                return result
+                with _measuring(record, metric):
+                    return (yield from func(*args, **kwargs))
 
             return gen_wrapper
 

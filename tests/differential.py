@@ -1,11 +1,11 @@
 """Run the same programs once on an original library (datadog, statsd) and once on our drop-in, each into
 its own embedded exporter with the shipped mapping, and compare per program what the exporters expose.
 
-Each side's lines go through a :class:`Tee` (UDP or unixgram) that records them and forwards each datagram
-to that side's exporter. After a program, a marker line follows through the same tee: once the exporter has
-counted the marker, it has every line of the program, and the lines recorded between two markers are the
-program's. Series are compared as changes: counters, histogram counts/sums/buckets by difference, gauges by
-their new value.
+Each side's lines go through a tee (a forwarding :class:`~tests.helpers.UdpCollector`, UDP or unixgram)
+that records them and forwards each datagram to that side's exporter. After a program, a marker line follows
+through the same tee: once the exporter has counted the marker, it has every line of the program, and the
+lines recorded between two markers are the program's. Series are compared as changes: counters, histogram
+counts/sums/buckets by difference, gauges by their new value.
 
 Deliberate differences (docs/migrating.md, "Deliberate differences") are functions here that turn the
 original's lines into ours; a program names the ones it exercises, and the test asserts that each named
@@ -19,13 +19,12 @@ import os
 import random
 import re
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from statsd_instrument.exporter import Exporter
-from tests.helpers import REPO, scrape
+from tests.helpers import REPO, UdpCollector, scrape
 
 MARKER = "zz_diff_marker"
 MAPPING = REPO / "exporter-mapping.yml"
@@ -33,50 +32,11 @@ MAPPING = REPO / "exporter-mapping.yml"
 NOT_COMPARED = ("statsd_exporter_", "go_", "process_", "python_", "datadog_dogstatsd_client_", MARKER)
 
 
-class Tee:
-    """Receives datagrams (UDP on 127.0.0.1, or a unixgram path), records their lines, forwards each
-    datagram to ``forward_port`` (UDP) unchanged."""
-
-    def __init__(self, forward_port: int, unix_path: str | None = None) -> None:
-        if unix_path:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.sock.bind(unix_path)
-            self.address: Any = unix_path
-        else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.address = self.sock.getsockname()
-        self.port = 0 if unix_path else self.address[1]
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        self.sock.settimeout(0.2)
-        self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._forward = ("127.0.0.1", forward_port)
-        self.lines: list[str] = []
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._closed:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.lines.extend(line for line in data.decode().split("\n") if line)
-            self._out.sendto(data, self._forward)
-
-    def send(self, line: str) -> None:
-        family = socket.AF_UNIX if isinstance(self.address, str) else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as sender:
-            sender.sendto(line.encode(), self.address)
-
-    def close(self) -> None:
-        self._closed = True
-        self._thread.join(2)
-        self.sock.close()
-        self._out.close()
+def send_line(address: Any, line: str) -> None:
+    """One datagram to a UDP ``(host, port)`` or a unixgram path."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sender:
+        sender.sendto(line.encode(), address)
 
 
 class Side:
@@ -87,8 +47,9 @@ class Side:
         self.name = name
         self.exporter = Exporter(mapping=MAPPING, udp="127.0.0.1:0", tcp="127.0.0.1:0", web="127.0.0.1:0")
         self.exporter.start()
-        self.udp = Tee(self.exporter.udp_port)
-        self.unix = Tee(self.exporter.udp_port, unix_path)
+        self.udp = UdpCollector(forward_port=self.exporter.udp_port)  # a tee: records, then forwards
+        self.unix = UdpCollector(unix_path, forward_port=self.exporter.udp_port)
+        self.unix_path = unix_path
         self.namespace: dict = {}
         self.marks = 0
         self.series = self._scrape()
@@ -99,8 +60,8 @@ class Side:
     def mark(self) -> tuple[list[str], dict]:
         """(lines since the last mark, series changes since the last mark), once the exporter has all."""
         self.marks += 1
-        self.udp.send(f"{MARKER}:1|c")
-        self.unix.send(f"{MARKER}:1|c")
+        send_line(("127.0.0.1", self.udp.port), f"{MARKER}:1|c")
+        send_line(self.unix_path, f"{MARKER}:1|c")
         deadline = time.monotonic() + 10
         while True:
             series = self._scrape()
@@ -108,9 +69,9 @@ class Side:
                 break
             time.sleep(0.01)
         assert series.get((f"{MARKER}_total", ())) == 2 * self.marks, f"{self.name}: marker not counted"
-        lines = [ln for ln in self.udp.lines + self.unix.lines if not ln.startswith(MARKER)]
-        self.udp.lines.clear()
-        self.unix.lines.clear()
+        lines = [ln for ln in self.udp.lines() + self.unix.lines() if not ln.startswith(MARKER)]
+        self.udp.datagrams.clear()
+        self.unix.datagrams.clear()
         changes = changed_series(self.series, series)
         self.series = series
         return lines, changes
@@ -169,8 +130,8 @@ def environment(values: dict) -> Iterator[None]:
 
 def run(side: Side, program: Program, source: str, index: int, flush: Callable[[dict], None]) -> tuple:
     """Run ``source`` on ``side`` (random seeded with ``index``) and return (lines, series changes)."""
-    env = {k: v.format(port=side.udp.port, unix=side.unix.address) for k, v in program.env.items()}
-    side.namespace.update(PORT=side.udp.port, UNIX=side.unix.address)
+    env = {k: v.format(port=side.udp.port, unix=side.unix_path) for k, v in program.env.items()}
+    side.namespace.update(PORT=side.udp.port, UNIX=side.unix_path)
     with environment(env):
         random.seed(index)
         exec(compile(source, f"<{side.name} program {index}>", "exec"), side.namespace)

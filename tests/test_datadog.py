@@ -250,6 +250,7 @@ def sides(tmp_path_factory):
         statsd_instrument.datadog.statsd.namespace = None
         statsd_instrument.datadog.statsd.constant_tags = []
         statsd_instrument.datadog.statsd.close()
+        datadog.statsd.close_socket()
         theirs.close()
         ours.close()
 
