@@ -646,6 +646,7 @@ def test_defaults_django_reads_django_settings_like_the_original(udp_collector):
         ours.flush()
         assert udp_collector.wait_for_lines(2) == ["dj.views.count:1|c", "dj.views.count:1|c"]
         assert ours._maxudpsize == original.statsd._maxudpsize == 512
+        original.statsd._sock.close()
     finally:
         for name in values:
             delattr(settings, name)
