@@ -1,4 +1,5 @@
-"""Locate the repository files the native stack runs from: the mapping, the example app, prometheus.yml.
+"""Locate the repository files the native stack runs from: the mapping, the example app, prometheus.yml,
+alertmanager.yml.
 
 The demo runs from a checkout (``pip install -e .`` or ``make demo``): these files are not part of the
 installed package. The checkout is found next to the package, then in the current directory and its parents.
@@ -14,6 +15,7 @@ from pathlib import Path
 REQUIRED = (
     "exporter-mapping.yml",
     "prometheus.yml",
+    "alertmanager/alertmanager.yml",
     "examples/flask_app/app.py",
     "examples/flask_app/uwsgi.ini",
 )
@@ -41,6 +43,10 @@ class StackFiles:
     @property
     def prometheus_yml(self) -> Path:
         return self.root / "prometheus.yml"
+
+    @property
+    def alertmanager_yml(self) -> Path:
+        return self.root / "alertmanager" / "alertmanager.yml"
 
     @property
     def app_dir(self) -> Path:
