@@ -23,6 +23,7 @@ def demo_ports() -> dict[str, int]:
         "--exporter-port": free_port(),
         "--statsd-port": free_port(socket.SOCK_DGRAM),
         "--prometheus-port": free_port(),
+        "--alertmanager-port": free_port(),
     }
 
 
@@ -91,6 +92,9 @@ def test_demo_runs_the_whole_stack_for_its_duration_and_leaves_nothing_listening
     assert "counted by Prometheus: every one" in out  # exactly as many as the demo's traffic sent
     assert f"http://127.0.0.1:{ports['--prometheus-port']}/graph" in out
     assert "nothing left listening" in out
+    # the demo's 8% of 500s trips the slow-burn ticket: Alertmanager delivered it to the webhook receiver
+    assert "| delivered: HTTPErrorBudgetSlowBurn firing -> ticket |" in out
+    assert "delivered to the webhook receiver: HTTPErrorBudgetSlowBurn firing -> ticket at" in out
     assert_nothing_left(ports)
 
 
@@ -113,7 +117,7 @@ def test_demo_without_prometheus_says_so_and_ctrl_c_stops_everything(tmp_path):
     assert_nothing_left(ports)
 
 
-@pytest.mark.parametrize("flag", ["--prometheus-port", "--statsd-port", "--app-port"])
+@pytest.mark.parametrize("flag", ["--prometheus-port", "--statsd-port", "--app-port", "--alertmanager-port"])
 def test_demo_refuses_a_taken_port_naming_it_and_its_flag_before_starting_anything(flag, capsys):
     ports = demo_ports()
     kind = socket.SOCK_DGRAM if flag == "--statsd-port" else socket.SOCK_STREAM
