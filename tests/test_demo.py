@@ -18,6 +18,8 @@ from statsd_instrument.stack.ports import port_is_free
 from statsd_instrument.stack.prometheus import PrometheusAPI, PromQLError
 from tests.helpers import ManagedProcess, free_port, python_bin, wait_until
 
+pytestmark = pytest.mark.e2e
+
 
 def demo_ports() -> dict[str, int]:
     return {

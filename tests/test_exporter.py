@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from statsd_instrument.exporter import Exporter
@@ -24,6 +25,7 @@ def _send_udp(port: int, payload: bytes) -> None:
         sock.sendto(payload, ("127.0.0.1", port))
 
 
+@pytest.mark.e2e
 def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path):
     mapping = tmp_path / "mapping.yml"
     mapping.write_text((REPO / "exporter-mapping.yml").read_text())

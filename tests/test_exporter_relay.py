@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import sys
 
+import pytest
+
 from statsd_instrument.exporter import Exporter
 from statsd_instrument.exporter.cli import main
 from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, scrape, scrape_until, wait_for_port
@@ -12,6 +14,7 @@ from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, scrape,
 LEGACY = (("endpoint", "checkout"), ("method", "GET"), ("service", "shop"), ("status", "200"))
 
 
+@pytest.mark.e2e
 def test_cli_relays_every_received_line_unchanged_and_exports_it_too(tmp_path):
     old_statsd = UdpCollector()
     udp_port, web_port = free_port(socket.SOCK_DGRAM), free_port()

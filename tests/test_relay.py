@@ -6,9 +6,12 @@ import signal
 import socket
 import sys
 
+import pytest
+
 from tests.helpers import ManagedProcess, UdpCollector, free_port, wait_until
 
 
+@pytest.mark.e2e
 def test_relay_process_copies_each_datagram_to_exporter_and_old_statsd(tmp_path):
     exporter, old_statsd = UdpCollector(), UdpCollector()
     listen = free_port(socket.SOCK_DGRAM)

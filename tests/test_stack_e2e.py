@@ -25,6 +25,8 @@ from statsd_instrument.stack.traffic import ERROR_HEAVY_MIX, Traffic, TrafficSta
 from tests import stack_files as sf
 from tests.helpers import ManagedProcess, free_port, scrape, wait_for_port, wait_until
 
+pytestmark = pytest.mark.e2e
+
 SERVICE = "flask_app"  # the example app's STATSD_SERVICE default
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 
