@@ -4,7 +4,8 @@ Starts the embedded exporter with the shipped ``exporter-mapping.yml``, the exam
 (5 workers) pushing to it, Prometheus (if installed; config derived from the shipped ``prometheus.yml`` and
 rules) scraping the exporter, Alertmanager (if installed; the shipped routing) delivering to a local webhook
 receiver, and a bounded-rate traffic generator; prints a live summary and where to look. Ctrl-C or the end
-of ``--duration`` stops everything it started, by pid. Runs from a checkout.
+of ``--duration`` stops everything it started, by pid. Runs from a checkout or from an installed wheel
+(``pip install 'statsd_instrument[demo]'``), which carries the stack files.
 
 >>> import contextlib
 >>> with contextlib.redirect_stderr(sys.stdout):
@@ -200,7 +201,8 @@ class Demo:
     def _start(self) -> None:
         a = self.args
         self.say(
-            f"statsd_instrument demo, running from the checkout {self.files.root} (work dir {self.workdir})"
+            f"statsd_instrument demo, running from the stack files in {self.files.root} "
+            f"(work dir {self.workdir})"
         )
         exporter = self._spawn("exporter", exporter_argv(self.files.mapping, a.statsd_port, a.exporter_port))
         wait_for_tcp(exporter, a.exporter_port)

@@ -28,7 +28,9 @@ from statsd_instrument.stack.files import find_stack_files
 from statsd_instrument.stack.prometheus import PrometheusAPI, derive_config, prometheus_argv
 from statsd_instrument.stack.traffic import ERROR_HEAVY_MIX, Route, Traffic, TrafficStats
 from tests import stack_files as sf
-from tests.helpers import ManagedProcess, free_port, http_get, scrape, wait_for_port
+from tests.helpers import ManagedProcess, free_port, http_get, scrape, wait_for_port, wait_until
+
+pytestmark = pytest.mark.e2e
 
 SERVICE = "flask_app"  # the example app's STATSD_SERVICE default
 #: the shipped Alertmanager routing with its timers in seconds: a group is notified 1 s after it changes
@@ -58,16 +60,6 @@ class KnownMix:
     start: float
     end: float
     counted: float | None
-
-
-def wait_until(check, timeout_s: float, interval_s: float = 0.5):
-    """Poll ``check()`` until it returns a truthy value (returned) or the timeout passes (last value)."""
-    deadline = time.monotonic() + timeout_s
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval_s)
-        value = check()
-    return value
 
 
 def ready(url: str) -> bool:
