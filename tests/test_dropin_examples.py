@@ -16,7 +16,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO
+
+pytestmark = pytest.mark.e2e  # each example runs in its own interpreter, in a private network namespace
 
 PROBE = 'from datadog import statsd\nstatsd.increment("readme.probe", tags=["example:yes"])\nstatsd.flush()\n'
 
