@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from statsd_instrument.exporter import Exporter
+from statsd_instrument.mapping.gosyntax import escape_metric_name
 from tests.helpers import REPO, UdpCollector, scrape
 
 MARKER = "zz_diff_marker"
@@ -205,16 +206,52 @@ def tags_sorted(lines: list[str]) -> list[str]:
     return out
 
 
+def _map_tags(lines: list[str], tag_map: Callable[[list[str]], list[str]]) -> list[str]:
+    out = []
+    for line in lines:
+        head, sep, rest = line.partition("|#")
+        if sep:
+            tags, bar, tail = rest.partition("|")
+            kept = tag_map(tags.split(","))
+            line = (head + sep + ",".join(kept) if kept else head) + bar + tail
+        out.append(line)
+    return out
+
+
+def _as_exporter_labels(tags: list[str]) -> list[str]:
+    """What statsd_exporter makes of DogStatsD tags (its own key escaping, the emulation's): bare tags, empty
+    values and empty keys give no label; a later key wins."""
+    labels: dict = {}
+    for tag in tags:
+        key, sep, value = tag.partition(":")
+        if sep and key and value:
+            labels[escape_metric_name(key)] = value
+    return [f"{key}:{value}" for key, value in labels.items()]
+
+
+def _datadog_values(tags: list[str]) -> list[str]:
+    r"""datadog's tag normalisation: every character outside ``[\w\d_\-:/.]`` becomes ``_``."""
+    return [re.sub(r"[^\w\d_\-:/\.]", "_", tag) for tag in tags]
+
+
+#: differences that are compared by bringing both sides to one form
+BOTH_SIDES: dict[str, Callable[[list[str]], list[str]]] = {
+    "client-side aggregation": aggregated,
+    "tag values": lambda lines: _map_tags(lines, _datadog_values),
+}
+DIFFERENCES["tag keys"] = lambda lines: _map_tags(lines, _as_exporter_labels)
+
+
 def as_ours(theirs: list[str], ours: list[str], differences: tuple) -> tuple[list[str], list[str]]:
     """(the original's lines with each named deliberate difference applied, our lines), tags sorted on
-    both sides ("tag order"); with "client-side aggregation" both are aggregated the same way first."""
-    theirs, ours = tags_sorted(theirs), tags_sorted(ours)
-    if "client-side aggregation" in differences:
-        theirs, ours = aggregated(theirs), aggregated(ours)
+    both sides ("tag order"); a difference of :data:`BOTH_SIDES` brings both sides to one form first."""
+    for name in differences:
+        if name in BOTH_SIDES:
+            theirs, ours = BOTH_SIDES[name](theirs), BOTH_SIDES[name](ours)
     for name in ("client telemetry", *differences):
-        if name != "client-side aggregation":
+        if name in DIFFERENCES:
             theirs = DIFFERENCES[name](theirs)
-    return theirs, ours
+    return tags_sorted(theirs), tags_sorted(ours)
 
 
 def normalised(changes: dict, timer_seconds: tuple, scale: float) -> dict:
@@ -239,4 +276,13 @@ def documented_differences() -> set:
     return {row.split("|")[1].strip().strip("*") for row in rows[1:]}
 
 
-__all__ = ["DIFFERENCES", "Program", "Side", "as_ours", "documented_differences", "normalised", "run"]
+__all__ = [
+    "BOTH_SIDES",
+    "DIFFERENCES",
+    "Program",
+    "Side",
+    "as_ours",
+    "documented_differences",
+    "normalised",
+    "run",
+]
