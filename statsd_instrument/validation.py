@@ -219,25 +219,26 @@ def tag_list(tags: Tags | str, field: str, reserved: Sequence[str] = ()) -> list
     >>> tag_list(["status:x"], "tags", reserved=("status",))
     Traceback (most recent call last):
     ...
-    ValueError: tags: tag key 'status' is set by statsd_instrument itself
+    ValueError: tags=['status:x']: tag key 'status' is set by statsd_instrument itself
     >>> tag_list(["canary"], "tags")
     Traceback (most recent call last):
     ...
     ValueError: tags=['canary']: tag not sent (bare_tag): use 'key:value'
     """
+    given = tags
     if isinstance(tags, str):
         tags = [t for t in tags.split(",") if t.strip()]
     elif tags is not None and not isinstance(tags, (Mapping, list, tuple)):
-        raise ValueError(f"{field}: expected a mapping or a list of 'key:value' strings, got {tags!r}")
+        raise ValueError(f"{field}={tags!r}: expected a mapping or a list of 'key:value' strings")
     try:
         pairs, drops = tag_pairs(tags)
     except ValueError as err:
-        raise ValueError(f"{field}: {err}") from None
+        raise ValueError(f"{field}={given!r}: {err}") from None
     if drops:
-        raise ValueError(f"{field}={tags!r}: tag not sent ({', '.join(drops)}): use 'key:value'")
+        raise ValueError(f"{field}={given!r}: tag not sent ({', '.join(drops)}): use 'key:value'")
     for key in pairs:
         if key in reserved:
-            raise ValueError(f"{field}: tag key {key!r} is set by statsd_instrument itself")
+            raise ValueError(f"{field}={given!r}: tag key {key!r} is set by statsd_instrument itself")
     return [f"{k}:{v}" for k, v in pairs.items()]
 
 
@@ -366,4 +367,3 @@ def check_seconds(value: object, field: str, low: float, high: float) -> float:
     ):
         raise ValueError(f"{field}={value!r}: expected seconds between {low:g} and {high:g}")
     return float(value)
-
