@@ -31,7 +31,9 @@ TagText(text='availability_zone:eu-1a,queue_kind:mail,path:/a_b_c', drops=('bare
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 import warnings
 from typing import Mapping, NamedTuple, Sequence, Union
 
@@ -49,6 +51,7 @@ _LABEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DASH_RUN = re.compile(r"--+")
 _NOT_LABEL_CHAR = re.compile(r"[^A-Za-z0-9_]")
 _BAD_VALUE_CHARS = re.compile(r"[,|#\x00-\x1f\x7f]")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -185,8 +188,16 @@ class TagPolicy:
             warnings.warn(
                 f"statsd_instrument: tags {tags!r}: not sent ({', '.join(drops)}); the metric was",
                 DroppedTagWarning,
-                stacklevel=4,
+                stacklevel=_caller_level(),
             )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package: a warning names the caller's line."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def format_tags(tags: Tags, policy: TagPolicy, constant: Sequence[str] = ()) -> str:
