@@ -563,15 +563,16 @@ class PreparedMetric:
     """One metric's line, made by :meth:`Client.prepare`: ``send(value)`` buffers it with ``value``,
     ``line(value)`` returns its text (for :meth:`Client.send_lines`). It checks ``client.settings_generation``
     on each use and rebuilds itself when the client's settings, transport or capture mode changed.
+    ``drops`` are the reasons of tags left out (:mod:`~statsd_instrument.validation`), counted by ``send``.
     """
 
     __slots__ = (
-        "_drops",
         "_format",
         "_head",
         "_tail",
         "client",
         "delta",
+        "drops",
         "generation",
         "kind",
         "metric",
@@ -589,15 +590,18 @@ class PreparedMetric:
         self.sample_rate = sample_rate
         self.delta = delta
         self.generation = -1
+        self.drops: tuple = ()
         self._format = _FORMATS[kind]
 
     def _build(self) -> None:
         client = self.client
         client._ensure()
-        policy = client._tag_policy
-        counted = policy.dropped_count
-        tail = client._tags(self.tags)
-        self._drops = policy.dropped_count != counted
+        # drop reasons from the pure core: counted on each send, not here
+        self.drops = validation.tag_text(self.tags).drops if self.tags else ()
+        if self.drops:
+            tail = validation.format_tags(self.tags, _UNCOUNTED, client._settings.constant_tags)
+        else:
+            tail = client._tags(self.tags)
         self._head = client._name(self.metric) + ":"
         self._tail = "|" + self.kind + wire.parse_sample_rate(self.sample_rate) + tail
         self.generation = client.settings_generation
@@ -618,8 +622,10 @@ class PreparedMetric:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""
         client = self.client
         try:
-            if self.generation != client.settings_generation or self._drops:
-                self._build()  # tags left out are counted on every send
+            if self.generation != client.settings_generation:
+                self._build()
+            if self.drops:  # tags left out are counted on every send
+                client._tag_policy.dropped(self.drops, self.tags)
             rate = self.sample_rate
             if rate is not None and _random() >= rate:
                 return
@@ -656,6 +662,7 @@ class _NegativeGauge(str):
     __slots__ = ()
 
 
+_UNCOUNTED = TagPolicy(strict=False)  # PreparedMetric builds its text with it; send() counts the drops
 _FORMATS: dict = {
     "c": wire.format_number,
     "g": wire.format_number,

@@ -273,6 +273,8 @@ class RequestRecorder:
         generation = client.settings_generation
         count = client.prepare("c", REQUEST_COUNT, tags)
         latency = client.prepare("ms", REQUEST_LATENCY, tags)
+        if count.drops:  # a tag left out is counted by each call: no cached lines for this label set
+            return
         after = ""
         if self.in_flight:
             after = "\n" + client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1)
