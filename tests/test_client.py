@@ -136,7 +136,8 @@ def test_a_prepared_metric_sends_the_line_the_metric_call_would(kind, value, cal
             prepared.send(value)
         assert prepared_lines == by_call
         assert prepared.line(value) == "\n".join(by_call)
-        assert by_call[-1].startswith("app.m:") and by_call[-1].endswith("|#env:dev,table:users,queue_kind:mail")
+        assert by_call[-1].startswith("app.m:")
+        assert by_call[-1].endswith("|#env:dev,table:users,queue_kind:mail")
     finally:
         c.close()
 
@@ -191,9 +192,8 @@ def test_a_prepared_metric_with_a_bad_value_is_dropped_and_counted_in_production
         prepared = c.prepare("ms", "db")
         prepared.send("slow")
         assert c.stats["invalid_calls"] == 1
-        with pytest.raises(ValueError, match="bad timing call for 'db'"):
-            with c.capture_lines():
-                prepared.send(None)
+        with pytest.raises(ValueError, match="bad timing call for 'db'"), c.capture_lines():
+            prepared.send(None)
     finally:
         c.close()
 
