@@ -471,7 +471,9 @@ class Client(DogStatsdCompat):
         if sample_rate == 1:
             sample_rate = None
         wire.parse_sample_rate(sample_rate)  # raises outside (0, 1]
-        prepared = PreparedMetric(self, kind, metric, tags, sample_rate, delta)
+        prepared = (_PreparedGauge if kind == "g" else PreparedMetric)(
+            self, kind, metric, tags, sample_rate, delta
+        )
         prepared.line(0)  # checks the name and the tags now
         return prepared
 
@@ -610,13 +612,21 @@ class PreparedMetric:
         """The text ``send(value)`` would buffer (no sampling decision); a bad value raises ``ValueError``."""
         if self.generation != self.client.settings_generation:
             self._build()
-        text = self._format(value)
-        if self.kind == "g":
-            if self.delta:
-                text = text if text[0] == "-" else "+" + text
-            elif text[0] == "-":
-                return f"{self._head}0{self._tail}\n{self._head}{text}{self._tail}"
-        return self._head + text + self._tail
+        return self._head + self._format(value) + self._tail
+
+    def template(self) -> tuple[str, str]:
+        """``(head, tail)``: the line is ``head + value + tail`` with the value formatted as :mod:`~.wire`
+        does for this type (``format_ms`` for ``ms``), for callers that batch lines and cache the text;
+        valid while :attr:`generation` equals the client's ``settings_generation`` (compare before use).
+
+        >>> c = Client(protocol="null", prefix="shop")
+        >>> c.prepare("c", "orders_total", {"status": "paid"}).template()
+        ('shop.orders_total:', '|c|#status:paid')
+        >>> c.close()
+        """
+        if self.generation != self.client.settings_generation:
+            self._build()
+        return self._head, self._tail
 
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""
@@ -632,6 +642,22 @@ class PreparedMetric:
             client._add(self.line(value))
         except Exception as err:
             client._invalid(self.metric, self.kind, err)
+
+
+class _PreparedGauge(PreparedMetric):
+    """A prepared gauge: ``+N``/``-N`` with ``delta``; else a negative value is set as ``0`` then ``-N``."""
+
+    __slots__ = ()
+
+    def line(self, value: Any) -> str:
+        if self.generation != self.client.settings_generation:
+            self._build()
+        text = self._format(value)
+        if self.delta:
+            return self._head + (text if text[0] == "-" else "+" + text) + self._tail
+        if text[0] == "-":
+            return f"{self._head}0{self._tail}\n{self._head}{text}{self._tail}"
+        return self._head + text + self._tail
 
 
 class _ClientTagPolicy(TagPolicy):

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from statsd_instrument import validation
 from statsd_instrument.validation import tag_value
+from statsd_instrument.wire import format_ms
 
 log = logging.getLogger("statsd_instrument")
 
@@ -164,10 +165,10 @@ class RequestRecorder:
         self.in_flight = in_flight
         self.info_tags = None if version is None else [self.service_tag, "version:" + tag_value(version)]
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
-        # Per label set, the request's lines as (client settings generation, the count line, the prepared
-        # latency line, the lines after it), made once with Client.prepare; only for a statsd_instrument
-        # Client whose metric calls are not overridden.
-        self._shapes: dict[tuple[str, str | None, object], tuple[int, str, Any, str]] = {}
+        # Per label set, the request's lines as (client settings generation, client.send_lines, the text
+        # before the latency value, the text after it), made once with Client.prepare; only for a
+        # statsd_instrument Client whose metric calls are not overridden.
+        self._shapes: dict[tuple[str, str | None, object], tuple[int, Any, str, str]] = {}
         self._shapes_ok = _plain_client(client)
         self._info_pid = 0
         self._info_at = 0.0
@@ -243,7 +244,7 @@ class RequestRecorder:
                     # served requests inherits them, and sends its info gauge within INFO_EVERY_S
                     and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
                 ):
-                    client.send_lines(shape[1] + shape[2].line(elapsed_s * 1000.0) + shape[3])
+                    shape[1](shape[2] + format_ms(elapsed_s * 1000.0) + shape[3])
                     return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
@@ -275,12 +276,17 @@ class RequestRecorder:
         latency = client.prepare("ms", REQUEST_LATENCY, tags)
         if count.drops:  # a tag left out is counted by each call: no cached lines for this label set
             return
-        after = ""
+        head, tail = latency.template()
         if self.in_flight:
-            after = "\n" + client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1)
+            tail += "\n" + client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1)
         if len(self._shapes) >= 4096:
             self._shapes.clear()
-        self._shapes[(method, endpoint, status)] = (generation, count.line(1) + "\n", latency, after)
+        self._shapes[(method, endpoint, status)] = (
+            generation,
+            client.send_lines,
+            count.line(1) + "\n" + head,
+            tail,
+        )
 
     def _failed(self, what: str) -> None:
         # metrics must never break the app: log the first failure with its traceback, later ones quietly

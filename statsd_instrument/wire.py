@@ -38,18 +38,22 @@ def format_number(value: object) -> str:
 def format_ms(value: object) -> str:
     """Milliseconds with microsecond precision, trailing zeros dropped (``12.345``, ``0.001``, ``1500``).
 
-    >>> format_ms(2)
-    '2'
+    >>> format_ms(2), format_ms(-0.0001)
+    ('2', '0')
     """
-    if type(value) is not float:
-        if type(value) is int:
-            return str(value)
+    if type(value) is float:
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+        if "n" not in text and text != "-0":  # the common case: not inf or nan ("inf", "nan"), not -0
+            return text
+    elif type(value) is int:
+        return str(value)
+    else:
         format_number(value)  # raises for non-numbers
         value = float(value)  # type: ignore[arg-type]
-    elif not math.isfinite(value):
+    if not math.isfinite(value):  # type: ignore[arg-type]
         raise ValueError(f"value {value!r} is not a finite number")
     text = f"{value:.3f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    return "0" if text == "-0" else text
 
 
 def parse_sample_rate(rate: float | None) -> str:
