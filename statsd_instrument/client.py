@@ -478,7 +478,7 @@ class Client(DogStatsdCompat):
         return prepared
 
     def send_lines(self, lines: str) -> None:
-        """Send formatted ``lines`` (joined by newlines, e.g. built from :meth:`line_template`) together with
+        """Send formatted ``lines`` (joined by newlines, e.g. from :meth:`PreparedMetric.line`) together with
         everything buffered, now: one datagram when it fits. ``send_line`` of each, then ``flush()``.
 
         >>> with statsd.capture_lines() as lines:

@@ -252,7 +252,7 @@ class RequestRecorder:
             client.increment(REQUEST_COUNT, tags=tags)
             client.timing(REQUEST_LATENCY, elapsed_s * 1000.0, tags=tags)
             if exception is not None:
-                exc_tags = (*tags[:3], "exception:" + (tag_value(exception) or "_"), *tags[4:])
+                exc_tags = (*tags[:3], "exception:" + tag_value(exception), *tags[4:])
                 client.increment(REQUEST_EXCEPTIONS, tags=exc_tags)
             if self.in_flight:
                 client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
