@@ -43,6 +43,7 @@ import socket
 import struct
 from typing import Any, Iterable
 
+from statsd_instrument import validation
 from statsd_instrument.client import Client, reported, settings_or_disabled
 from statsd_instrument.config import DATADOG_PORT, DEFAULT_HOST, ConfigError, datadog_env_tags, strict_default
 
@@ -209,11 +210,29 @@ class DogStatsd(Client):
         return dict(
             default_port=DATADOG_PORT,
             prefix=self._namespace or "",
-            constant_tags=list(self._constant_tags),
+            constant_tags=self._sent_constant_tags(),
             max_datagram_bytes=self._max_buffer_len or None,
             flush_interval_s=interval,
             strict=self._strict_arg,
         )
+
+    def _sent_constant_tags(self) -> list:
+        """The constant tags as the tag rules send them. As datadog, a bare tag or an empty value is accepted
+        (``constant_tags=["canary"]``, ``DATADOG_TAGS=team:web,canary``): it is left out (the exporter would
+        only count a tag error), with a warning in strict mode and a log line once otherwise, and never
+        costs the client; what the rules refuse (``le``, ``__*``) stays a configuration error."""
+        given = list(self._constant_tags)
+        try:
+            pairs, drops = validation.tag_pairs(given)
+        except ValueError:
+            return given  # refused: the settings report it, naming the tags
+        if drops:
+            policy = validation.TagPolicy(strict_default(self._strict_arg))
+            policy.dropped(drops, given)
+            if not policy.strict and tuple(given) not in _told_dropped_constant:
+                _told_dropped_constant.add(tuple(given))
+                log.warning("statsd_instrument: constant tags %r: %s not sent", given, ", ".join(drops))
+        return [f"{key}:{value}" for key, value in pairs.items()]
 
     def _reconfigure(self) -> None:
         """Apply the attributes now (lines buffered before leave first); a bad value is reported here."""
@@ -270,6 +289,7 @@ class DogStatsd(Client):
         return default_route() if use_default_route else host
 
 
+_told_dropped_constant: set = set()
 _IGNORED_DEFAULTS = {
     "api_key": None,
     "app_key": None,
