@@ -479,3 +479,17 @@ def test_default_route_gives_the_gateway_address_like_datadog():
     client = DogStatsd(use_default_route=True)
     assert client.host == expected and socket.inet_aton(expected)
     client.close()
+
+
+def test_a_bare_constant_tag_is_left_out_never_costing_the_client(monkeypatch):
+    from statsd_instrument.validation import DroppedTagWarning
+
+    monkeypatch.setenv("DATADOG_TAGS", "team:web,canary")
+    client = DogStatsd(constant_tags=["pod-name:web-1", "tier:"], strict=False)
+    with client.capture_lines(strict=False) as lines:
+        client.increment("hits", tags=["vip", "zone.id:a"])
+    client.close()
+    assert lines == ["hits:1|c|#pod_name:web-1,team:web,zone_id:a"]
+    assert list(client.constant_tags) == ["pod-name:web-1", "tier:", "team:web", "canary"]  # as given
+    with pytest.warns(DroppedTagWarning):
+        DogStatsd(constant_tags=["canary"], strict=True).close()
