@@ -56,7 +56,12 @@ def _measuring(record: Callable, metric: str) -> Iterator[None]:
 
 
 class _Measure:
-    """Shared machinery of :class:`Timed` and :class:`Counted`: decorator, context manager, outcome tags."""
+    """Shared machinery of :class:`Timed`, :class:`Distributed` and :class:`Counted`: decorator, context
+    manager, outcome tags, and datadog's ``use_ms`` / ``elapsed`` (None: the client's ``use_ms``)."""
+
+    #: the last measured duration, in datadog's unit: seconds, or whole milliseconds with ``use_ms``
+    #: (what ``timed`` sends is float milliseconds either way)
+    elapsed: float | None = None
 
     def __init__(
         self,
@@ -66,7 +71,9 @@ class _Measure:
         *,
         outcome: bool = False,
         client: Any = None,
+        use_ms: bool | None = None,
     ) -> None:
+        self.use_ms = use_ms
         self.metric = metric
         self.tags = tags
         self.sample_rate = sample_rate
@@ -180,23 +187,6 @@ class Timed(_Measure):
     'block_seconds'
     """
 
-    #: the last measured duration, in datadog's unit: seconds, or whole milliseconds with ``use_ms``
-    #: (the line on the wire is float milliseconds either way)
-    elapsed: float | None = None
-
-    def __init__(
-        self,
-        metric: str | None,
-        tags: Tags = None,
-        sample_rate: float | None = None,
-        *,
-        outcome: bool = False,
-        client: Any = None,
-        use_ms: bool | None = None,
-    ) -> None:
-        super().__init__(metric, tags, sample_rate, outcome=outcome, client=client)
-        self.use_ms = use_ms
-
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         elapsed_s = _perf_counter() - start
         self.client.timing(metric, elapsed_s * 1000.0, self._tags_for(error), self.sample_rate)
@@ -217,20 +207,6 @@ class Distributed(_Measure):
     >>> lines[0].split(":")[0], lines[0].endswith("|d")
     ('batch_seconds', True)
     """
-
-    elapsed: float | None = None
-
-    def __init__(
-        self,
-        metric: str | None,
-        tags: Tags = None,
-        sample_rate: float | None = None,
-        *,
-        client: Any = None,
-        use_ms: bool = False,
-    ) -> None:
-        super().__init__(metric, tags, sample_rate, client=client)
-        self.use_ms = use_ms
 
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         elapsed_s = _perf_counter() - start
