@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     parser.add_argument("--repo", help="checkout holding exporter-mapping.yml, examples/, prometheus.yml")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, data)")
+    parser.add_argument(
+        "--pods",
+        type=int,
+        default=0,
+        help="run N pods (network namespaces, as root), Prometheus agents, a central store (docs/scaling.md)",
+    )
+    parser.add_argument("--scrape-interval", type=float, default=5.0, help="--pods: scrape every N s (5)")
     return parser
 
 
@@ -89,6 +96,10 @@ def _parse(argv: list[str]) -> argparse.Namespace | str:
         return f"--duration: {args.duration:g} is negative (0 runs until Ctrl-C)"
     if args.interval <= 0:
         return f"--interval: {args.interval:g} must be above 0 seconds"
+    if args.pods and not 2 <= args.pods <= 20:
+        return f"--pods: {args.pods} is out of range (2 to 20)"
+    if not 0.5 <= args.scrape_interval <= 60:
+        return f"--scrape-interval: {args.scrape_interval:g} is out of range (0.5 to 60 seconds)"
     return args
 
 
@@ -105,6 +116,10 @@ def main(argv: list[str]) -> int:
     uwsgi = find_uwsgi()
     if uwsgi is None:
         return _error("uwsgi not found; install it with: pip install 'statsd_instrument[uwsgi]'")
+    if args.pods:
+        from statsd_instrument.stack.pods import run_pods  # imports this module: not at the top
+
+        return run_pods(args, files, uwsgi)
     prometheus = None if args.no_prometheus else find_prometheus()
     ports = [
         Port("example app", args.app_port, "tcp", "--app-port"),

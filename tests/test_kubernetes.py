@@ -388,6 +388,34 @@ def test_the_annotations_match_the_scrape_job_and_the_sidecar_port():
     assert "annotations" not in one(rendered("operator"), "Deployment")["spec"]["template"]["metadata"]
 
 
+def test_the_native_multi_pod_demo_gives_its_pods_the_annotations_overlays_metadata():
+    from statsd_instrument.stack.netns import PodAddress
+    from statsd_instrument.stack.pods import POD_ANNOTATIONS, annotation_label, pod_targets
+
+    annotations = one(rendered("annotations"), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    port = int(annotations["prometheus.io/port"])
+    assert POD_ANNOTATIONS.items() <= annotations.items()
+    targets = pod_targets(PodAddress("app-1", "ns", "10.0.0.11", "h1"), "node-a", 8000, port)
+    for group in targets:
+        for key, value in annotations.items():
+            assert group["labels"][annotation_label(key)] == value
+    spec = pod_spec(rendered("annotations"))
+    declared = {
+        (c["name"], p["name"], p["containerPort"])
+        for c in spec["initContainers"] + spec["containers"]
+        for p in c["ports"]
+    }
+    listed = {
+        (
+            g["labels"]["__meta_kubernetes_pod_container_name"],
+            g["labels"]["__meta_kubernetes_pod_container_port_name"],
+            int(g["labels"]["__meta_kubernetes_pod_container_port_number"]),
+        )
+        for g in targets
+    }
+    assert listed == declared
+
+
 # --- the rules ------------------------------------------------------------------------------------------
 
 
