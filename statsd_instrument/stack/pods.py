@@ -420,7 +420,7 @@ class PodsDemo(Demo):
             f"({sent.server_errors} x 5xx, {sent.no_answer} unanswered)"
         )
 
-    def _final_pods_count(self, timeout_s: float = 20.0) -> None:
+    def _final_pods_count(self, timeout_s: float = 30.0) -> None:
         """Stop the traffic, wait for the last scrapes and remote writes, compare with the central count."""
         for name, pod in self.pods.items():
             if pod.traffic is not None:
