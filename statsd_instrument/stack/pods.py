@@ -10,7 +10,8 @@ What a Kubernetes cluster running ``deploy/kubernetes`` does, natively and in on
   ``pod`` and ``instance``), with file discovery standing in for the API server: the pods' metadata
   (annotations, container ports) is written in the labels Kubernetes discovery would give;
 - the agents remote-write into a central store, VictoriaMetrics, where vmalert evaluates
-  ``prometheus/rules`` over all pods (and writes the recording rules back into it);
+  ``prometheus/rules`` over all pods (it writes the recording rules back into the store and sends the
+  alerts to Alertmanager, which delivers them to the demo's webhook receiver, as in the one-pod demo);
 - traffic is spread over the pods; halfway one pod is drained, killed and replaced by a fresh one (a new
   name and address, a new exporter whose counters start at zero), as a Deployment replaces a pod;
 - at the end ``final: <A> requests answered, <C> counted by the central store`` with C the central
@@ -25,13 +26,11 @@ Everything it starts is stopped by pid, and every namespace and link it made is 
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import shutil
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,7 @@ NODES = ("node-a", "node-b")
 POD_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
 TOOLS = {
     "prometheus": "prometheus (Debian package prometheus)",
+    "prometheus-alertmanager": "Alertmanager (Debian package prometheus-alertmanager)",
     "victoria-metrics": "victoria-metrics (Debian package victoria-metrics)",
     "vmalert": "vmalert (Debian package victoria-metrics)",
 }
@@ -127,39 +127,6 @@ def free_local_port() -> int:
         return sock.getsockname()[1]
 
 
-class NotificationSink:
-    """Where vmalert sends alert notifications (it refuses to start without one): accepts and counts them."""
-
-    def __init__(self) -> None:
-        sink = self
-        self.received = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    sink.received += len(json.loads(body or b"[]"))
-                except ValueError:
-                    pass
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> NotificationSink:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @dataclass
 class Pod:
     address: PodAddress
@@ -173,11 +140,10 @@ class PodsDemo(Demo):
     """The multi-pod demo: :class:`~statsd_instrument.demo.Demo`'s run, signals and clean-up, N pods."""
 
     def __init__(self, args: argparse.Namespace, files: StackFiles, uwsgi: str, tools: dict, ports: list):
-        super().__init__(args, files, uwsgi, tools["prometheus"], ports)
+        super().__init__(args, files, uwsgi, tools["prometheus"], ports, tools["prometheus-alertmanager"])
         self.tools = tools
         self.prefix = f"si-{os.getpid()}-"
         self.network: PodNetwork | None = None
-        self.sink: NotificationSink | None = None
         self.pods: dict[str, Pod] = {}
         self.answered_by: dict[str, TrafficStats] = {}  # final figures of pods whose traffic stopped
         self.retired: list[Child] = []
@@ -218,7 +184,7 @@ class PodsDemo(Demo):
             ],
         )
         wait_for_http_ok(store, f"{central_url}/health", timeout_s=60)
-        self.sink = NotificationSink().start()
+        self._start_alertmanager()  # where vmalert sends the alerts (it refuses to start without one)
         rules_port = self._local_port("vmalert")
         rules = self._spawn(
             "vmalert (rules over all pods)",
@@ -227,7 +193,7 @@ class PodsDemo(Demo):
                 f"-rule={self.files.rules_dir}/*.rules.yml",
                 f"-datasource.url={central_url}",
                 f"-remoteWrite.url={central_url}",  # recording rules are written back into the store
-                f"-notifier.url={self.sink.url}",
+                f"-notifier.url=http://127.0.0.1:{a.alertmanager_port}",
                 f"-evaluationInterval={a.scrape_interval:g}s",
                 f"-httpListenAddr=127.0.0.1:{rules_port}",
                 "-remoteWrite.flushInterval=1s",
@@ -332,7 +298,8 @@ class PodsDemo(Demo):
                 for node, _, port in agents
             ),
             f"  central     VictoriaMetrics {central_url}/vmui  (Prometheus query API at {central_url})",
-            f"  rules       vmalert http://127.0.0.1:{rules_port}/  (prometheus/rules over all pods)",
+            f"  rules       vmalert http://127.0.0.1:{rules_port}/  (prometheus/rules over all pods)"
+            f" -> Alertmanager http://127.0.0.1:{a.alertmanager_port}",
             f"    try: sum by (pod, instance) (rate({live.REQUESTS}[1m]))",
         ]
         until = f"for {a.duration:g} s" if a.duration else "until Ctrl-C"
@@ -446,8 +413,6 @@ class PodsDemo(Demo):
             if pod.traffic is not None:
                 pod.traffic.stop()
         super()._stop_all()  # every process, last started first, by pid
-        if self.sink is not None:
-            self.sink.stop()
         if self.network is not None:
             left = self.network.remove()
             if not left:
@@ -470,10 +435,13 @@ def run_pods(args: argparse.Namespace, files: StackFiles, uwsgi: str) -> int:
     if not files.kubernetes_scrape_config.is_file():
         print(f"{PROG}: {files.kubernetes_scrape_config} is missing (the pods' scrape job)", file=sys.stderr)
         return 2
-    ports = [Port("central store", args.prometheus_port, "tcp", "--prometheus-port")]
+    ports = [
+        Port("central store", args.prometheus_port, "tcp", "--prometheus-port"),
+        Port("Alertmanager", args.alertmanager_port, "tcp", "--alertmanager-port"),
+    ]
     try:
         check_ports_free(ports)
-    except PortTakenError as err:
+    except (PortTakenError, ValueError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
     return PodsDemo(args, files, uwsgi, tools, ports).run()
