@@ -203,7 +203,8 @@ class PodsDemo(Demo):
         wait_for_http_ok(rules, f"http://127.0.0.1:{rules_port}/health", timeout_s=60)
         self.central = PrometheusAPI(central_url)
         self.alerts = PrometheusAPI(f"http://127.0.0.1:{rules_port}")
-        self.network = PodNetwork(self.prefix, free_subnet(os.getpid())).create()
+        self.network = PodNetwork(self.prefix, free_subnet(os.getpid()))
+        self.network.create()  # assigned first: a half-made bridge is removed too
         agents = []
         for node in NODES[: min(a.pods, len(NODES))]:
             self._write_targets(node)
@@ -353,7 +354,7 @@ class PodsDemo(Demo):
         name = victim.address.name
         assert victim.traffic is not None
         sent = self.answered_by[name] = victim.traffic.stop()
-        deadline = time.monotonic() + 4 * self.args.scrape_interval + 15
+        deadline = time.monotonic() + 4 * self.args.scrape_interval + 30  # a new series shows up late
         counted = self._counted(name)
         while counted != sent.answered and time.monotonic() < deadline:
             time.sleep(0.5)
