@@ -13,6 +13,7 @@ command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null ||
 [ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
 command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null && command -v vmagent >/dev/null \
   || missing+=(victoria-metrics)
+command -v ip >/dev/null || missing+=(iproute2)  # demo --pods: network namespaces
 [ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${missing[*]} (apt-get)" >&2
