@@ -10,7 +10,7 @@ Differences, all on purpose: sending never raises (the original's TCP client rai
 app); ``UnixSocketStatsClient`` sends datagrams, which is what statsd_exporter listens for
 (``--statsd.listen-unixgram``). ``timeout`` bounds the TCP connect and write and the wait of a unix send.
 A ``maxudpsize`` no datagram can carry (below 64 or above 65507) raises ``ValueError`` at construction:
-the original would silently send nothing.
+lines are batched into datagrams of at most that size.
 """
 
 from __future__ import annotations
