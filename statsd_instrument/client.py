@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator, List, Mapping
 from statsd_instrument import validation, wire
 from statsd_instrument.config import ConfigError, Settings, TagsArg, load_settings, strict_default
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
-from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
+from statsd_instrument.transport import BufferedTransport, CaptureTransport, ClientStats
 from statsd_instrument.validation import TagPolicy, Tags
 
 log = logging.getLogger("statsd_instrument")
@@ -240,7 +240,7 @@ class Client(DogStatsdCompat):
             if rest is None:
                 rest = self._tags(tags)
             if rate is not None and rate != 1:
-                rest = wire.parse_sample_rate(rate) + rest
+                rest = wire.sample_rate_suffix(rate) + rest
                 if _random() >= rate:
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
@@ -491,7 +491,7 @@ class Client(DogStatsdCompat):
             raise ValueError("delta=True is for gauges (kind 'g')")
         if sample_rate == 1:
             sample_rate = None
-        wire.parse_sample_rate(sample_rate)  # raises outside (0, 1]
+        wire.sample_rate_suffix(sample_rate)  # raises outside (0, 1]
         prepared = (_PreparedGauge if kind == "g" else PreparedMetric)(
             self, kind, metric, tags, sample_rate, delta
         )
@@ -529,13 +529,13 @@ class Client(DogStatsdCompat):
     @property
     def dropped(self) -> int:
         """Lines lost in this process: send failures plus bad calls dropped in production mode."""
-        stats = self._transport.stats if self._transport is not None else Stats()
+        stats = self._transport.stats if self._transport is not None else ClientStats()
         return stats.dropped_lines + stats.invalid_calls
 
     @property
     def stats(self) -> dict:
         """This process's counters: sent_datagrams, sent_lines, dropped_lines, send_errors, invalid_calls."""
-        return (self._transport.stats if self._transport is not None else Stats()).as_dict()
+        return (self._transport.stats if self._transport is not None else ClientStats()).as_dict()
 
     @contextlib.contextmanager
     def capture_lines(self, strict: bool | None = True) -> Iterator[List[str]]:
@@ -626,7 +626,7 @@ class PreparedMetric:
         else:
             tail = client._tags(self.tags)
         self._head = client._name(self.metric) + ":"
-        self._tail = "|" + self.kind + wire.parse_sample_rate(self.sample_rate) + tail
+        self._tail = "|" + self.kind + wire.sample_rate_suffix(self.sample_rate) + tail
         self.generation = client.settings_generation
 
     def line(self, value: Any) -> str:

@@ -34,7 +34,7 @@ import logging
 from typing import Any
 
 from statsd_instrument import wire
-from statsd_instrument.wire import Tags
+from statsd_instrument.validation import Tags
 
 log = logging.getLogger("statsd_instrument")
 

@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from statsd_instrument.wire import Tags
+from statsd_instrument.validation import Tags
 
 _perf_counter = time.perf_counter
 _ORIGINAL = "__statsd_instrument_original__"

@@ -51,13 +51,13 @@ WARN_EVERY_S = 60.0
 _getpid = os.getpid
 
 
-class Stats:
+class ClientStats:
     """Counters of one process's client, readable in-process (reset in a forked child).
 
     ``dropped_tags`` counts, per reason, tags that were not sent while their metric was (see
     :mod:`statsd_instrument.validation`).
 
-    >>> Stats().as_dict()  # doctest: +NORMALIZE_WHITESPACE
+    >>> ClientStats().as_dict()  # doctest: +NORMALIZE_WHITESPACE
     {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0,
      'dropped_tags': {'bare_tag': 0, 'empty_value': 0, 'empty_key': 0}}
     """
@@ -81,15 +81,15 @@ class Stats:
 
     def as_dict(self) -> dict:
         """The counters as a dict (a copy)."""
-        out = {name: getattr(self, name) for name in Stats._order}
+        out = {name: getattr(self, name) for name in ClientStats._order}
         out["dropped_tags"] = dict(self.dropped_tags)
         return out
 
     def __repr__(self) -> str:
-        return f"Stats({self.as_dict()})"
+        return f"ClientStats({self.as_dict()})"
 
 
-Stats._order = ("sent_datagrams", "sent_lines", "dropped_lines", "send_errors", "invalid_calls")  # type: ignore[attr-defined]
+ClientStats._order = ("sent_datagrams", "sent_lines", "dropped_lines", "send_errors", "invalid_calls")  # type: ignore[attr-defined]
 
 
 def threads_allowed() -> bool:
@@ -166,7 +166,7 @@ class BufferedTransport:
         self._thread: threading.Thread | None = None
         self._token: object | None = None
         self._wake = threading.Event()
-        self.stats = Stats()
+        self.stats = ClientStats()
 
     def _forked(self) -> None:
         """First use in a child process: forget the parent's buffer, locks, socket and thread."""
@@ -328,7 +328,7 @@ class CaptureTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.lines: List[str] = []
-        self.stats = Stats()
+        self.stats = ClientStats()
 
     def add(self, line: str) -> None:
         """Record ``line``."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 
-from statsd_instrument.validation import Tags
-
-__all__ = ["Tags", "format_ms", "format_number", "parse_sample_rate"]
+__all__ = ["format_ms", "format_number", "sample_rate_suffix"]
 
 
 def format_number(value: object) -> str:
@@ -56,10 +54,10 @@ def format_ms(value: object) -> str:
     return "0" if text == "-0" else text
 
 
-def parse_sample_rate(rate: float | None) -> str:
+def sample_rate_suffix(rate: float | None) -> str:
     """The ``|@rate`` suffix ('' for None or 1); raise ValueError outside (0, 1].
 
-    >>> parse_sample_rate(0.25), parse_sample_rate(1)
+    >>> sample_rate_suffix(0.25), sample_rate_suffix(1)
     ('|@0.25', '')
     """
     if rate is None or rate == 1:

@@ -25,14 +25,11 @@ from typing import Any
 
 from statsd_instrument.client import Client
 from statsd_instrument.config import check_max_datagram_bytes
-from statsd_instrument.legacy.tags import Tags, format_tags, join_tags
+from statsd_instrument.legacy.tags import join_tags, tag_field
 from statsd_instrument.legacy.timer import Timer
+from statsd_instrument.validation import Tags
 
 log = logging.getLogger("statsd_instrument.legacy")
-
-
-def _transport(**kwargs: Any) -> Client:
-    return Client(**kwargs)
 
 
 class StatsClientBase:
@@ -122,7 +119,7 @@ class StatsClientBase:
             stat = f"{self._prefix}.{stat}"
         if tags or self._constant_tags:
             try:
-                call_tags = format_tags(tags) if tags else ""
+                call_tags = tag_field(tags) if tags else ""
             except ValueError as err:  # a reserved tag key: the line is refused, never raised
                 log.warning("statsd %r dropped: %s", stat, err)
                 return None
@@ -164,26 +161,27 @@ class Pipeline(StatsClientBase):
             self._client._emit(self._stats.popleft())
 
 
-class _TransportClient(StatsClientBase):
-    """A client whose lines go to a :class:`statsd_instrument.client.Client` (batching, fork-safe)."""
+class _SendingClient(StatsClientBase):
+    """A client that sends: its lines go to a :class:`statsd_instrument.client.Client` it makes at first use
+    (batching, fork-safe); a :class:`Pipeline` only collects."""
 
     _client: Client | None = None
-    dropped = 0  # lines that could not be handed to the transport (bad line, bad configuration)
+    dropped = 0  # lines that could not be handed to the client (bad line, bad configuration)
     _warned_at = -60.0
 
     def _init_common(self, prefix: str | None, tags: Tags) -> None:
         self._prefix = prefix
-        self._constant_tags = format_tags(tags)
+        self._constant_tags = tag_field(tags)
         self._client = None
 
-    def _make_transport(self) -> Client:
+    def _make_client(self) -> Client:
         raise NotImplementedError
 
     def _emit(self, line: str) -> None:
         try:
             client = self._client
             if client is None:
-                client = self._client = self._make_transport()
+                client = self._client = self._make_client()
             client.send_line(line)
         except Exception as exc:  # an app never fails because a metric could not be sent
             self.dropped += 1
@@ -216,7 +214,7 @@ def _resolve(host: str, port: int, ipv6: bool, kind: int) -> tuple[str, int]:
     return addr[0], addr[1]
 
 
-class StatsClient(_TransportClient):
+class StatsClient(_SendingClient):
     """UDP client with the ``statsd`` package's API (default ``localhost:8125``, like the original).
 
     >>> sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -244,12 +242,12 @@ class StatsClient(_TransportClient):
         self._init_common(prefix, tags)
         self._addr = _resolve(host, port, ipv6, socket.SOCK_DGRAM)
 
-    def _make_transport(self) -> Client:
+    def _make_client(self) -> Client:
         host, port = self._addr
-        return _transport(host=host, port=port, protocol="udp", max_datagram_bytes=self._maxudpsize)
+        return Client(host=host, port=port, protocol="udp", max_datagram_bytes=self._maxudpsize)
 
 
-class TCPStatsClient(_TransportClient):
+class TCPStatsClient(_SendingClient):
     """TCP client with the ``statsd`` package's API; ``connect``/``reconnect``/``close`` as the original.
 
     >>> statsd = TCPStatsClient("127.0.0.1", 9, prefix="shop")
@@ -272,14 +270,14 @@ class TCPStatsClient(_TransportClient):
         self._host, self._port, self._ipv6 = host, port, ipv6
         self._timeout = timeout
 
-    def _make_transport(self) -> Client:
+    def _make_client(self) -> Client:
         host, port = _resolve(self._host, self._port, self._ipv6, socket.SOCK_STREAM)
-        return _transport(host=host, port=port, protocol="tcp", timeout_s=self._timeout)
+        return Client(host=host, port=port, protocol="tcp", timeout_s=self._timeout)
 
     def connect(self) -> None:
         """Prepare the connection now instead of at the first metric."""
         if self._client is None:
-            self._client = self._make_transport()
+            self._client = self._make_client()
 
     def reconnect(self) -> None:
         """Close and connect again."""
@@ -287,7 +285,7 @@ class TCPStatsClient(_TransportClient):
         self.connect()
 
 
-class UnixSocketStatsClient(_TransportClient):
+class UnixSocketStatsClient(_SendingClient):
     """Unix socket client with the ``statsd`` package's API; sends datagrams to ``socket_path``.
 
     >>> statsd = UnixSocketStatsClient("/run/statsd_exporter.sock", prefix="shop")
@@ -303,13 +301,13 @@ class UnixSocketStatsClient(_TransportClient):
         self._socket_path = socket_path
         self._timeout = timeout
 
-    def _make_transport(self) -> Client:
-        return _transport(socket_path=self._socket_path, protocol="unixgram", timeout_s=self._timeout)
+    def _make_client(self) -> Client:
+        return Client(socket_path=self._socket_path, protocol="unixgram", timeout_s=self._timeout)
 
     def connect(self) -> None:
         """Prepare the socket now instead of at the first metric."""
         if self._client is None:
-            self._client = self._make_transport()
+            self._client = self._make_client()
 
     def reconnect(self) -> None:
         """Close and connect again."""

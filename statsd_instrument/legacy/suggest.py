@@ -1,10 +1,10 @@
 """``statsd-instrument suggest-mapping``: propose mapping rules from legacy statsd traffic.
 
 Reads statsd lines from a file (``-`` for stdin) or listens on a UDP port for some seconds, finds the
-templates in the dotted names (varying segments become labels, see :mod:`statsd_instrument.legacy.templates`)
-and prints a mapping file proposal (YAML) that ``check-mapping`` accepts. With ``--mapping FILE`` it first
-reports which names that mapping leaves unmapped and proposes rules for those only. The report goes to
-stderr, the YAML to stdout or ``--output``.
+templates in the dotted names (varying segments become labels, see
+:mod:`statsd_instrument.legacy.name_clusters`) and prints a mapping file proposal (YAML) that
+``check-mapping`` accepts. With ``--mapping FILE`` it first reports which names that mapping leaves
+unmapped and proposes rules for those only. The report goes to stderr, the YAML to stdout or ``--output``.
 
 >>> import tempfile, os
 >>> with tempfile.TemporaryDirectory() as tmp:
@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, TextIO
 
-from statsd_instrument.legacy.templates import Template, find_templates
+from statsd_instrument.legacy.name_clusters import Template, find_templates
 from statsd_instrument.validation import parse_host_port
 
 KINDS = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer", "d": "observer"}

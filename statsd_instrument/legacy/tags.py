@@ -9,28 +9,28 @@ clients drop that line and log it, as they do for every bad call.
 
 from __future__ import annotations
 
-from statsd_instrument.validation import TagPolicy, Tags
-from statsd_instrument.validation import format_tags as _format_tags
+from statsd_instrument.validation import TagPolicy, Tags, format_tags
 
-__all__ = ["POLICY", "Tags", "format_tags", "join_tags"]
+__all__ = ["POLICY", "join_tags", "tag_field"]
 
 #: the legacy clients' tag policy: never strict (they never raise into the app); counts what was left out
 POLICY = TagPolicy(strict=False)
 
 
-def format_tags(tags: Tags | str) -> str:
-    """The ``k:v,k2:v2`` tag text for ``tags`` (empty string for none).
+def tag_field(tags: Tags | str) -> str:
+    """The ``k:v,k2:v2`` text of the ``|#`` field for ``tags`` (empty string for none); the whole ``|#...``
+    suffix is :func:`statsd_instrument.validation.format_tags`'s.
 
-    >>> format_tags({"endpoint": "checkout", "status": 200})
+    >>> tag_field({"endpoint": "checkout", "status": 200})
     'endpoint:checkout,status:200'
-    >>> format_tags(["region: eu,west", "canary", "availability-zone:a"])
+    >>> tag_field(["region: eu,west", "canary", "availability-zone:a"])
     'region:eu_west,availability_zone:a'
-    >>> format_tags(None)
+    >>> tag_field(None)
     ''
     """
     if isinstance(tags, str):  # one "k:v" string, not a sequence of characters
         tags = [tags]
-    return _format_tags(tags, POLICY)[2:]
+    return format_tags(tags, POLICY)[2:]
 
 
 def join_tags(call_tags: str, constant_tags: str) -> str:

@@ -11,7 +11,7 @@ import inspect
 import time
 from typing import Any, Callable
 
-from statsd_instrument.legacy.tags import Tags
+from statsd_instrument.validation import Tags
 
 
 def _wraps(func: Callable) -> Callable:

@@ -1,4 +1,6 @@
-"""Find the templates in legacy dotted names: which segments vary (labels) and which name the metric.
+"""Cluster legacy dotted names into templates: which segments vary (labels) and which name the metric.
+
+(Not the ``$1`` templates of a mapping file: those are :mod:`statsd_instrument.mapping.templates`.)
 
 Names of one statsd kind and one segment count are clustered the way log-template miners do it: a name
 joins the most similar template when at least half of its segments equal the template's literal
