@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator, List, Mapping
 from statsd_instrument import validation, wire
 from statsd_instrument.config import ConfigError, Settings, TagsArg, load_settings, strict_default
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
+from statsd_instrument.measure import Timed
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, ClientStats
 from statsd_instrument.validation import TagPolicy, Tags
 
@@ -433,9 +434,7 @@ class Client(DogStatsdCompat):
         >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|ms"), timer.elapsed >= 0
         (True, True)
         """
-        from statsd_instrument.instrument import timed
-
-        return timed(metric, tags, sample_rate, client=self, use_ms=use_ms)
+        return Timed.of(metric, tags, sample_rate, client=self, use_ms=use_ms)
 
     def send_line(self, line: str) -> None:
         """Buffer one already formatted statsd line as is (no checks but: no newline inside).

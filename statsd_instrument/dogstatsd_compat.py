@@ -31,9 +31,10 @@ can use without losing anything:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statsd_instrument import wire
+from statsd_instrument.measure import Distributed
 from statsd_instrument.validation import Tags
 
 log = logging.getLogger("statsd_instrument")
@@ -54,7 +55,18 @@ class DogStatsdCompat:
     use_ms = False
     _told_dropped: set = set()  # kinds ("event", "service_check") already logged in this process
 
-    # gauge, increment, _ensure and _invalid come from Client
+    if TYPE_CHECKING:  # what this mixin calls, defined by Client (declared here for type checkers only)
+
+        def gauge(
+            self, metric: str, value: float, tags: Tags = None, sample_rate: float | None = None
+        ) -> None: ...
+        def increment(
+            self, metric: str, value: float = 1, tags: Tags = None, sample_rate: float | None = None
+        ) -> None: ...
+        def flush(self) -> None: ...
+        def close(self) -> None: ...
+        def _ensure(self) -> None: ...
+        def _invalid(self, metric: Any, kind: str, err: Exception) -> None: ...
 
     def _timestamp_ok(self, metric: Any, kind: str, timestamp: object) -> bool:
         try:
@@ -124,8 +136,6 @@ class DogStatsdCompat:
         >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|d|#view:home")
         True
         """
-        from statsd_instrument.instrument import Distributed
-
         if use_ms is None:
             use_ms = self.use_ms
         return Distributed(metric, tags, sample_rate, client=self, use_ms=bool(use_ms))
@@ -201,22 +211,22 @@ class DogStatsdCompat:
 
     def close_buffer(self) -> None:
         """Send what is buffered now (datadog's ``close_buffer``)."""
-        self.flush()  # type: ignore[attr-defined]
+        self.flush()
 
     flush_buffered_metrics = close_buffer
     flush_aggregated_metrics = close_buffer
 
     def wait_for_pending(self, timeout: float | None = None) -> None:
         """Send what is buffered now (datadog waits for its background sender's queue here)."""
-        self.flush()  # type: ignore[attr-defined]
+        self.flush()
 
     def stop(self, timeout: float | None = None) -> None:
         """Send what is buffered now (datadog stops its background sender here; this client has none)."""
-        self.flush()  # type: ignore[attr-defined]
+        self.flush()
 
     def close_socket(self, quiet: bool = False) -> None:
         """Send what is buffered and close the socket; the next call opens a new one."""
-        self.close()  # type: ignore[attr-defined]
+        self.close()
 
     def __enter__(self) -> Any:
         """``with statsd:`` batches like datadog's buffered context; the block's lines leave at its end.
@@ -232,7 +242,7 @@ class DogStatsdCompat:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.flush()  # type: ignore[attr-defined]
+        self.flush()
 
     def _accepted_noop(self, *args: Any, **kwargs: Any) -> None:
         """A datadog switch for behaviour this client has built in (batching, pid-checked forks) or lacks

@@ -16,7 +16,6 @@ import itertools
 import logging
 import os
 import socket
-import sys
 
 import datadog
 import datadog.dogstatsd.context
@@ -24,6 +23,7 @@ import datadog.dogstatsd.context_async
 import pytest
 
 import statsd_instrument.datadog
+import statsd_instrument.measure
 from statsd_instrument import Client, ConfigError
 from statsd_instrument.datadog import DogStatsd
 from tests.differential import (
@@ -252,10 +252,7 @@ def sides(tmp_path_factory):
     patched = [
         (datadog.dogstatsd.context, "monotonic"),
         (datadog.dogstatsd.context_async, "monotonic"),
-        (
-            sys.modules["statsd_instrument.instrument"],
-            "_perf_counter",
-        ),  # the package's instrument is a function
+        (statsd_instrument.measure, "_perf_counter"),
     ]
     originals = [getattr(module, name) for module, name in patched]
     for module, name in patched:

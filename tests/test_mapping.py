@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from statsd_instrument.mapping import MappingError, Resolver, check, explain, load_mapping, parse_mapping
+from statsd_instrument.exporter import explain
+from statsd_instrument.mapping import MappingError, Resolver, check, load_mapping, parse_mapping
 from statsd_instrument.mapping.gosyntax import format_go_float, parse_go_duration, parse_go_float
 from tests.helpers import REPO
 

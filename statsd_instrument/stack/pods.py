@@ -38,9 +38,9 @@ from typing import Any
 
 import yaml
 
-from statsd_instrument.demo import PROG, Demo
 from statsd_instrument.stack import summary as live
 from statsd_instrument.stack.commands import app_argv, exporter_argv
+from statsd_instrument.stack.demo_run import PROG, Demo
 from statsd_instrument.stack.files import StackFiles
 from statsd_instrument.stack.netns import PodAddress, PodNetwork, free_subnet, why_not_available
 from statsd_instrument.stack.ports import Port, PortTakenError, check_ports_free
@@ -137,7 +137,7 @@ class Pod:
 
 
 class PodsDemo(Demo):
-    """The multi-pod demo: :class:`~statsd_instrument.demo.Demo`'s run, signals and clean-up, N pods."""
+    """The multi-pod demo: :class:`~statsd_instrument.stack.demo_run.Demo`'s run, signals, clean-up; pods."""
 
     def __init__(self, args: argparse.Namespace, files: StackFiles, uwsgi: str, tools: dict, ports: list):
         super().__init__(args, files, uwsgi, tools["prometheus"], ports, tools["prometheus-alertmanager"])

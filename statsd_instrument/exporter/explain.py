@@ -2,7 +2,9 @@
 
 For each line (arguments, or stdin lines): the parse errors if any, then for each sample the rule that
 matched (with its file line), the resulting series and labels, or why it is unmapped, dropped or refused.
-``explain_line`` is the same thing as data, for other tools.
+``explain_line`` is the same thing as data, for other tools. It lives with the exporter because it shows
+what the exporter does to a line (its line parser, then the mapping, then its label rendering); the mapping
+package stays below the exporter.
 
 >>> from statsd_instrument.mapping import parse_mapping, Resolver
 >>> resolver = Resolver(parse_mapping("mappings:\\n- match: req.*\\n  name: http_${1}_total\\n", "m.yml"))
@@ -17,6 +19,9 @@ import argparse
 import dataclasses
 import sys
 
+from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, parse_line
+from statsd_instrument.exporter.stats import Stats
+from statsd_instrument.exporter.store import render_labels
 from statsd_instrument.mapping import MappingError, Outcome, Resolver, load_mapping, parse_mapping
 
 
@@ -40,9 +45,6 @@ def explain_line(line: str, resolver: Resolver, flags=None) -> LineReport:
     >>> report.errors, [o.status for _, o in report.events]
     ({'tag_error': 1}, ['unmapped'])
     """
-    from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, parse_line
-    from statsd_instrument.exporter.stats import Stats
-
     stats = Stats()
     events = parse_line(line, flags or DEFAULT_FLAGS, stats)
     errors = dict(stats.sample_errors)
@@ -54,8 +56,6 @@ def explain_line(line: str, resolver: Resolver, flags=None) -> LineReport:
 
 
 def _series(outcome: Outcome) -> str:
-    from statsd_instrument.exporter.store import render_labels
-
     return f"{outcome.name}{render_labels(tuple(sorted(outcome.labels.items())))}"
 
 

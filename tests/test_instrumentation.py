@@ -1,19 +1,16 @@
-"""timed / counted as decorators (sync, async) and context managers; instrument() and uninstrument()."""
+"""timed / counted as decorators (sync, async) and context managers; instrument() and uninstrument()
+(statsd_instrument.instrumentation, on statsd_instrument.measure)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import time
 
 import pytest
 
-from statsd_instrument import counted, instrument, statsd, timed, uninstrument
+from statsd_instrument import counted, instrument, measure, statsd, timed, uninstrument
 from statsd_instrument.testing import capture
-
-# the module, not the function statsd_instrument.instrument that the package re-exports under its name
-instrument_module = importlib.import_module("statsd_instrument.instrument")
 
 
 def test_timed_sends_float_milliseconds_measured_with_perf_counter():
@@ -30,7 +27,7 @@ def test_timed_sends_float_milliseconds_measured_with_perf_counter():
 
 def test_timed_keeps_sub_millisecond_precision(monkeypatch):
     ticks = iter([100.0, 100.0123456])  # a 12.3456 ms block, on a clock this test controls
-    monkeypatch.setattr(instrument_module, "_perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(measure, "_perf_counter", lambda: next(ticks))
     with capture() as cap, timed("quick_seconds"):
         pass
     assert cap.lines == ["quick_seconds:12.346|ms"]
@@ -236,10 +233,9 @@ def test_timed_on_methods_classmethods_staticmethods_and_bare_on_each():
 
 
 def test_timed_generators_are_measured_over_their_whole_iteration(monkeypatch):
-    import sys
 
     ticks = iter(range(100))
-    monkeypatch.setattr(sys.modules["statsd_instrument.instrument"], "_perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(measure, "_perf_counter", lambda: next(ticks))
 
     @timed("rows_seconds")
     def rows(n):
@@ -274,3 +270,18 @@ def test_timed_context_manager_exposes_elapsed_and_needs_a_name():
         pass
     with pytest.raises(TypeError), statsd.timed():
         pass
+
+
+def test_the_package_name_instrument_is_the_function_and_the_module_has_its_own_name():
+    import statsd_instrument
+    import statsd_instrument.instrumentation as module
+
+    assert callable(statsd_instrument.instrument) and statsd_instrument.instrument is module.instrument
+    assert not hasattr(module, "__path__") and module.__name__ == "statsd_instrument.instrumentation"
+
+
+def test_a_measuring_object_that_sends_needs_a_client():
+    with pytest.raises(TypeError, match="Timed needs the client to send through"):
+        measure.Timed("block_seconds")
+    with pytest.raises(TypeError, match="Counted needs the client"):
+        measure.Counted.of("jobs_total")

@@ -1,5 +1,10 @@
-"""``timed`` and ``counted`` (decorators for sync and async functions, and context managers), and
-``instrument`` / ``uninstrument`` to wrap functions and methods of code you don't own.
+"""The measuring objects behind ``timed``, ``counted`` and ``distributed``: :class:`Timed`, :class:`Counted`,
+:class:`Distributed`, each a decorator (sync, async, generator) and a context manager that sends through the
+client it is given.
+
+The client builds its ``timed``/``distributed`` methods on these, and :mod:`statsd_instrument.instrumentation`
+its ``timed``/``counted``/``instrument`` functions with the module-level ``statsd``; this module imports
+neither, so the three stay apart without imports inside functions.
 
 Durations are measured with ``time.perf_counter()`` and sent as float milliseconds (``|ms``); the
 exporter divides by 1000 and exports seconds. With ``outcome=True`` a call is tagged ``outcome:success``
@@ -7,7 +12,7 @@ and ``exception:none``, or ``outcome:failure`` and ``exception:<ExceptionClass>`
 way: a Prometheus metric keeps one label set). Exceptions are always re-raised unchanged.
 
 >>> from statsd_instrument import statsd
->>> @timed("checkout_seconds", tags={"step": "pay"})
+>>> @Timed("checkout_seconds", tags={"step": "pay"}, client=statsd)
 ... def checkout(amount):
 ...     '''Charge the customer.'''
 ...     return amount
@@ -30,7 +35,6 @@ from typing import Any, Callable, Iterator
 from statsd_instrument.validation import Tags
 
 _perf_counter = time.perf_counter
-_ORIGINAL = "__statsd_instrument_original__"
 
 
 def _with_outcome(tags: Tags, outcome: str, exception: str) -> Any:
@@ -59,6 +63,8 @@ class _Measure:
     """Shared machinery of :class:`Timed`, :class:`Distributed` and :class:`Counted`: decorator, context
     manager, outcome tags, and datadog's ``use_ms`` / ``elapsed`` (None: the client's ``use_ms``)."""
 
+    #: whether ``_record`` sends through ``client`` (then a client must be given)
+    _sends = False
     #: the last measured duration, in datadog's unit: seconds, or whole milliseconds with ``use_ms``
     #: (what ``timed`` sends is float milliseconds either way)
     elapsed: float | None = None
@@ -78,18 +84,25 @@ class _Measure:
         self.tags = tags
         self.sample_rate = sample_rate
         self.outcome = outcome
-        self._client = client
+        if client is None and self._sends:
+            raise TypeError(f"{type(self).__name__} needs the client to send through (client=...)")
+        self.client = client
         self._ok_tags = _with_outcome(tags, "success", "none") if outcome else tags
         self._local = threading.local()
 
-    @property
-    def client(self) -> Any:
-        """The client used: the one given, else the module-level ``statsd`` (looked up at each use)."""
-        if self._client is not None:
-            return self._client
-        from statsd_instrument.client import statsd
+    @classmethod
+    def of(cls, metric: Any, *args: Any, **kwargs: Any) -> Any:
+        """``cls(metric, ...)``; for a bare decorator (``metric`` is the function) the wrapped function.
 
-        return statsd
+        >>> from statsd_instrument import statsd
+        >>> def index():
+        ...     return "ok"
+        >>> Timed.of(index, client=statsd).__name__, type(Timed.of("index_seconds", client=statsd)).__name__
+        ('index', 'Timed')
+        """
+        if callable(metric) or isinstance(metric, (staticmethod, classmethod)):
+            return cls(None, *args, **kwargs)(metric)
+        return cls(metric, *args, **kwargs)
 
     def _tags_for(self, error: BaseException | None) -> Tags:
         if not self.outcome:
@@ -177,7 +190,7 @@ class _Measure:
 
 
 class Timed(_Measure):
-    """Times a call or a block (float ms); see :func:`timed`.
+    """Times a call or a block (float ms); see :func:`statsd_instrument.timed`.
 
     >>> from statsd_instrument import statsd
     >>> with statsd.capture_lines() as lines:
@@ -186,6 +199,8 @@ class Timed(_Measure):
     >>> lines[0].split(":")[0]
     'block_seconds'
     """
+
+    _sends = True
 
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         elapsed_s = _perf_counter() - start
@@ -208,6 +223,8 @@ class Distributed(_Measure):
     ('batch_seconds', True)
     """
 
+    _sends = True
+
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         elapsed_s = _perf_counter() - start
         value = round(elapsed_s * 1000.0, 3) if self.use_ms else round(elapsed_s, 6)
@@ -216,157 +233,17 @@ class Distributed(_Measure):
 
 
 class Counted(_Measure):
-    """Counts calls or blocks (when they end, so the outcome is known); see :func:`counted`.
+    """Counts calls or blocks (when they end, so the outcome is known); see :func:`statsd_instrument.counted`.
 
     >>> from statsd_instrument import statsd
     >>> with statsd.capture_lines() as lines:
-    ...     with Counted("jobs_total", outcome=True):
+    ...     with Counted("jobs_total", outcome=True, client=statsd):
     ...         pass
     >>> lines
     ['jobs_total:1|c|#outcome:success,exception:none']
     """
 
+    _sends = True
+
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         self.client.increment(metric, 1, self._tags_for(error), self.sample_rate)
-
-
-def timed(
-    metric: str | Callable | None = None,
-    tags: Tags = None,
-    sample_rate: float | None = None,
-    *,
-    outcome: bool = False,
-    client: Any = None,
-    use_ms: bool | None = None,
-) -> Any:
-    """Time a function (sync, async or generator) or a ``with`` block with the module-level ``statsd``.
-
-    ``@timed`` (bare), ``@timed()`` and ``@timed("name")`` all decorate; without a name the metric is
-    ``<module>.<function name>`` (datadog's naming). ``use_ms`` only sets the unit of :attr:`Timed.elapsed`.
-
-    >>> from statsd_instrument import statsd
-    >>> @timed
-    ... def index():
-    ...     return "ok"
-    >>> with statsd.capture_lines() as lines:
-    ...     index()
-    'ok'
-    >>> index.__name__, lines[0].split(":")[0]
-    ('index', 'statsd_instrument.instrument.index')
-
-    >>> from statsd_instrument import statsd
-    >>> @timed("fetch_seconds")
-    ... async def fetch():
-    ...     return 1
-    >>> import asyncio
-    >>> with statsd.capture_lines() as lines:
-    ...     asyncio.run(fetch())
-    1
-    >>> lines[0].startswith("fetch_seconds:")
-    True
-    """
-    if callable(metric) or isinstance(metric, (staticmethod, classmethod)):  # bare @timed
-        return Timed(None, tags, sample_rate, outcome=outcome, client=client, use_ms=use_ms)(metric)
-    return Timed(metric, tags, sample_rate, outcome=outcome, client=client, use_ms=use_ms)
-
-
-def counted(
-    metric: str | Callable | None = None,
-    tags: Tags = None,
-    sample_rate: float | None = None,
-    *,
-    outcome: bool = False,
-    client: Any = None,
-) -> Any:
-    """Count calls of a function (sync or async) or runs of a ``with`` block.
-
-    >>> from statsd_instrument import statsd
-    >>> @counted("parse_total", outcome=True)
-    ... def parse(text):
-    ...     return int(text)
-    >>> with statsd.capture_lines() as lines:
-    ...     try:
-    ...         parse("x")
-    ...     except ValueError:
-    ...         pass
-    >>> lines
-    ['parse_total:1|c|#outcome:failure,exception:ValueError']
-    """
-    if callable(metric) or isinstance(metric, (staticmethod, classmethod)):  # bare @counted
-        return Counted(None, tags, sample_rate, outcome=outcome, client=client)(metric)
-    return Counted(metric, tags, sample_rate, outcome=outcome, client=client)
-
-
-def instrument(
-    target: Any,
-    attribute: str,
-    metric: str | None = None,
-    *,
-    kind: str = "timed",
-    tags: Tags = None,
-    sample_rate: float | None = None,
-    outcome: bool = False,
-    client: Any = None,
-) -> Callable:
-    """Replace ``target.attribute`` (a function of a module, or a method, classmethod or staticmethod of
-    a class) by a timed (``kind="timed"``) or counted (``kind="counted"``) wrapper; returns the wrapper.
-
-    The wrapper keeps the signature and docstring; :func:`uninstrument` restores the original.
-
-    >>> import json
-    >>> from statsd_instrument import statsd
-    >>> _ = instrument(json, "dumps", "json_dumps_total", kind="counted")
-    >>> with statsd.capture_lines() as lines:
-    ...     json.dumps([1])
-    '[1]'
-    >>> lines
-    ['json_dumps_total:1|c']
-    >>> uninstrument(json, "dumps")
-    >>> hasattr(json.dumps, "__wrapped__")
-    False
-    """
-    if kind not in ("timed", "counted"):
-        raise ValueError(f"kind={kind!r}: expected 'timed' or 'counted'")
-    raw = inspect.getattr_static(target, attribute)
-    if getattr(raw, _ORIGINAL, None) is not None or getattr(getattr(raw, "__func__", None), _ORIGINAL, None):
-        raise ValueError(f"{target!r}.{attribute} is already instrumented")
-    descriptor = type(raw) if isinstance(raw, (staticmethod, classmethod)) else None
-    func = raw.__func__ if descriptor else getattr(target, attribute)
-    if not callable(func):
-        raise ValueError(f"{target!r}.{attribute} is not callable")
-    if metric is None:
-        metric = f"{getattr(func, '__module__', None) or 'unknown'}.{func.__qualname__}".replace(
-            "<", ""
-        ).replace(">", "")
-    measure = (Timed if kind == "timed" else Counted)(
-        metric, tags, sample_rate, outcome=outcome, client=client
-    )
-    wrapper = measure(func)
-    # remember whether target itself held the attribute (not a base class), to restore exactly that
-    owned = attribute in getattr(target, "__dict__", {})
-    setattr(wrapper, _ORIGINAL, (raw, owned))
-    setattr(target, attribute, descriptor(wrapper) if descriptor else wrapper)
-    return wrapper
-
-
-def uninstrument(target: Any, attribute: str) -> None:
-    """Undo :func:`instrument` on ``target.attribute``; a ValueError if it is not instrumented.
-
-    >>> class Repo:
-    ...     def get(self):
-    ...         return 1
-    >>> _ = instrument(Repo, "get", "repo_get_seconds")
-    >>> uninstrument(Repo, "get")
-    >>> Repo.__dict__["get"].__name__, hasattr(Repo.get, "__wrapped__")
-    ('get', False)
-    """
-    raw = inspect.getattr_static(target, attribute)
-    inner = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
-    saved = getattr(inner, _ORIGINAL, None)
-    if saved is None:
-        raise ValueError(f"{target!r}.{attribute} is not instrumented")
-    original, owned = saved
-    if owned:
-        setattr(target, attribute, original)
-    else:  # it came from a base class: remove the wrapper and let lookup find the base's again
-        delattr(target, attribute)
