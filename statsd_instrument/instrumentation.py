@@ -5,21 +5,19 @@ module-level ``statsd`` unless given a ``client`` (the measuring itself is :mod:
 The package re-exports these functions, so ``statsd_instrument.instrument`` is the function: this module has
 another name than the function it holds.
 
-Durations are measured with ``time.perf_counter()`` and sent as float milliseconds (``|ms``); the
-exporter divides by 1000 and exports seconds. With ``outcome=True`` a call is tagged ``outcome:success``
-and ``exception:none``, or ``outcome:failure`` and ``exception:<ExceptionClass>`` (the same tag keys either
-way: a Prometheus metric keeps one label set). Exceptions are always re-raised unchanged.
+Units, outcome tags and re-raising are :mod:`statsd_instrument.measure`'s (float ms on the wire, seconds in
+Prometheus).
 
 >>> from statsd_instrument import statsd
->>> @timed("checkout_seconds", tags={"step": "pay"})
+>>> @counted("checkout_total", outcome=True)
 ... def checkout(amount):
 ...     '''Charge the customer.'''
 ...     return amount
 >>> with statsd.capture_lines() as lines:
 ...     checkout(3)
 3
->>> lines[0].startswith("checkout_seconds:"), lines[0].endswith("|ms|#step:pay"), checkout.__doc__
-(True, True, 'Charge the customer.')
+>>> lines, checkout.__doc__
+(['checkout_total:1|c|#outcome:success,exception:none'], 'Charge the customer.')
 """
 
 from __future__ import annotations
