@@ -58,6 +58,24 @@ def volume_mounts(service: dict) -> dict[str, tuple[str, str]]:
     return mounts
 
 
+def published_ports(service: dict) -> list[tuple[str, int, int, str]]:
+    """A service's published ports as (host ip, host port, container port, protocol); host ip "" = every address.
+
+    >>> published_ports({"ports": ["127.0.0.1:80:8080", "9125:9125/udp", {"target": 1, "published": "2"}]})
+    [('127.0.0.1', 80, 8080, 'tcp'), ('', 9125, 9125, 'udp'), ('', 2, 1, 'tcp')]
+    """
+    out = []
+    for item in service.get("ports", []):
+        if isinstance(item, dict):
+            out.append((item.get("host_ip", ""), int(item["published"]), int(item["target"]), item.get("protocol", "tcp")))
+            continue
+        spec, _, protocol = str(item).partition("/")
+        *host, container = spec.split(":")
+        host_ip, host_port = (host[0], host[1]) if len(host) == 2 else ("", host[0] if host else container)
+        out.append((host_ip, int(host_port), int(container), protocol or "tcp"))
+    return out
+
+
 def rule_files() -> list[Path]:
     """The rule files prometheus.yml loads (its globs resolved relative to it, as Prometheus does)."""
     found: list[Path] = []

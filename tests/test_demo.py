@@ -46,6 +46,52 @@ def processes_mentioning(ports: dict[str, int]) -> list[str]:
     return found
 
 
+def process_tree(root_pid: int) -> set[int]:
+    """``root_pid`` and every live descendant of it (from /proc/<pid>/stat's parent pid)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree = {root_pid}
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        if not more:
+            return tree
+        tree |= more
+
+
+def listening_addresses(pids: set[int]) -> set[str]:
+    """Local IPs of the listening TCP and bound UDP sockets the processes ``pids`` hold (from /proc/net)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table, listening in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if inode in inodes and state == listening and set(remote.split(":")[0]) == {"0"}:
+                hex_ip = local.split(":")[0]
+                if len(hex_ip) == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(hex_ip)[::-1]))
+                else:
+                    found.add(f"ipv6:{hex_ip}")
+    return found
+
+
 def assert_nothing_left(ports: dict[str, int]) -> None:
     for flag, port in ports.items():
         protocol = "udp" if flag == "--statsd-port" else "tcp"
@@ -83,6 +129,8 @@ def test_demo_runs_the_whole_stack_for_its_duration_and_leaves_nothing_listening
             time.sleep(1)
             requests = counted()
         assert requests and requests > 0, proc.output()  # Prometheus answers with the app's traffic
+        # every listener of every process the demo started is on loopback, none on 0.0.0.0 or IPv6
+        assert listening_addresses(process_tree(proc.proc.pid)) == {"127.0.0.1"}
         assert proc.proc.wait(90) == 0, proc.output()
     finally:
         proc.stop()
