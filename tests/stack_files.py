@@ -59,7 +59,7 @@ def volume_mounts(service: dict) -> dict[str, tuple[str, str]]:
 
 
 def published_ports(service: dict) -> list[tuple[str, int, int, str]]:
-    """A service's published ports as (host ip, host port, container port, protocol); host ip "" = every address.
+    """A service's published ports: (host ip, host port, container port, protocol); "" = every address.
 
     >>> published_ports({"ports": ["127.0.0.1:80:8080", "9125:9125/udp", {"target": 1, "published": "2"}]})
     [('127.0.0.1', 80, 8080, 'tcp'), ('', 9125, 9125, 'udp'), ('', 2, 1, 'tcp')]
@@ -67,7 +67,8 @@ def published_ports(service: dict) -> list[tuple[str, int, int, str]]:
     out = []
     for item in service.get("ports", []):
         if isinstance(item, dict):
-            out.append((item.get("host_ip", ""), int(item["published"]), int(item["target"]), item.get("protocol", "tcp")))
+            host_ip, protocol = item.get("host_ip", ""), item.get("protocol", "tcp")
+            out.append((host_ip, int(item["published"]), int(item["target"]), protocol))
             continue
         spec, _, protocol = str(item).partition("/")
         *host, container = spec.split(":")

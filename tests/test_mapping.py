@@ -119,7 +119,8 @@ def test_go_number_and_duration_syntax():
 
 def test_legacy_default_quantiles_replace_the_whole_default_summary_options_as_v0_28_0_does():
     config = parse_mapping(
-        "defaults:\n  quantiles: [{quantile: 0.9, error: 0.01}]\n  summary_options: {max_age: 1m, age_buckets: 3}\n"
+        "defaults:\n  quantiles: [{quantile: 0.9, error: 0.01}]\n"
+        "  summary_options: {max_age: 1m, age_buckets: 3}\n"
     )
     assert config.defaults.summary.quantiles == ((0.9, 0.01),)
     assert (config.defaults.summary.max_age_s, config.defaults.summary.age_buckets) == (0.0, 0)

@@ -199,8 +199,9 @@ def test_published_ports_bind_to_loopback_and_never_the_statsd_port():
     published = [(name, p) for name, svc in sf.compose_services().items() for p in sf.published_ports(svc)]
     assert {name for name, _ in published} >= {"statsd-exporter", "prometheus", "grafana"}
     for name, (host_ip, _, container_port, _) in published:
-        assert host_ip == "127.0.0.1", f"service {name} publishes {container_port} on {host_ip or 'every address'}"
-        assert name != "statsd-exporter" or container_port not in statsd_ports, f"statsd port {container_port}"
+        where = host_ip or "every address"
+        assert host_ip == "127.0.0.1", f"service {name} publishes {container_port} on {where}"
+        assert name != "statsd-exporter" or container_port not in statsd_ports, f"publishes {container_port}"
     assert ("127.0.0.1", 9102, 9102, "tcp") in sf.published_ports(exporter)
 
 

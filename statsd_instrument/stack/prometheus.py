@@ -139,7 +139,7 @@ class PrometheusAPI:
         return [(item["metric"], float(item["value"][1])) for item in data["result"]]
 
     def raw_samples(self, selector: str, window_s: float, at: float) -> list[tuple[dict[str, str], list]]:
-        """The stored samples of ``selector`` in the ``window_s`` seconds up to ``at``: [(labels, [(t, v)])]."""
+        """Stored samples of ``selector`` in the ``window_s`` seconds up to ``at``: [(labels, [(t, v)])]."""
         data = self._get("/api/v1/query", query=f"{selector}[{round(window_s * 1000)}ms]", time=f"{at:.3f}")
         return [
             (item["metric"], [(float(t), float(v)) for t, v in item["values"]]) for item in data["result"]
