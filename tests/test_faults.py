@@ -35,6 +35,8 @@ from statsd_instrument.stack.prometheus import (
 from statsd_instrument.stack.traffic import Route, Traffic
 from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
 
+pytestmark = pytest.mark.e2e
+
 MAPPING = REPO / "exporter-mapping.yml"
 WORK = (Route(1, "GET", "/work"),)
 #: a request that takes longer than this is a worker blocked by metrics (the requests themselves take ~1 ms)
