@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from statsd_instrument.sinks import RESOLVE_RETRY_S
 from statsd_instrument.stack.commands import exporter_argv
 from statsd_instrument.stack.files import find_stack_files
 from statsd_instrument.stack.prometheus import (
@@ -77,6 +78,17 @@ class ExporterProcess:
         self.proc.proc.wait(10)
         self.proc.stop()
 
+    def kill_and_restart(self, down_s: float, cleanup=None) -> tuple[float, float, float]:
+        """SIGKILL, run ``cleanup``, wait ``down_s``, start again; (killed, restarting, up) monotonic."""
+        killed_at = time.monotonic()
+        self.kill()
+        if cleanup is not None:
+            cleanup()
+        time.sleep(down_s)
+        restart_at = time.monotonic()
+        self.start()
+        return killed_at, restart_at, time.monotonic()
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()
@@ -125,6 +137,11 @@ class App:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def serve_out(self, traffic: Traffic) -> set[int]:
+        """Wait until ``traffic`` has sent everything; the worker pids then."""
+        traffic.wait(60)
+        return self.workers()
 
     def workers(self) -> set[int]:
         """Pids of the master's children (the uwsgi workers)."""
@@ -199,15 +216,38 @@ def assert_no_request_failed_or_blocked(traffic: Traffic) -> None:
     assert slowest < BLOCKED_S, f"a request took {slowest:.2f} s: a worker waited on metrics"
 
 
+def assert_served_without_a_worker_restart(traffic: Traffic, app: App, workers: set, after: set) -> None:
+    assert_no_request_failed_or_blocked(traffic)
+    assert after == workers and "Respawned" not in app.proc.output()
+
+
+def assert_counting_resumed(traffic: Traffic, total: float, fixed_at: float, counts_from: float) -> None:
+    """None of the requests answered before the fault was fixed is counted, all from ``counts_from`` are."""
+    assert answered_between(traffic, counts_from + IN_FLIGHT_S, float("inf")) <= total
+    assert total <= answered_between(traffic, fixed_at, float("inf"))
+
+
 def figure(text: str) -> None:
     print(f"\nFIGURE {text}")
 
 
 @pytest.fixture
-def exporter(tmp_path):
-    proc = ExporterProcess(tmp_path).start()
-    yield proc
-    proc.stop()
+def exporters(tmp_path):
+    """Make ``ExporterProcess`` objects (not started) that are stopped when the test ends."""
+    made: list[ExporterProcess] = []
+
+    def make(**options) -> ExporterProcess:
+        made.append(ExporterProcess(tmp_path, **options))
+        return made[-1]
+
+    yield make
+    for proc in made:
+        proc.stop()
+
+
+@pytest.fixture
+def exporter(exporters):
+    return exporters().start()
 
 
 def udp_env(exporter: ExporterProcess) -> dict:
@@ -263,14 +303,8 @@ def test_exporter_killed_and_restarted_costs_only_the_lines_of_its_downtime(expo
         try:
             traffic = Traffic(app.url, rate_per_s=60, mix=WORK, total=840, record=True).start()
             time.sleep(4)
-            killed_at = time.monotonic()
-            exporter.kill()
-            time.sleep(5)
-            restart_at = time.monotonic()
-            exporter.start()
-            up_at = time.monotonic()
-            traffic.wait(60)
-            workers_after = app.workers()
+            killed_at, restart_at, up_at = exporter.kill_and_restart(5)
+            workers_after = app.serve_out(traffic)
         finally:
             client = app.stop()
         selector = 'http_requests_total{service="faults",endpoint="/work"}'
@@ -325,8 +359,7 @@ def test_exporter_stopped_for_10_s_blocks_no_worker_and_grows_no_memory(exporter
         finally:
             exporter.signal(signal.SIGCONT)
         continued_at = time.monotonic()
-        traffic.wait(60)
-        workers_after = app.workers()
+        workers_after = app.serve_out(traffic)
     finally:
         client = app.stop()
     assert_no_request_failed_or_blocked(traffic)
@@ -346,34 +379,24 @@ def test_exporter_stopped_for_10_s_blocks_no_worker_and_grows_no_memory(exporter
     )
 
 
-def test_unixgram_socket_recreated_by_a_restarted_exporter_is_used_without_a_worker_restart(tmp_path):
+def test_unixgram_socket_recreated_by_a_restarted_exporter_is_used_without_a_worker_restart(
+    exporters, tmp_path
+):
     path = str(tmp_path / "statsd.sock")
-    exporter = ExporterProcess(tmp_path, unixgram=path).start()
+    exporter = exporters(unixgram=path).start()
+    app = App(tmp_path, {"STATSD_SOCKET": path})
     try:
-        app = App(tmp_path, {"STATSD_SOCKET": path})
-        try:
-            workers = app.workers()
-            traffic = Traffic(app.url, rate_per_s=40, mix=WORK, total=480, record=True).start()
-            time.sleep(3)
-            killed_at = time.monotonic()
-            exporter.kill()
-            os.unlink(path)  # what a restart script does: the exporter refuses an existing socket file
-            time.sleep(3)
-            restart_at = time.monotonic()
-            exporter.start()
-            up_at = time.monotonic()
-            traffic.wait(60)
-            workers_after = app.workers()
-        finally:
-            client = app.stop()
-        total = settled(lambda: counted(exporter.metrics_url))
+        workers = app.workers()
+        traffic = Traffic(app.url, rate_per_s=40, mix=WORK, total=480, record=True).start()
+        time.sleep(3)
+        # the socket file goes as a restart script removes it: the exporter refuses an existing one
+        killed_at, restart_at, up_at = exporter.kill_and_restart(3, cleanup=lambda: os.unlink(path))
+        workers_after = app.serve_out(traffic)
     finally:
-        exporter.stop()
-    assert_no_request_failed_or_blocked(traffic)
-    assert workers_after == workers and "Respawned" not in app.proc.output()
-    # the new exporter counts every request answered once it listened, and none from before its start
-    assert answered_between(traffic, up_at + IN_FLIGHT_S, float("inf")) <= total
-    assert total <= answered_between(traffic, restart_at, float("inf"))
+        client = app.stop()
+    total = settled(lambda: counted(exporter.metrics_url))
+    assert_served_without_a_worker_restart(traffic, app, workers, workers_after)
+    assert_counting_resumed(traffic, total, restart_at, counts_from=up_at)  # once the new exporter listened
     # the client saw the socket gone: it counted what it could not send
     down = answered_between(traffic, killed_at + IN_FLIGHT_S, restart_at)
     assert client["dropped_lines"] >= down > 0, (client, down)
@@ -404,8 +427,7 @@ def test_harakiri_costs_only_the_metrics_of_the_request_it_kills(exporter, tmp_p
         while "HARAKIRI ON WORKER" not in app.proc.output() and time.monotonic() < deadline:
             time.sleep(0.2)
         killer.join(20)
-        traffic.wait(60)
-        workers_after = app.workers()
+        workers_after = app.serve_out(traffic)
     finally:
         app.stop()
     assert "HARAKIRI ON WORKER" in app.proc.output(), app.proc.output()[-2000:]
@@ -422,45 +444,42 @@ def test_harakiri_costs_only_the_metrics_of_the_request_it_kills(exporter, tmp_p
     )
 
 
-def test_flood_of_100k_names_is_bounded_counted_and_scrapes_keep_working(tmp_path):
+def test_flood_of_100k_names_is_bounded_counted_and_scrapes_keep_working(exporters, tmp_path):
     limit = 5_000  # the default is 20,000; a smaller one keeps the pages of this test quick to render
-    exporter = ExporterProcess(tmp_path, extra=(f"--emulation.max-series={limit}",)).start()
+    exporter = exporters(extra=(f"--emulation.max-series={limit}",)).start()
+    app = App(tmp_path, udp_env(exporter))
     try:
-        app = App(tmp_path, udp_env(exporter))
-        try:
-            traffic = Traffic(app.url, rate_per_s=30, mix=WORK, total=60, record=True).start()
-            deadline = time.monotonic() + 10
-            while not counted(exporter.metrics_url) and time.monotonic() < deadline:
-                time.sleep(0.1)  # the app's series exist before the flood fills the store
-            rss_start = rss_kib(exporter.proc.pid)
-            scrapes: list = []
-            flooding = threading.Event()
-            flooding.set()
+        traffic = Traffic(app.url, rate_per_s=30, mix=WORK, total=60, record=True).start()
+        deadline = time.monotonic() + 10
+        while not counted(exporter.metrics_url) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the app's series exist before the flood fills the store
+        rss_start = rss_kib(exporter.proc.pid)
+        scrapes: list = []
+        flooding = threading.Event()
+        flooding.set()
 
-            def scrape_meanwhile() -> None:
-                while flooding.is_set():
-                    status, body = http_get(exporter.metrics_url, timeout_s=30)
-                    assert status == 200
-                    scrapes.append(sum(1 for _ in text_string_to_metric_families(body.decode())))
-                    time.sleep(0.5)
+        def scrape_meanwhile() -> None:
+            while flooding.is_set():
+                status, body = http_get(exporter.metrics_url, timeout_s=30)
+                assert status == 200
+                scrapes.append(sum(1 for _ in text_string_to_metric_families(body.decode())))
+                time.sleep(0.5)
 
-            scraper = threading.Thread(target=scrape_meanwhile)
-            scraper.start()
-            sent = flood(exporter.udp_port, 100_000)
-            # scrapes go on while the exporter works through what the kernel buffered
-            settled(lambda: scrape(exporter.metrics_url)[("statsd_exporter_lines_total", ())], timeout_s=60)
-            flooding.clear()
-            scraper.join(60)
-            traffic.wait(60)
-            before = settled(lambda: counted(exporter.metrics_url))
-            after_flood = Traffic(app.url, rate_per_s=30, mix=WORK, total=30).start().wait(60)
-            delta = settled(lambda: counted(exporter.metrics_url)) - before
-            peak_kib = rss_kib(exporter.proc.pid, "VmHWM")
-            page = scrape(exporter.metrics_url)
-        finally:
-            app.stop()
+        scraper = threading.Thread(target=scrape_meanwhile)
+        scraper.start()
+        sent = flood(exporter.udp_port, 100_000)
+        # scrapes go on while the exporter works through what the kernel buffered
+        settled(lambda: scrape(exporter.metrics_url)[("statsd_exporter_lines_total", ())], timeout_s=60)
+        flooding.clear()
+        scraper.join(60)
+        traffic.wait(60)
+        before = settled(lambda: counted(exporter.metrics_url))
+        after_flood = Traffic(app.url, rate_per_s=30, mix=WORK, total=30).start().wait(60)
+        delta = settled(lambda: counted(exporter.metrics_url)) - before
+        peak_kib = rss_kib(exporter.proc.pid, "VmHWM")
+        page = scrape(exporter.metrics_url)
     finally:
-        exporter.stop()
+        app.stop()
     assert sent == 100_000 and len(scrapes) >= 3
     refused = page[("statsd_exporter_events_error_total", (("reason", "series_limit"),))]
     kept = sum(v for (name, _), v in page.items() if name == "statsd_exporter_metrics_total")
@@ -572,12 +591,14 @@ def namespace(tmp_path):
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
 
 
-def test_exporter_name_unresolvable_at_start_is_resolved_later_without_a_worker_restart(namespace, tmp_path):
+def test_exporter_name_unresolvable_at_start_is_resolved_later_without_a_worker_restart(
+    namespace, exporters, tmp_path
+):
     ns, host_ip, ns_ip = namespace
     dns = DnsResponder(host_ip, "statsd-exporter", host_ip)
     resolv = tmp_path / "resolv.conf"
     resolv.write_text(f"nameserver {host_ip}\noptions timeout:1 attempts:1\n")
-    exporter = ExporterProcess(tmp_path, udp_host=host_ip)
+    exporter = exporters(udp_host=host_ip)
     # the app in the namespace, its /etc/resolv.conf (a private bind mount) naming the responder
     in_namespace = ("ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private", "sh", "-c")
     in_namespace += (f'mount --bind "{resolv}" /etc/resolv.conf && exec "$0" "$@"',)
@@ -591,20 +612,15 @@ def test_exporter_name_unresolvable_at_start_is_resolved_later_without_a_worker_
             exporter.start()  # compose start order: the exporter's container, and its name, come later
             resolvable_at = time.monotonic()
             dns.known.set()
-            traffic.wait(60)
-            workers_after = app.workers()
+            workers_after = app.serve_out(traffic)
         finally:
             client = app.stop()
         total = settled(lambda: counted(exporter.metrics_url))
     finally:
-        exporter.stop()
         dns.close()
-    assert_no_request_failed_or_blocked(traffic)
-    assert workers_after == workers and "Respawned" not in app.proc.output()
-    # resolved within the client's retry delay: every request answered after that is counted
-    retry_s = 5.0  # statsd_instrument.sinks.RESOLVE_RETRY_S
-    assert answered_between(traffic, resolvable_at + retry_s + IN_FLIGHT_S, float("inf")) <= total
-    assert total <= answered_between(traffic, resolvable_at, float("inf"))
+    assert_served_without_a_worker_restart(traffic, app, workers, workers_after)
+    # the client looks the name up again at most RESOLVE_RETRY_S after a failure
+    assert_counting_resumed(traffic, total, resolvable_at, counts_from=resolvable_at + RESOLVE_RETRY_S)
     warnings = app.proc.output().count("statsd_instrument: cannot send to udp://statsd-exporter:")
     assert 1 <= warnings <= len(workers)  # one line per worker process that had something to send
     assert client["dropped_lines"] > 0 and dns.queries > 0
