@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus"),
-# Alertmanager + amtool ("prometheus-alertmanager") and wrk.
+# Alertmanager + amtool ("prometheus-alertmanager"), wrk, and ip + unshare ("iproute2", "util-linux": the
+# fault tests run the app in a network namespace of their own).
 # As root with apt-get, missing ones are installed; otherwise a clear message.
 # --optional: never fail (the demo runs without Prometheus or Alertmanager and says so).
 set -uo pipefail
@@ -9,6 +10,8 @@ missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 [ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
+[ $optional = 1 ] || command -v ip >/dev/null || missing+=(iproute2)
+[ $optional = 1 ] || command -v unshare >/dev/null || missing+=(util-linux)
 [ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${missing[*]} (apt-get)" >&2
