@@ -153,7 +153,8 @@ class App:
         totals: dict = {}
         for path in self.stats_dir.glob("*.json"):
             for key, value in json.loads(path.read_text()).items():
-                totals[key] = totals.get(key, 0) + value
+                if isinstance(value, int):  # counters; per-reason breakdowns (dicts) are left out
+                    totals[key] = totals.get(key, 0) + value
         return totals
 
 
