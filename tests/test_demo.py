@@ -16,7 +16,7 @@ import pytest
 from statsd_instrument import demo
 from statsd_instrument.stack.ports import port_is_free
 from statsd_instrument.stack.prometheus import PrometheusAPI, PromQLError
-from tests.helpers import ManagedProcess, free_port, python_bin, wait_until
+from tests.helpers import ManagedProcess, free_port, process_tree, python_bin, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,23 +49,6 @@ def processes_mentioning(ports: dict[str, int]) -> list[str]:
         if any(n in cmdline for n in needles):
             found.append(f"{entry.name}: {cmdline}")
     return found
-
-
-def process_tree(root_pid: int) -> set[int]:
-    """``root_pid`` and every live descendant of it (from /proc/<pid>/stat's parent pid)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree = {root_pid}
-    while True:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        if not more:
-            return tree
-        tree |= more
 
 
 def listening_sockets(pids: set[int]) -> set[tuple[str, str, int]]:

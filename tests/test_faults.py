@@ -34,7 +34,16 @@ from statsd_instrument.stack.prometheus import (
     prometheus_argv,
 )
 from statsd_instrument.stack.traffic import Route, Traffic
-from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
+from tests.helpers import (
+    REPO,
+    ManagedProcess,
+    free_port,
+    http_get,
+    process_tree,
+    python_bin,
+    scrape,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -145,7 +154,7 @@ class App:
 
     def workers(self) -> set[int]:
         """Pids of the master's children (the uwsgi workers)."""
-        return children(self.proc.pid)
+        return process_tree(self.proc.pid) - {self.proc.pid}
 
     def stop(self) -> dict:
         """Stop gracefully (workers flush and write their client stats); the stats summed over processes."""
@@ -156,19 +165,6 @@ class App:
                 if isinstance(value, int):  # counters; per-reason breakdowns (dicts) are left out
                     totals[key] = totals.get(key, 0) + value
         return totals
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
