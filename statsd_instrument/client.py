@@ -36,7 +36,7 @@ import logging
 import random
 from typing import Any, Iterator, List, Mapping
 
-from statsd_instrument import wire
+from statsd_instrument import guard, wire
 from statsd_instrument.config import Settings, TagsArg, load_settings
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
@@ -114,7 +114,9 @@ class Client(DogStatsdCompat):
         self._strict = settings.strict
         self._prefix = settings.prefix + "." if settings.prefix else ""
         self._constant_suffix = wire.format_tags(None, settings.constant_tags)
-        self._names: dict = {}
+        # checked names per metric kind: a name passes the guard rails once per type (statsd_instrument.guard)
+        self._names: dict = {kind: {} for kind in guard.EVENT_TYPES}
+        self._sent = SENT_IN_PROCESS
         self._tag_cache: dict = {}
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
@@ -154,12 +156,14 @@ class Client(DogStatsdCompat):
 
     # -- building lines --------------------------------------------------------------------------------------
 
-    def _name(self, metric: Any) -> str:
-        name = self._names.get(metric)
+    def _name(self, metric: Any, kind: str) -> str:
+        names = self._names[kind]
+        name = names.get(metric)
         if name is None:
             name = self._prefix + wire.check_name(metric)
-            if len(self._names) < wire.MAX_CACHE:
-                self._names[metric] = name
+            guard.check_series(name, kind, self._sent)
+            if len(names) < wire.MAX_CACHE:
+                names[metric] = name
         return name
 
     def _tags(self, tags: Tags) -> str:
@@ -189,7 +193,7 @@ class Client(DogStatsdCompat):
     def _emit_line(self, metric: Any, text: Any, kind: str, tags: Tags, rate: Any) -> None:
         """Build ``metric:text|kind...`` and buffer it; ``text`` is already formatted unless kind is c."""
         try:
-            name = self._names.get(metric) or self._name(metric)
+            name = self._names[kind].get(metric) or self._name(metric, kind)
             if kind == "c":
                 text = str(text) if type(text) is int else wire.format_number(text)
             # the common cases inline: a list or dict of str tags seen before (cached suffix)
@@ -223,7 +227,10 @@ class Client(DogStatsdCompat):
             raise ValueError(
                 f"statsd_instrument: bad {_KINDS.get(kind, kind)} call for {metric!r}: {err}"
             ) from err
-        self._transport.stats.invalid_calls += 1
+        stats = self._transport.stats
+        stats.invalid_calls += 1
+        reason = getattr(err, "reason", "invalid_call")
+        stats.invalid_reasons[reason] = stats.invalid_reasons.get(reason, 0) + 1
         key = (metric if isinstance(metric, str) else repr(metric), kind)
         if key not in self._warned and len(self._warned) < _MAX_WARNED:
             self._warned.add(key)
@@ -433,7 +440,7 @@ class Client(DogStatsdCompat):
         self._ensure()
         if kind not in _KINDS or kind == "s":
             raise ValueError(f"unknown metric type {kind!r}")
-        return self._name(metric) + ":", "|" + kind + self._tags(tags)
+        return self._name(metric, kind) + ":", "|" + kind + self._tags(tags)
 
     def send_lines(self, lines: str) -> None:
         """Send formatted ``lines`` (joined by newlines, e.g. built from :meth:`line_template`) together with
@@ -488,8 +495,11 @@ class Client(DogStatsdCompat):
         """
         self._ensure()
         self._transport.flush()
-        saved = (self._transport, self._add, self._add_flush, self._strict, self._emit)
+        saved = (self._transport, self._add, self._add_flush, self._strict, self._emit, self._names, self._sent)
         capture = CaptureTransport(self._settings)
+        # names are checked afresh against what this capture sent: tests do not see each other's types
+        self._names = {kind: {} for kind in guard.EVENT_TYPES}
+        self._sent = guard.SentSeries()
         self._transport = capture
         self._add = capture.add
         self._add_flush = capture.add_flush
@@ -498,7 +508,7 @@ class Client(DogStatsdCompat):
         try:
             yield capture.lines
         finally:
-            self._transport, self._add, self._add_flush, self._strict, self._emit = saved
+            self._transport, self._add, self._add_flush, self._strict, self._emit, self._names, self._sent = saved
 
 
 class _NegativeGauge(str):
@@ -507,6 +517,8 @@ class _NegativeGauge(str):
     __slots__ = ()
 
 
+#: What every client of this process has sent (names of the same exporter: one type each, no collisions).
+SENT_IN_PROCESS = guard.SentSeries()
 _KINDS = {"c": "counter", "g": "gauge", "ms": "timing", "h": "histogram", "d": "distribution", "s": "set"}
 _NO_SETS = "statsd_exporter does not support sets (|s); count distinct values elsewhere"
 

@@ -1,0 +1,210 @@
+"""Guard rails: the exporter's own names, a second type for a name, _sum/_count/_bucket collisions."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from statsd_instrument import Client, guard
+from statsd_instrument.mapping import Resolver, load_mapping
+from statsd_instrument.mapping.gosyntax import escape_metric_name
+from statsd_instrument.mapping.resolve import SELF_METRIC_NAMES
+from tests.helpers import REPO
+
+KINDS = {"c": "increment", "g": "gauge", "ms": "timing", "h": "histogram", "d": "distribution"}
+
+
+@pytest.fixture
+def strict():
+    c = Client(protocol="null", strict=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def production():
+    c = Client(protocol="null", strict=False)
+    yield c
+    c.close()
+
+
+def send(client: Client, name: str, kind: str) -> None:
+    getattr(client, KINDS[kind])(name, 1)
+
+
+def shipped_rules_from_file() -> tuple:
+    """guard.SHIPPED_RULES as it should read for the exporter-mapping.yml in the repository."""
+    config = load_mapping(REPO / "exporter-mapping.yml")
+    rules = sorted(config.rules, key=lambda r: r.match_type != "glob")  # every glob before any regex (stable)
+    return tuple(
+        (r.match_type, r.match, r.match_metric_type, r.name, r.observer_type or config.defaults.observer_type)
+        for r in rules
+        if r.action == "map"
+    )
+
+
+def test_shipped_rules_are_the_shipped_mapping():
+    expected = shipped_rules_from_file()
+    assert guard.SHIPPED_RULES == expected, (
+        "exporter-mapping.yml changed: set statsd_instrument.guard.SHIPPED_RULES to\n" + repr(expected)
+    )
+    config = load_mapping(REPO / "exporter-mapping.yml")
+    assert guard.SHIPPED_DEFAULT_OBSERVER == config.defaults.observer_type
+    for match_type, match, *_ in expected:  # what prometheus_name() knows how to match
+        assert match_type == "regex" or "*" not in match, f"glob with a wildcard: {match}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "request_count",
+        "request_latency_seconds",
+        "shop.checkout.GET.200",
+        "shop.signups.count",
+        "shop.process_cpu_seconds.count",
+        "shop.report.time",
+        "go.goroutines",
+        "odd--name-x",
+        "2xx.rate",
+        "a.b.c.count",
+        "-.x.count",
+    ],
+)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_resolve_agrees_with_the_mapping_implementation(name, kind):
+    resolver = Resolver(load_mapping(REPO / "exporter-mapping.yml"))
+    outcome = resolver.resolve(name, guard.EVENT_TYPES[kind], {})
+    assert guard.resolve(name, kind) == (outcome.name, outcome.kind)
+    assert guard.escape_name(name) == escape_metric_name(name)
+
+
+def test_the_emulation_refuses_every_family_of_the_real_exporter():
+    assert SELF_METRIC_NAMES >= set(guard.EXPORTER_OWN_SAMPLES)
+
+
+@pytest.mark.parametrize("family", sorted(guard.EXPORTER_OWN_FAMILIES))
+def test_every_own_family_of_the_exporter_is_refused_in_strict_mode(strict, family):
+    with pytest.raises(ValueError, match=rf"exported as {family}, a metric the exporter serves itself"):
+        send(strict, family, "c" if guard.EXPORTER_OWN_FAMILIES[family] == "counter" else "g")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "family"),
+    [
+        ("shop.process_cpu_seconds.count", "c", "process_cpu_seconds_total"),  # a shipped regex rule
+        ("shop.statsd_exporter_lines.count", "c", "statsd_exporter_lines_total"),
+        ("shop.go_gc.time", "ms", "go_gc_duration_seconds"),  # ${2}_duration_seconds
+        ("go.goroutines", "g", "go_goroutines"),  # escaped: '.' becomes '_'
+        ("process-open-fds", "g", "process_open_fds"),
+        ("go_gc_duration_seconds_count", "c", "go_gc_duration_seconds"),  # a sample of a summary
+        ("go_goroutines", "ms", "go_goroutines"),  # a histogram named like a gauge
+    ],
+)
+def test_names_mapped_or_escaped_onto_an_own_family_are_refused(strict, name, kind, family):
+    with pytest.raises(ValueError, match=rf"\({family}\)|exported as {family},"):
+        send(strict, name, kind)
+
+
+def test_prefix_counts_in_the_exported_name():
+    c = Client(protocol="null", strict=True, prefix="go")
+    try:
+        with pytest.raises(ValueError, match="go_goroutines"):
+            c.gauge("goroutines", 1)
+    finally:
+        c.close()
+
+
+def test_production_drops_counts_per_reason_and_warns_once(production, caplog):
+    with (
+        caplog.at_level(logging.WARNING, logger="statsd_instrument"),
+        production.capture_lines(strict=None) as lines,
+    ):
+        for _ in range(3):
+            production.increment("go_goroutines")
+            production.increment("jobs")
+            production.timing("jobs", 5)
+            production.timing("latency", 5)
+            production.increment("latency_count")
+        production.increment("fine")
+        stats = production._transport.stats
+    assert lines == ["jobs:1|c", "latency:5|ms"] * 3 + ["fine:1|c"]
+    assert stats.invalid_reasons == {"reserved_name": 3, "type_conflict": 3, "series_collision": 3}
+    warned = [r.getMessage() for r in caplog.records if r.name == "statsd_instrument"]
+    assert len(warned) == 3, warned
+
+
+def test_a_second_type_for_a_name_is_refused_across_clients_of_the_process():
+    a = Client(protocol="null", strict=True)
+    b = Client(protocol="null", strict=True)
+    try:
+        a.increment("guard_test_shared_orders")
+        with pytest.raises(ValueError, match=r"already sent as a counter in this process"):
+            b.gauge("guard_test_shared_orders", 3)
+        b.increment("guard_test_shared_orders")  # the same type from another client is fine
+    finally:
+        a.close()
+        b.close()
+
+
+def test_timers_histograms_and_distributions_share_one_type(strict):
+    for kind in ("ms", "h", "d"):
+        send(strict, "guard_test_payload", kind)
+    with pytest.raises(ValueError, match="already sent as a histogram"):
+        strict.increment("guard_test_payload")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("t", "ms"), ("t_count", "c")),
+        (("t", "h"), ("t_sum", "g")),
+        (("t", "d"), ("t_bucket", "c")),
+        (("t_count", "c"), ("t", "ms")),
+        (("t_bucket", "g"), ("t", "h")),
+    ],
+)
+def test_sum_count_bucket_collisions_are_refused_in_both_orders(first, second):
+    c = Client(protocol="null")
+    try:
+        with c.capture_lines() as lines:
+            send(c, *first)
+            with pytest.raises(ValueError, match="writes a series that the"):
+                send(c, *second)
+        assert len(lines) == 1
+    finally:
+        c.close()
+
+
+def test_each_capture_checks_types_afresh(strict):
+    with strict.capture_lines():
+        strict.increment("guard_test_reused")
+    with strict.capture_lines():
+        strict.gauge("guard_test_reused", 1)  # another test may use the name with another type
+
+
+def test_a_name_is_checked_once_per_type(strict, monkeypatch):
+    calls = []
+    real = guard.check_series
+    monkeypatch.setattr(guard, "check_series", lambda *a: calls.append(a[:2]) or real(*a))
+    with strict.capture_lines():
+        for _ in range(5):
+            strict.increment("guard_test_cached")
+            strict.timing("guard_test_cached_ms", 1)
+    assert calls == [("guard_test_cached", "c"), ("guard_test_cached_ms", "ms")]
+
+
+def test_line_template_is_guarded(strict):
+    with pytest.raises(ValueError, match="serves itself"):
+        strict.line_template("process_open_fds", "g")
+
+
+def test_the_client_imports_no_yaml():
+    code = (
+        "import sys; from statsd_instrument import Client; c = Client(protocol='null');"
+        "c.increment('shop.x.count'); c.timing('a.b.time', 1); print('yaml' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
