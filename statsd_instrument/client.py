@@ -495,7 +495,15 @@ class Client(DogStatsdCompat):
         """
         self._ensure()
         self._transport.flush()
-        saved = (self._transport, self._add, self._add_flush, self._strict, self._emit, self._names, self._sent)
+        saved = (
+            self._transport,
+            self._add,
+            self._add_flush,
+            self._strict,
+            self._emit,
+            self._names,
+            self._sent,
+        )
         capture = CaptureTransport(self._settings)
         # names are checked afresh against what this capture sent: tests do not see each other's types
         self._names = {kind: {} for kind in guard.EVENT_TYPES}
@@ -508,7 +516,9 @@ class Client(DogStatsdCompat):
         try:
             yield capture.lines
         finally:
-            self._transport, self._add, self._add_flush, self._strict, self._emit, self._names, self._sent = saved
+            self._transport, self._add, self._add_flush, self._strict, self._emit, self._names, self._sent = (
+                saved
+            )
 
 
 class _NegativeGauge(str):

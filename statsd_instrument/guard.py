@@ -193,7 +193,9 @@ def family_samples(name: str, kind: str) -> Tuple[str, ...]:
 
 #: Every sample name of the exporter's own families, mapped to its family.
 EXPORTER_OWN_SAMPLES: Dict[str, str] = {
-    sample: family for family, kind in EXPORTER_OWN_FAMILIES.items() for sample in family_samples(family, kind)
+    sample: family
+    for family, kind in EXPORTER_OWN_FAMILIES.items()
+    for sample in family_samples(family, kind)
 }
 
 

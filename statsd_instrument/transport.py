@@ -57,7 +57,14 @@ class Stats:
     {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0}
     """
 
-    __slots__ = ("dropped_lines", "invalid_calls", "invalid_reasons", "send_errors", "sent_datagrams", "sent_lines")
+    __slots__ = (
+        "dropped_lines",
+        "invalid_calls",
+        "invalid_reasons",
+        "send_errors",
+        "sent_datagrams",
+        "sent_lines",
+    )
 
     def __init__(self) -> None:
         self.sent_datagrams = 0
