@@ -72,6 +72,7 @@ class Client(DogStatsdCompat):
         max_datagram_bytes: int | None = None,
         flush_interval_s: float | None = 1.0,
         strict: bool | None = None,
+        telemetry_interval_s: float | None = None,
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
@@ -87,6 +88,7 @@ class Client(DogStatsdCompat):
                 max_datagram_bytes=max_datagram_bytes,
                 flush_interval_s=flush_interval_s,
                 strict=strict,
+                telemetry_interval_s=telemetry_interval_s,
             )
         )
 
@@ -120,6 +122,7 @@ class Client(DogStatsdCompat):
         self._tag_cache: dict = {}
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
+        self._transport.telemetry_tags = self._telemetry_tags()
         self._add = self._transport.add
         # the transport's add_flush, bound once: RequestRecorder sends through it and checks its identity to
         # know that lines it cached are still this client's (configure() and capture mode replace it)
@@ -128,6 +131,25 @@ class Client(DogStatsdCompat):
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
             old.close()
+
+    def _telemetry_tags(self) -> str:
+        """The tags of this client's telemetry lines: the constant tags, with a ``service``."""
+        tags = self._settings.constant_tags
+        if any(tag.startswith("service:") for tag in tags):
+            return wire.format_tags(None, tags)
+        return wire.format_tags({"service": getattr(self, "_service", None) or "unknown"}, tags)
+
+    def note_service(self, service: str) -> None:
+        """Name the service whose telemetry this client pushes (integrations call it with theirs), unless
+        a constant ``service`` tag names it already.
+
+        >>> c = Client(protocol="null"); c.note_service("shop"); c._transport.telemetry_tags
+        '|#service:shop'
+        >>> c.close()
+        """
+        self._service = service
+        if self._transport is not None:
+            self._transport.telemetry_tags = self._telemetry_tags()
 
     def _ensure(self) -> None:
         if self._pending is not None:
@@ -231,6 +253,7 @@ class Client(DogStatsdCompat):
         stats.invalid_calls += 1
         reason = getattr(err, "reason", "invalid_call")
         stats.invalid_reasons[reason] = stats.invalid_reasons.get(reason, 0) + 1
+        self._transport.telemetry_due()  # a process that only drops still reports it
         key = (metric if isinstance(metric, str) else repr(metric), kind)
         if key not in self._warned and len(self._warned) < _MAX_WARNED:
             self._warned.add(key)

@@ -59,6 +59,7 @@ class Settings:
     max_datagram_bytes: int = DEFAULT_MAX_BYTES["udp"]
     flush_interval_s: float = 1.0
     strict: bool = False
+    telemetry_interval_s: float = 10.0  # how often a process pushes what it dropped; 0: never
 
     def address(self) -> str:
         """Where lines go, for messages.
@@ -142,6 +143,7 @@ def load_settings(
     max_datagram_bytes: int | None = None,
     flush_interval_s: float | None = 1.0,
     strict: bool | None = None,
+    telemetry_interval_s: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from arguments, falling back on ``env`` (default ``os.environ``) and defaults.
@@ -223,6 +225,20 @@ def load_settings(
         strict = _default_strict() if raw is None else _bool("STATSD_STRICT", raw)
     else:
         strict = _bool("strict", strict)
+    if telemetry_interval_s is None:
+        raw, source = env.get("STATSD_TELEMETRY_INTERVAL", "10"), "STATSD_TELEMETRY_INTERVAL"
+        try:
+            telemetry_interval_s = float(raw.strip())
+        except ValueError:
+            telemetry_interval_s = -1.0
+    else:
+        source = "telemetry_interval_s"
+    if not isinstance(telemetry_interval_s, (int, float)) or not (
+        telemetry_interval_s == 0 or 0.01 <= telemetry_interval_s <= 3600
+    ):
+        raise ConfigError(
+            f"{source}={telemetry_interval_s!r}: expected 0 (off) or seconds between 0.01 and 3600"
+        )
     return Settings(
         protocol=protocol,
         host=host,
@@ -233,4 +249,5 @@ def load_settings(
         max_datagram_bytes=max_datagram_bytes,
         flush_interval_s=float(flush_interval_s),
         strict=strict,
+        telemetry_interval_s=float(telemetry_interval_s),
     )

@@ -134,6 +134,13 @@ SHIPPED_RULES: Tuple[Tuple[str, str, str, str, str], ...] = (
     ("glob", "request_in_flight", "gauge", "http_requests_in_flight", "histogram"),
     ("glob", "app_info", "gauge", "app_info", "histogram"),
     (
+        "glob",
+        "statsd_instrument_client_dropped",
+        "counter",
+        "statsd_instrument_client_dropped_total",
+        "histogram",
+    ),
+    (
         "regex",
         r"^([^.]+)\.([^.]+)\.(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)\.([1-5][0-9][0-9])$",
         "counter",

@@ -232,6 +232,8 @@ class RequestRecorder:
     ) -> None:
         self.client = client
         self.service_tag = "service:" + clean_tag_value(service)
+        if hasattr(client, "note_service"):  # its telemetry (what it drops) is labelled with this service
+            client.note_service(clean_tag_value(service))
         self.extra_tags = tag_list(tags, tags_field)
         self.in_flight = in_flight
         self.info_tags = (

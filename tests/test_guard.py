@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,7 +15,7 @@ from statsd_instrument import Client, guard
 from statsd_instrument.mapping import Resolver, load_mapping
 from statsd_instrument.mapping.gosyntax import escape_metric_name
 from statsd_instrument.mapping.resolve import SELF_METRIC_NAMES
-from tests.helpers import REPO
+from tests.helpers import REPO, scrape
 
 KINDS = {"c": "increment", "g": "gauge", "ms": "timing", "h": "histogram", "d": "distribution"}
 
@@ -208,3 +211,94 @@ def test_the_client_imports_no_yaml():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- end to end: the client into the embedded exporter with the shipped mapping ---------------------------
+
+HOSTILE = [  # (name, kind, reason the client refuses it for)
+    *[
+        (family, "c" if kind == "counter" else "g", "reserved_name")
+        for family, kind in sorted(guard.EXPORTER_OWN_FAMILIES.items())
+    ],
+    ("shop.process_cpu_seconds.count", "c", "reserved_name"),
+    ("shop.go_gc.time", "ms", "reserved_name"),
+    ("go.goroutines", "g", "reserved_name"),
+    ("guard_e2e_orders", "g", "type_conflict"),
+    ("guard_e2e_orders", "ms", "type_conflict"),
+    ("guard_e2e_latency_count", "c", "series_collision"),
+    ("guard_e2e_latency_bucket", "g", "series_collision"),
+    ("guard_e2e_queue", "h", "series_collision"),
+]
+LEGIT = [("guard_e2e_orders", "c"), ("guard_e2e_latency", "ms"), ("guard_e2e_queue_sum", "g")]
+
+
+def scrape_until(url: str, want: dict, timeout_s: float = 15.0) -> dict:
+    """Scrape (each one must answer 200 and parse) until every (name, labels) in ``want`` has its value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = scrape(url)
+        if all(samples.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.1)
+
+
+def test_hostile_names_through_the_client_leave_scrapes_working_and_are_reported(exporter):
+    udp, url = exporter
+    c = Client(port=udp, strict=False, telemetry_interval_s=0.2)
+    c.note_service("shop")
+    rounds = 20
+    try:
+        for _ in range(rounds):
+            for name, kind in LEGIT:
+                getattr(c, KINDS[kind])(name, 1, tags={"route": "/a"})
+            for name, kind, _ in HOSTILE:
+                getattr(c, KINDS[kind])(name, 1, tags={"route": "/a"})
+            c.flush()
+            scrape(url)  # every scrape meanwhile answers and parses
+        reasons = collections.Counter(reason for _, _, reason in HOSTILE)
+        want = {
+            ("guard_e2e_orders_total", (("route", "/a"),)): rounds,
+            ("guard_e2e_latency_count", (("route", "/a"),)): rounds,
+            ("guard_e2e_queue_sum", (("route", "/a"),)): 1,
+            **{
+                ("statsd_instrument_client_dropped_total", (("reason", r), ("service", "shop"))): n * rounds
+                for r, n in reasons.items()
+            },
+        }
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # a legitimate line now and then carries the due report
+            samples = scrape_until(url, want, timeout_s=0.3)
+            if all(samples.get(k) == v for k, v in want.items()):
+                break
+            c.gauge("guard_e2e_queue_sum", 1, tags={"route": "/a"})
+            c.flush()
+    finally:
+        c.close()
+    for key, value in want.items():
+        assert samples.get(key) == value, (key, samples.get(key))
+    assert (
+        samples[("statsd_instrument_client_dropped_total", (("reason", "send_failed"), ("service", "shop")))]
+        == 0
+    )
+    written = {name for name, labels in samples if ("route", "/a") in labels}
+    assert not written & set(guard.EXPORTER_OWN_SAMPLES)  # the client wrote none of the exporter's series
+
+
+def test_hostile_lines_sent_raw_leave_the_embedded_exporter_scrapable(exporter):
+    udp, url = exporter
+    lines = [f"{name}:1|{kind}|#route:/a" for name, kind, _ in HOSTILE]
+    legit = ["guard_raw_orders:1|c|#route:/a", "guard_raw_latency:5|ms|#route:/a"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(5):
+            for line in legit + lines:
+                sock.sendto(line.encode(), ("127.0.0.1", udp))
+            scrape(url)
+    samples = scrape_until(
+        url,
+        {
+            ("guard_raw_orders_total", (("route", "/a"),)): 5,
+            ("guard_raw_latency_count", (("route", "/a"),)): 5,
+        },
+    )
+    assert samples[("guard_raw_orders_total", (("route", "/a"),))] == 5
+    assert samples[("guard_raw_latency_count", (("route", "/a"),))] == 5
