@@ -413,3 +413,21 @@ def test_telemetry_can_be_turned_off_and_is_reported_at_exit(udp_collector):
     on.close()
     lines = udp_collector.wait_for_lines(2)
     assert lines == ["fine:1|c", "statsd_instrument_client_dropped:1|c|#reason:reserved_name,service:shop"]
+
+
+def test_telemetry_needs_no_thread_where_none_may_run(udp_collector, monkeypatch):
+    from statsd_instrument import transport
+
+    monkeypatch.setattr(transport, "threads_allowed", lambda: False)  # as in a uwsgi master
+    c = Client(port=udp_collector.port, strict=False, telemetry_interval_s=0.1)
+    c.note_service("shop")
+    try:
+        c.increment("go_goroutines")
+        deadline = time.monotonic() + 10
+        while not telemetry_of(udp_collector.lines()) and time.monotonic() < deadline:
+            c.increment("telemetry_test_ticks")  # sent at once, carrying the report when it is due
+            time.sleep(0.05)
+        assert telemetry_of(udp_collector.lines())[("reserved_name", "service:shop")] == 1
+        assert c._transport._thread is None
+    finally:
+        c.close()
