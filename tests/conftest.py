@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from statsd_instrument import Client
 from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, wait_for_port
 
 
@@ -16,6 +17,14 @@ def udp_collector():
     collector = UdpCollector()
     yield collector
     collector.close()
+
+
+@pytest.fixture
+def production():
+    """A client in production mode (bad calls dropped, counted, logged once) sending nowhere."""
+    c = Client(protocol="null", strict=False)
+    yield c
+    c.close()
 
 
 @pytest.fixture

@@ -27,13 +27,6 @@ def strict():
     c.close()
 
 
-@pytest.fixture
-def production():
-    c = Client(protocol="null", strict=False)
-    yield c
-    c.close()
-
-
 def send(client: Client, name: str, kind: str) -> None:
     getattr(client, KINDS[kind])(name, 1)
 
