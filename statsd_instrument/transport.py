@@ -285,26 +285,27 @@ class BufferedTransport:
 
     def _report(self, final: bool = False) -> None:
         """Send the increase of each reason's count since the last report, in a datagram of its own."""
-        self._telemetry_at = _monotonic() + self._telemetry_s
-        counts = self.telemetry_counts()
-        reported = self._reported
-        more_tags = "," + self.telemetry_tags[2:] if self.telemetry_tags else ""  # after reason, without |#
-        lines = [
-            f"{TELEMETRY_METRIC}:{count - reported.get(reason, 0)}|c|#reason:{reason}{more_tags}"
-            for reason, count in counts.items()
-            if count > reported.get(reason, 0) or (reason not in reported and not final)
-        ]
-        if not lines:
-            return
-        payload = "\n".join(lines).encode()
-        with self._sink_lock:
+        with self._sink_lock:  # one report at a time: two threads finding it due must not both send it
+            if not final and self._telemetry_at > _monotonic():
+                return
+            self._telemetry_at = _monotonic() + self._telemetry_s
+            counts = self.telemetry_counts()
+            reported = self._reported
+            more_tags = "," + self.telemetry_tags[2:] if self.telemetry_tags else ""  # after reason, no |#
+            lines = [
+                f"{TELEMETRY_METRIC}:{count - reported.get(reason, 0)}|c|#reason:{reason}{more_tags}"
+                for reason, count in counts.items()
+                if count > reported.get(reason, 0) or (reason not in reported and not final)
+            ]
+            if not lines:
+                return
             try:
                 if self._sink is None:
                     self._sink = self._make_sink(self.settings)
-                self._sink.send(payload)
-            except Exception:  # counted again in the next report; the send error is logged by _send
+                self._sink.send("\n".join(lines).encode())
+            except Exception:  # not reported: these counts go out with the next report
                 return
-        reported.update(counts)
+            reported.update(counts)
 
     def _warn(self, err: BaseException) -> None:
         now = time.monotonic()

@@ -431,3 +431,27 @@ def test_telemetry_needs_no_thread_where_none_may_run(udp_collector, monkeypatch
         assert c._transport._thread is None
     finally:
         c.close()
+
+
+def test_reports_from_many_threads_add_up_to_what_was_dropped(udp_collector):
+    c = Client(port=udp_collector.port, strict=False, telemetry_interval_s=0.01)
+    c.note_service("shop")
+
+    def work() -> None:
+        for _ in range(200):
+            c.increment("go_goroutines")
+            c.increment("telemetry_test_ticks")
+            c.flush()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    c.close()  # the exit report carries the rest
+    deadline = time.monotonic() + 10
+    while telemetry_of(udp_collector.lines()).get(("reserved_name", "service:shop")) != 800:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert telemetry_of(udp_collector.lines())[("reserved_name", "service:shop")] == 800
