@@ -249,3 +249,15 @@ def test_demo_mix_reaches_every_endpoint_and_status(stack, known_mix):
     assert {"/test/", "/test1/", "/user/<int:user_id>"} <= endpoints
     assert ("/test1/", "500") in seen
     assert {status for _, status in seen} >= {"200", "404", "405", "500"}
+
+
+def test_every_uwsgi_worker_reports_its_drops_as_one_series_per_reason(stack, known_mix):
+    from statsd_instrument.transport import TELEMETRY_REASONS
+
+    def reported():
+        return stack.prom.query(f'statsd_instrument_client_dropped_total{{service="{SERVICE}"}}')
+
+    assert wait_until(lambda: {labels["reason"] for labels, _ in reported()} >= set(TELEMETRY_REASONS), 30)
+    for labels, value in reported():  # summed over the workers by the exporter: no per-process label
+        assert set(labels) == {"__name__", "job", "instance", "service", "reason"}, labels
+        assert value == 0, labels  # the example app drops nothing
