@@ -197,6 +197,7 @@ def test_line_template_is_guarded(strict):
         strict.line_template("process_open_fds", "g")
 
 
+@pytest.mark.e2e
 def test_the_client_imports_no_yaml():
     code = (
         "import sys; from statsd_instrument import Client; c = Client(protocol='null');"
@@ -235,6 +236,7 @@ def scrape_until(url: str, want: dict, timeout_s: float = 15.0) -> dict:
         time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_hostile_names_through_the_client_leave_scrapes_working_and_are_reported(exporter):
     udp, url = exporter
     c = Client(port=udp, strict=False, telemetry_interval_s=0.2)
@@ -277,6 +279,7 @@ def test_hostile_names_through_the_client_leave_scrapes_working_and_are_reported
     assert not written & set(guard.EXPORTER_OWN_SAMPLES)  # the client wrote none of the exporter's series
 
 
+@pytest.mark.e2e
 def test_hostile_lines_sent_raw_leave_the_embedded_exporter_scrapable(exporter):
     udp, url = exporter
     lines = [f"{name}:1|{kind}|#route:/a" for name, kind, _ in HOSTILE]
