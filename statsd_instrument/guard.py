@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from typing import Dict, Tuple
 
+from statsd_instrument.validation import label_name
+
 # The metric families statsd_exporter serves on its own /metrics besides the statsd ones, with their types.
 # Read from the sources of statsd_exporter v0.20.1 to v0.30.0 (main.go, pkg/mapper/mapper_cache.go,
 # pkg/mappercache/metrics.go, pkg/relay/relay.go, the version collector's <program>_build_info) and of
@@ -172,8 +174,6 @@ EVENT_TYPES = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer", 
 MAX_SENT_FAMILIES = 10_000
 
 _REFERENCE = re.compile(r"\$\{(\d+)\}")
-_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_]")
-_DASHES = re.compile(r"--+")
 _compiled: list = []
 
 
@@ -207,13 +207,14 @@ EXPORTER_OWN_SAMPLES: Dict[str, str] = {
 
 
 def escape_name(name: str) -> str:
-    """The exporter's escaping of an unmapped statsd name (``.``, ``-``... become ``_``; ``--`` one ``_``).
+    """The exporter's escaping of an unmapped statsd name (``.``, ``-``... become ``_``; ``--`` one ``_``):
+    the rule of tag keys, :func:`statsd_instrument.validation.label_name`, for a name that passed
+    :func:`~statsd_instrument.validation.check_name`.
 
     >>> escape_name("go.goroutines"), escape_name("a--b"), escape_name("2xx")
     ('go_goroutines', 'a_b', '_2xx')
     """
-    escaped = _NOT_NAME_CHAR.sub("_", _DASHES.sub("-", name))
-    return "_" + escaped if escaped[:1].isdigit() else escaped
+    return label_name(name)
 
 
 def _rules() -> list:

@@ -27,9 +27,11 @@ Telemetry: what a process dropped reaches Prometheus as the counter ``statsd_ins
 increase since its last report, piggybacked on a send or a dropped call (so no thread is needed, and a uwsgi
 master works too) and once more at exit. The report is its own datagram through the same socket, outside the
 buffer, so that a failed report is known: its counts go out with the next one instead of being lost.
-Reasons: ``send_failed`` (lines lost to send errors), and the client's dropped calls: ``invalid_call``,
-``reserved_name``, ``type_conflict``, ``series_collision`` (:mod:`statsd_instrument.guard`); each is sent as
-0 by the first report, so that ``increase()`` sees the first drop.
+Reasons: ``send_failed`` (lines lost to send errors), the client's dropped calls: ``invalid_call``,
+``reserved_name``, ``type_conflict``, ``series_collision`` (:mod:`statsd_instrument.guard`), and tags left
+out of lines that were sent: ``bare_tag``, ``empty_value``, ``empty_key``
+(:mod:`statsd_instrument.validation`); each is sent as 0 by the first report, so that ``increase()`` sees
+the first drop.
 
 >>> t = BufferedTransport(Settings(protocol="null"))
 >>> t.add("a:1|c"); t.add("b:2|c"); t.flush()
@@ -54,6 +56,7 @@ from typing import Callable, Iterator, List
 
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import make_sink
+from statsd_instrument.validation import DROP_REASONS
 
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
@@ -61,18 +64,30 @@ _getpid = os.getpid
 _monotonic = time.monotonic
 #: The telemetry counter (see the module docstring) and the reasons every first report carries.
 TELEMETRY_METRIC = "statsd_instrument_client_dropped"
-TELEMETRY_REASONS = ("send_failed", "invalid_call", "reserved_name", "type_conflict", "series_collision")
+TELEMETRY_REASONS = (
+    "send_failed",
+    "invalid_call",
+    "reserved_name",
+    "type_conflict",
+    "series_collision",
+    *DROP_REASONS,
+)
 
 
 class Stats:
     """Counters of one process's client, readable in-process (reset in a forked child).
 
-    >>> Stats().as_dict()
-    {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0}
+    ``dropped_tags`` counts, per reason, tags that were not sent while their metric was (see
+    :mod:`statsd_instrument.validation`).
+
+    >>> Stats().as_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0,
+     'dropped_tags': {'bare_tag': 0, 'empty_value': 0, 'empty_key': 0}}
     """
 
     __slots__ = (
         "dropped_lines",
+        "dropped_tags",
         "invalid_calls",
         "invalid_reasons",
         "send_errors",
@@ -86,11 +101,14 @@ class Stats:
         self.dropped_lines = 0
         self.send_errors = 0
         self.invalid_calls = 0
+        self.dropped_tags = dict.fromkeys(DROP_REASONS, 0)
         self.invalid_reasons: dict = {}  # reason (statsd_instrument.guard's, or invalid_call) -> calls
 
     def as_dict(self) -> dict:
-        """The counters as a dict."""
-        return {name: getattr(self, name) for name in Stats._order}
+        """The counters as a dict (a copy)."""
+        out = {name: getattr(self, name) for name in Stats._order}
+        out["dropped_tags"] = dict(self.dropped_tags)
+        return out
 
     def __repr__(self) -> str:
         return f"Stats({self.as_dict()})"
@@ -281,6 +299,7 @@ class BufferedTransport:
         counts = dict.fromkeys(TELEMETRY_REASONS, 0)
         counts["send_failed"] = self.stats.dropped_lines
         counts.update(self.stats.invalid_reasons)
+        counts.update(self.stats.dropped_tags)  # tags left out (their metric was sent)
         return counts
 
     def _report(self, final: bool = False) -> None:
@@ -406,9 +425,6 @@ class CaptureTransport:
 
     def stop_flusher(self) -> None:
         """No thread."""
-
-    def telemetry_due(self) -> None:
-        """No telemetry: nothing leaves a capture."""
 
     def close(self) -> None:
         """Nothing to close."""

@@ -132,17 +132,19 @@ def test_production_drops_counts_per_reason_and_warns_once(production, caplog):
     assert len(warned) == 3, warned
 
 
-def test_a_second_type_for_a_name_is_refused_across_clients_of_the_process():
-    a = Client(protocol="null", strict=True)
-    b = Client(protocol="null", strict=True)
+def test_a_second_type_for_a_name_is_refused_across_clients_sending_to_one_exporter(udp_collector):
+    a = Client(port=udp_collector.port, strict=True)
+    b = Client(port=udp_collector.port, strict=True)
+    elsewhere = Client(port=udp_collector.port + 1 if udp_collector.port < 65535 else 1, strict=True)
     try:
         a.increment("guard_test_shared_orders")
         with pytest.raises(ValueError, match=r"already sent as a counter in this process"):
             b.gauge("guard_test_shared_orders", 3)
         b.increment("guard_test_shared_orders")  # the same type from another client is fine
+        elsewhere.gauge("guard_test_shared_orders", 3)  # another exporter: another set of names
     finally:
-        a.close()
-        b.close()
+        for c in (a, b, elsewhere):
+            c.close()
 
 
 def test_timers_histograms_and_distributions_share_one_type(strict):
@@ -192,9 +194,16 @@ def test_a_name_is_checked_once_per_type(strict, monkeypatch):
     assert calls == [("guard_test_cached", "c"), ("guard_test_cached_ms", "ms")]
 
 
-def test_line_template_is_guarded(strict):
+def test_prepared_metrics_are_guarded(strict):
     with pytest.raises(ValueError, match="serves itself"):
-        strict.line_template("process_open_fds", "g")
+        strict.prepare("g", "process_open_fds")
+    counter = strict.prepare("c", "guard_test_prepared")
+    with pytest.raises(ValueError, match="already sent as a counter"):
+        strict.prepare("ms", "guard_test_prepared")
+    with strict.capture_lines() as lines:
+        counter.send(2)  # rebuilt (and checked afresh) under the capture
+        strict.timing("guard_test_prepared_ms", 1)
+    assert lines == ["guard_test_prepared:2|c", "guard_test_prepared_ms:1|ms"]
 
 
 @pytest.mark.e2e
