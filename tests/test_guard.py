@@ -257,13 +257,17 @@ def test_hostile_names_through_the_client_leave_scrapes_working_and_are_reported
                 getattr(c, KINDS[kind])(name, 1, tags={"route": "/a"})
             for name, kind, _ in HOSTILE:
                 getattr(c, KINDS[kind])(name, 1, tags={"route": "/a"})
+            c.increment("guard_e2e_tagged", tags=["route:/a", "kind:", "vip"])  # empty value, bare tag
             c.flush()
             scrape(url)  # every scrape meanwhile answers and parses
         reasons = collections.Counter(reason for _, _, reason in HOSTILE)
+        reasons.update({"empty_value": 1, "bare_tag": 1})  # tags left out: the metric is kept
         want = {
             ("guard_e2e_orders_total", (("route", "/a"),)): rounds,
             ("guard_e2e_latency_count", (("route", "/a"),)): rounds,
             ("guard_e2e_queue_sum", (("route", "/a"),)): 1,
+            ("guard_e2e_tagged_total", (("route", "/a"),)): rounds,
+            ("statsd_exporter_tag_errors_total", ()): 0,  # no empty tag reached the exporter
             **{
                 ("statsd_instrument_client_dropped_total", (("reason", r), ("service", "shop"))): n * rounds
                 for r, n in reasons.items()
