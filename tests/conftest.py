@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 
 import pytest
 from hypothesis import settings
 
 from statsd_instrument import Client
+from statsd_instrument.stack.commands import exporter_argv
 from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, wait_for_port
 
 # Hypothesis' default 200 ms deadline per example is a timed assertion: on a loaded 2-core machine it fails
@@ -45,17 +45,7 @@ def exporter(tmp_path):
     """The embedded exporter with the shipped mapping: (statsd UDP port, /metrics URL)."""
     udp, web = free_port(socket.SOCK_DGRAM), free_port()
     proc = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "statsd_instrument.cli",
-            "exporter",
-            f"--statsd.listen-udp=127.0.0.1:{udp}",
-            "--statsd.listen-tcp=",
-            f"--web.listen-address=127.0.0.1:{web}",
-            f"--statsd.mapping-config={REPO / 'exporter-mapping.yml'}",
-        ],
-        log=tmp_path / "exporter.log",
+        exporter_argv(REPO / "exporter-mapping.yml", udp, web), log=tmp_path / "exporter.log"
     )
     try:
         wait_for_port(web, proc=proc.proc)
