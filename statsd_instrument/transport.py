@@ -176,7 +176,8 @@ class BufferedTransport:
         self._interval_s = settings.flush_interval_s / 2
         self._closed = False
         self._last_warning = -WARN_EVERY_S
-        self._telemetry_s = settings.telemetry_interval_s
+        # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
+        self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
         self.telemetry_tags = ""  # the client sets its constant tags with a service
         self._reset_process_state()
         _live.add(self)

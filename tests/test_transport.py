@@ -456,3 +456,16 @@ def test_reports_from_many_threads_add_up_to_what_was_dropped(udp_collector):
             break
         time.sleep(0.05)
     assert telemetry_of(udp_collector.lines())[("reserved_name", "service:shop")] == 800
+
+
+def test_a_disabled_client_sends_no_telemetry_either(udp_collector):
+    c = Client(
+        port=udp_collector.port, strict=False, telemetry_interval_s=0.01, env={"DD_DOGSTATSD_DISABLE": "1"}
+    )
+    for _ in range(20):
+        c.increment("go_goroutines")
+        c.increment("fine")
+        time.sleep(0.01)
+    c.close()
+    time.sleep(0.2)  # nothing may arrive: a bounded wait for an absence
+    assert udp_collector.lines() == []
