@@ -32,9 +32,11 @@ shop.temperature:-5|g|#env:dev
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import random
-from typing import Any, Iterator, List, Mapping
+import weakref
+from typing import Any, Callable, Iterator, List, Mapping
 
 from statsd_instrument import wire
 from statsd_instrument.config import Settings, TagsArg, load_settings
@@ -76,6 +78,7 @@ class Client(DogStatsdCompat):
         self._pending: dict | None = None
         self._transport: Any = None
         self._add_flush: Any = None
+        self._start_providers: list = []
         self._install(
             load_settings(
                 host,
@@ -103,6 +106,7 @@ class Client(DogStatsdCompat):
         client._pending = kwargs
         client._transport = None
         client._add_flush = None
+        client._start_providers = []
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -118,6 +122,7 @@ class Client(DogStatsdCompat):
         self._tag_cache: dict = {}
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
+        self._transport.start_lines = self._start_lines
         self._add = self._transport.add
         # the transport's add_flush, bound once: RequestRecorder sends through it and checks its identity to
         # know that lines it cached are still this client's (configure() and capture mode replace it)
@@ -450,6 +455,39 @@ class Client(DogStatsdCompat):
             self._add_flush(lines)
         except Exception as err:  # a str that cannot be encoded: never raise into the app
             self._invalid(lines, "line", err)
+
+    # -- zero start ----------------------------------------------------------------------------------------
+
+    def add_start_lines(self, provider: Callable[[], List[str]]) -> None:
+        """Register ``provider``: it returns lines (built with this client) that each process sends before
+        its first other line, and again after sends failed and one succeeds (an exporter that was down or
+        restarted). Never in a uwsgi master (its workers send their own), never in capture mode. Declared
+        counters use it to zero-start (:mod:`statsd_instrument.metrics`).
+
+        >>> c = Client(protocol="null")
+        >>> c.add_start_lines(lambda: ["jobs_total:0|c"])
+        >>> c.increment("jobs_total"); c.flush(); c.stats["sent_lines"]
+        2
+        >>> c.close()
+        """
+        # a bound method is held weakly: a declaration that is gone stops sending
+        held = weakref.WeakMethod(provider) if inspect.ismethod(provider) else lambda: provider
+        self._start_providers.append(held)
+        if self._transport is not None:
+            self._transport.restart_lines()
+
+    def _start_lines(self) -> List[str]:
+        lines: List[str] = []
+        for held in list(self._start_providers):
+            provider = held()
+            if provider is None:
+                self._start_providers.remove(held)
+                continue
+            try:
+                lines += provider()
+            except Exception:  # a bad declaration is refused when declared; never raise into the app
+                log.warning("statsd_instrument: start lines of %r failed", provider, exc_info=True)
+        return lines
 
     # -- buffer control and introspection --------------------------------------------------------------------
 
