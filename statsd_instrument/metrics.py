@@ -111,7 +111,8 @@ class Metric:
         #: (file, line) of the declaration, for check-mapping's findings
         self.source = _caller()
         self._key_set = frozenset(self.tag_keys)
-        self._series: dict = {}
+        self._series: dict = {}  # {tuple(tags.items()) of str values: series}: the call's one lookup
+        self._typed: dict = {}  # {((key, type, value), ...): series} for other values
         self._warned_cardinality = False
 
     def __repr__(self) -> str:
@@ -135,7 +136,15 @@ class Metric:
         return series
 
     def _lookup(self, tags: Mapping[str, object]) -> Any:
-        """The series of ``tags`` built now (cached if bounded and hashable); None if the tags are bad."""
+        """The series of ``tags``, built now unless cached by type; None if the tags are bad (rejected)."""
+        key = _key(tags)
+        cache = self._series
+        if key is not None and not all(type(v) is str for v in tags.values()):
+            # 1, 1.0 and True are equal dict keys that print differently: such values are cached by type
+            cache, key = self._typed, tuple((k, type(v), v) for k, v in key)
+            series = cache.get(key)
+            if series is not None:
+                return series
         try:
             if len(tags) != len(self.tag_keys) or not self._key_set.issuperset(tags):
                 raise ValueError(f"tags {sorted(tags)} given, {sorted(self.tag_keys)} declared")
@@ -144,18 +153,18 @@ class Metric:
         except Exception as err:
             _reject(self.client, self.name, self.statsd_type, err)
             return None
-        key = _key(tags)
-        if key is not None and all(type(v) is str or type(v) is int for v in tags.values()):
-            if len(self._series) < MAX_SERIES:
-                self._series[key] = series
-            elif not self._warned_cardinality:
-                self._warned_cardinality = True
-                log.warning(
-                    "statsd_instrument: %s has more than %d tag-value combinations; later ones are sent "
-                    "uncached (bound your label values)",
-                    self.name,
-                    MAX_SERIES,
-                )
+        if key is None:  # unhashable values: not cached
+            pass
+        elif len(self._series) + len(self._typed) < MAX_SERIES:
+            cache[key] = series
+        elif not self._warned_cardinality:
+            self._warned_cardinality = True
+            log.warning(
+                "statsd_instrument: %s has more than %d tag-value combinations; later ones are sent "
+                "uncached (bound your label values)",
+                self.name,
+                MAX_SERIES,
+            )
         return series
 
     def combinations(self) -> list[dict[str, str]]:

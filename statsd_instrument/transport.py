@@ -294,8 +294,9 @@ class BufferedTransport:
             self._size += len(data) + 1
 
     def restart_lines(self) -> None:
-        """Send the start lines again before the next line (the client registered more of them)."""
-        self._started = False
+        """The client registered more start lines: if this process sent its own already, send them again."""
+        if self._started and self._pid == _getpid():
+            self._start()
 
     def _no_flusher(self) -> None:
         """Start the flusher thread, or send at once where no thread may run (a uwsgi master)."""
