@@ -216,7 +216,7 @@ def disagreements(metrics: Sequence[Metric], config: MappingConfig, prefix: str 
                 rule.line_of("name"), f"exported as {outcome.name!r}; declared {metric.prometheus_name!r}"
             )
         if metric.kind in OBSERVER_KINDS and outcome.kind != metric.kind:
-            finding(rule.line, f"exported as a {outcome.kind}; declared a {metric.kind}")
+            finding(rule.line_of("observer_type"), f"exported as a {outcome.kind}; declared a {metric.kind}")
         if metric.kind == "histogram" and outcome.kind == "histogram":
             declared = getattr(metric, "buckets", None)
             if declared is not None and tuple(map(float, outcome.buckets)) != tuple(map(float, declared)):
