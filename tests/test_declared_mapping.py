@@ -141,6 +141,7 @@ DRIFTS = [
 ]
 
 
+@pytest.mark.e2e  # runs the CLI in a new interpreter
 @pytest.mark.parametrize("change, line, message", DRIFTS, ids=["type", "buckets", "observer", "name", "help"])
 def test_check_mapping_declared_reports_each_drift_with_file_line_and_metric(tmp_path, change, line, message):
     generated = cli("gen-mapping", APP)
@@ -156,6 +157,7 @@ def test_check_mapping_declared_reports_each_drift_with_file_line_and_metric(tmp
     assert message in result.stdout
 
 
+@pytest.mark.e2e  # runs the CLI in a new interpreter
 def test_check_mapping_declared_names_the_declaration_when_no_rule_maps_it(tmp_path):
     generated = cli("gen-mapping", APP).stdout
     without_checkout = generated.split('  - match: "e2e_checkout_seconds"')[0]
@@ -169,6 +171,7 @@ def test_check_mapping_declared_names_the_declaration_when_no_rule_maps_it(tmp_p
     ]
 
 
+@pytest.mark.e2e  # runs the CLI in a new interpreter
 def test_gen_mapping_and_check_mapping_refuse_a_module_that_cannot_be_imported():
     result = cli("gen-mapping", "tests.apps.no_such_module")
     assert result.returncode == 2 and "cannot import tests.apps.no_such_module" in result.stderr

@@ -30,6 +30,7 @@ from statsd_instrument.mapping.declared import mapping_text
 from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
 
 APP = "tests.apps.declared_app"
+pytestmark = pytest.mark.e2e
 
 
 def wait_until(check, timeout_s: float, interval_s: float = 0.2):
