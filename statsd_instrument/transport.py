@@ -384,6 +384,9 @@ class CaptureTransport:
     def stop_flusher(self) -> None:
         """No thread."""
 
+    def restart_lines(self) -> None:
+        """No start lines in capture mode."""
+
     def close(self) -> None:
         """Nothing to close."""
 
