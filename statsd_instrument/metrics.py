@@ -46,6 +46,7 @@ ValueError: statsd_instrument: bad counter call for 'jobs_total': tags ['qeue'] 
 from __future__ import annotations
 
 import itertools
+import keyword
 import logging
 import math
 import sys
@@ -76,6 +77,8 @@ class Metric:
     statsd_type: ClassVar[str] = ""
     match_type: ClassVar[str] = ""
     _series_class: ClassVar[type]
+    #: (method, default value) of the calls that take tags as keyword arguments (see _compile_call)
+    _calls: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(
         self,
@@ -111,9 +114,11 @@ class Metric:
         #: (file, line) of the declaration, for check-mapping's findings
         self.source = _caller()
         self._key_set = frozenset(self.tag_keys)
-        self._series: dict = {}  # {tuple(tags.items()) of str values: series}: the call's one lookup
-        self._typed: dict = {}  # {((key, type, value), ...): series} for other values
+        self._series: dict = {}  # {str values in declared key order: series}: a call's one lookup
+        self._typed: dict = {}  # {((type, value), ...): series} for values of other types
         self._warned_cardinality = False
+        for method, default in self._calls:
+            _compile_call(self, method, default)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -128,32 +133,32 @@ class Metric:
         >>> lines
         ['cache_hits_total:1|c|#cache:sessions']
         """
-        series = self._series.get(_key(tags))
-        if series is None:
-            series = self._lookup(tags)
-            if series is None:  # production mode: dropped and counted; calls on it do nothing
-                return _NO_SERIES
-        return series
+        series = self._find(tags)
+        return _NO_SERIES if series is None else series  # None: dropped and counted (production mode)
 
-    def _lookup(self, tags: Mapping[str, object]) -> Any:
-        """The series of ``tags``, built now unless cached by type; None if the tags are bad (rejected)."""
-        key = _key(tags)
-        cache = self._series
-        if key is not None and not all(type(v) is str for v in tags.values()):
-            # 1, 1.0 and True are equal dict keys that print differently: such values are cached by type
-            cache, key = self._typed, tuple((k, type(v), v) for k, v in key)
-            series = cache.get(key)
-            if series is not None:
-                return series
+    def _find(self, tags: Mapping[str, object]) -> Any:
+        """The series of ``tags`` (cached, or built now); None if the tags are bad (rejected)."""
         try:
             if len(tags) != len(self.tag_keys) or not self._key_set.issuperset(tags):
                 raise ValueError(f"tags {sorted(tags)} given, {sorted(self.tag_keys)} declared")
-            pairs = tuple(f"{k}:{wire.normalise_value(tags[k])}" for k in self.tag_keys)
-            series = self._series_class(self, pairs)
+            values = tuple(tags[k] for k in self.tag_keys)
+            cache, key = self._series, values
+            if not all(type(v) is str for v in values):
+                # 1, 1.0 and True are equal dict keys that print differently: such values are cached by type
+                cache, key = self._typed, tuple((type(v), v) for v in values)
+            try:
+                return cache[key]
+            except KeyError:
+                pass
+            except TypeError:  # unhashable values: formatted, not cached
+                key = None
+            series = self._series_class(
+                self, tuple(f"{k}:{wire.normalise_value(tags[k])}" for k in self.tag_keys)
+            )
         except Exception as err:
             _reject(self.client, self.name, self.statsd_type, err)
             return None
-        if key is None:  # unhashable values: not cached
+        if key is None:
             pass
         elif len(self._series) + len(self._typed) < MAX_SERIES:
             cache[key] = series
@@ -329,6 +334,7 @@ class Counter(Metric):
     statsd_type = "c"
     match_type = "counter"
     _series_class = _CounterSeries
+    _calls = (("increment", "=1"),)
 
     def __init__(
         self,
@@ -351,13 +357,7 @@ class Counter(Metric):
 
     def increment(self, value: float = 1, **tags: object) -> None:
         """Add ``value`` (default 1) to the series of ``tags`` (exactly the declared keys)."""
-        try:
-            series = self._series[tuple(tags.items())]
-        except (KeyError, TypeError):
-            series = self._lookup(tags)
-            if series is None:
-                return
-        series.increment(value)
+        self.labels(**tags).increment(value)
 
     def zero_lines(self) -> list[str]:
         """The ``+0`` line of every known combination (what each process sends first; see the module doc)."""
@@ -386,6 +386,7 @@ class Gauge(Metric):
     statsd_type = "g"
     match_type = "gauge"
     _series_class = _GaugeSeries
+    _calls = (("set", ""), ("inc", "=1"), ("dec", "=1"))
 
     def set(self, value: float, **tags: object) -> None:
         """Set the series of ``tags`` to ``value``."""
@@ -419,6 +420,7 @@ class Histogram(Metric):
     statsd_type = "ms"
     match_type = "observer"
     _series_class = _ObserverSeries
+    _calls = (("observe", ""),)
 
     def __init__(
         self,
@@ -441,13 +443,7 @@ class Histogram(Metric):
 
     def observe(self, value: float, **tags: object) -> None:
         """Record ``value`` (seconds for a timer) in the series of ``tags``."""
-        try:
-            series = self._series[tuple(tags.items())]
-        except (KeyError, TypeError):
-            series = self._lookup(tags)
-            if series is None:
-                return
-        series.observe(value)
+        self.labels(**tags).observe(value)
 
     def time(self, **tags: object) -> Any:
         """Context manager and decorator (sync or async): observes the seconds the block or call takes."""
@@ -492,6 +488,59 @@ def declared_in(module: Any) -> list[Metric]:
     """
     found = {id(v): v for v in vars(module).values() if isinstance(v, Metric)}
     return sorted(found.values(), key=lambda m: m.source)
+
+
+# -- the calls with the declared tag keys as keyword parameters ---------------------------------------------
+
+_MISSING: Any = object()
+_CALL = """\
+def {method}(value{default}, *{params}, **_extra):
+    if _extra:
+        series = _given(_metric, _extra, {pairs})
+    else:
+        try:
+            series = _series[{values}]
+        except (KeyError, TypeError):
+            series = _given(_metric, _extra, {pairs})
+    if series is not None:
+        series.{method}(value)
+"""
+
+
+def _compile_call(metric: Metric, method: str, default: str) -> None:
+    """Give ``metric`` its own ``method(value, **tags)`` whose keyword parameters are the declared tag keys,
+    so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
+
+    Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's method,
+    which builds the values from a dict of tags: the same result, a little slower.
+
+    >>> DEPTH = Gauge("depth", "Depth.", tags=("queue",))
+    >>> import inspect; str(inspect.signature(DEPTH.set))
+    '(value, *, queue=<object ...>, **_extra)'
+    """
+    keys = metric.tag_keys
+    if any(keyword.iskeyword(k) or k == "value" or k.startswith("_") for k in keys):
+        return
+    source = _CALL.format(
+        method=method,
+        default=default,
+        params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
+        pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
+        values="(" + "".join(f"{k}, " for k in keys) + ")",
+    ).replace("*, **_extra", "**_extra")
+    namespace = {"_metric": metric, "_series": metric._series, "_given": _given, "_MISSING": _MISSING}
+    exec(source, namespace)  # built only from checked tag keys (identifiers)
+    call = namespace[method]
+    call.__doc__ = getattr(type(metric), method).__doc__
+    call.__qualname__ = f"{type(metric).__name__}.{method}"
+    setattr(metric, method, call)
+
+
+def _given(metric: Metric, extra: dict, pairs: tuple) -> Any:
+    """The series of the tags a generated call was given (None if they are bad: rejected)."""
+    tags = {k: v for k, v in pairs if v is not _MISSING}
+    tags.update(extra)
+    return metric._find(tags)
 
 
 # -- the seam to the client's prepared lines ---------------------------------------------------------------
@@ -551,15 +600,6 @@ def _add_start_lines(client: Any, provider: Callable[[], list[str]]) -> None:
 
 
 # -- checks ------------------------------------------------------------------------------------------------
-
-
-def _key(tags: Mapping[str, object]) -> tuple | None:
-    try:
-        key = tuple(tags.items())
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def _values(name: str, key: str, values: Iterable[object]) -> tuple:
