@@ -35,11 +35,10 @@ def _unit_layer_starts_no_process(request, monkeypatch):
     if request.config.option.markexpr != "not e2e" or request.node.get_closest_marker("e2e"):
         return
 
-    class Refused(subprocess.Popen):
-        def __init__(self, args, *rest, **kwargs):
-            raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it e2e")
+    def refused(args, *rest, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it e2e")
 
-    monkeypatch.setattr(subprocess, "Popen", Refused)
+    monkeypatch.setattr(subprocess, "Popen", refused)
 
 
 #: doctests that start a process (a doctest item cannot carry a marker in its own text)

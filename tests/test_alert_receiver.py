@@ -89,6 +89,7 @@ def test_wait_for_returns_the_first_match_after_since_or_none_at_the_deadline():
         assert time.monotonic() - started >= 0.3
 
 
+@pytest.mark.e2e
 def test_runs_standalone_as_the_compose_bundle_runs_it_and_prints_each_notification(tmp_path):
     # the alert-receiver service mounts this one file into a plain Python image: no package next to it
     script = tmp_path / "alert_receiver.py"

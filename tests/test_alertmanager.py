@@ -87,12 +87,14 @@ def matches(matcher: str, labels: dict[str, str]) -> bool:
     }[op]
 
 
+@pytest.mark.e2e
 def test_amtool_accepts_the_shipped_config():
     result = run(["amtool", "check-config", str(AM_YML)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout and "1 inhibit rules" in result.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("alertname", "receiver"),
     [
@@ -107,6 +109,7 @@ def test_amtool_routes_each_alert_by_its_severity(alertname, receiver):
     assert routes_test(AM_YML, labels) == receiver
 
 
+@pytest.mark.e2e
 def test_every_shipped_alert_reaches_a_receiver_named_for_its_severity():
     # alerts other helpers add (client drops, exporter drops) must be routed too, by the same rule
     for name in alert_rules():
@@ -114,6 +117,7 @@ def test_every_shipped_alert_reaches_a_receiver_named_for_its_severity():
         assert routes_test(AM_YML, labels) == labels["severity"], name
 
 
+@pytest.mark.e2e
 def test_an_alert_without_severity_is_not_dropped_but_ticketed():
     assert routes_test(AM_YML, {"alertname": "SomethingNew", "service": "shop"}) == "ticket"
     assert routes_test(AM_YML, {"alertname": "SomethingNew", "severity": "critical"}) == "ticket"
@@ -161,6 +165,7 @@ def test_no_secret_is_in_the_config_only_files_under_the_mounted_secrets_directo
     assert all(str(value).startswith(SECRETS_DIR + "/") for value in files.values()), files
 
 
+@pytest.mark.e2e
 def test_secrets_directory_is_git_ignored_and_mounted_read_only():
     for name in ("slack_api_url", "smtp_password"):
         result = run(["git", "check-ignore", "-q", f"alertmanager/secrets/{name}"])
@@ -243,6 +248,7 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section():
         assert "What it means" in sections[anchor] and "What to do first" in sections[anchor], name
 
 
+@pytest.mark.e2e
 def test_derived_config_keeps_routing_and_inhibition_and_delivers_only_to_the_local_webhook(tmp_path):
     timers = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h", "resolve_timeout": "5s"}
     path = am.derive_config(AM_YML, tmp_path, "http://127.0.0.1:9/alerts", timers=timers)
