@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import random
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -19,7 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
+from tests.helpers import (
+    REPO,
+    ManagedProcess,
+    exporter_process,
+    free_port,
+    http_get,
+    python_bin,
+    scrape,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -74,21 +82,8 @@ def drive(port: int, requests: list[tuple[str, str, str]], threads: int = 4) -> 
 def exporter(tmp_path):
     """The embedded exporter with the shipped mapping: (statsd UDP port, /metrics URL)."""
     udp, web = free_port(socket.SOCK_DGRAM), free_port()
-    proc = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "statsd_instrument.cli",
-            "exporter",
-            f"--statsd.listen-udp=127.0.0.1:{udp}",
-            "--statsd.listen-tcp=",
-            f"--web.listen-address=127.0.0.1:{web}",
-            f"--statsd.mapping-config={REPO / 'exporter-mapping.yml'}",
-        ],
-        log=tmp_path / "exporter.log",
-    )
+    proc = exporter_process(REPO / "exporter-mapping.yml", web, tmp_path / "exporter.log", udp_port=udp)
     try:
-        wait_for_port(web, proc=proc.proc)
         yield udp, f"http://127.0.0.1:{web}/metrics"
     finally:
         proc.stop()

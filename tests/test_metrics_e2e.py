@@ -27,20 +27,20 @@ import pytest
 
 from statsd_instrument import Client, Counter
 from statsd_instrument.mapping.declared import mapping_text
-from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
+from tests.helpers import (
+    REPO,
+    ManagedProcess,
+    exporter_process,
+    free_port,
+    http_get,
+    python_bin,
+    scrape,
+    wait_for_port,
+    wait_until,
+)
 
 APP = "tests.apps.declared_app"
 pytestmark = pytest.mark.e2e
-
-
-def wait_until(check, timeout_s: float, interval_s: float = 0.2):
-    """Poll ``check()`` until it returns a truthy value (returned) or the timeout passes (last value)."""
-    deadline = time.monotonic() + timeout_s
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval_s)
-        value = check()
-    return value
 
 
 def values_of(samples: dict, name: str, label: str) -> dict:
@@ -86,23 +86,10 @@ def test_uwsgi_five_workers_export_declared_metrics_exactly(tmp_path):
     )
     assert generated.returncode == 0, generated.stderr
     udp, web, port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
-    exporter = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "statsd_instrument.cli",
-            "exporter",
-            f"--statsd.listen-udp=127.0.0.1:{udp}",
-            "--statsd.listen-tcp=",
-            f"--web.listen-address=127.0.0.1:{web}",
-            f"--statsd.mapping-config={mapping}",
-        ],
-        log=tmp_path / "exporter.log",
-    )
+    exporter = exporter_process(mapping, web, tmp_path / "exporter.log", udp_port=udp)
     metrics_url = f"http://127.0.0.1:{web}/metrics"
     app = None
     try:
-        wait_for_port(web, proc=exporter.proc)
         app = ManagedProcess(
             [
                 python_bin("uwsgi"),
@@ -257,22 +244,7 @@ def test_zero_start_reaches_prometheus_first_and_after_an_exporter_restart(tmp_p
     web = free_port()
 
     def exporter() -> ManagedProcess:  # a process: a restart closes every connection, as a real one does
-        proc = ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "statsd_instrument.cli",
-                "exporter",
-                "--statsd.listen-udp=",
-                "--statsd.listen-tcp=",
-                f"--statsd.listen-unixgram={path}",
-                f"--web.listen-address=127.0.0.1:{web}",
-                f"--statsd.mapping-config={mapping}",
-            ],
-            log=tmp_path / "exporter.log",
-        )
-        wait_for_port(web, proc=proc.proc)
-        return proc
+        return exporter_process(mapping, web, tmp_path / "exporter.log", unixgram=path)
 
     current = exporter()
     traffic = None
