@@ -17,17 +17,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, TypeVar, Union
 
-from statsd_instrument import wire
+from statsd_instrument import validation
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9125
 #: largest payload per datagram: fits one Ethernet frame for UDP; 8 KiB for unixgram and TCP writes
 DEFAULT_MAX_BYTES = {"udp": 1432, "unixgram": 8192, "tcp": 8192, "null": 8192}
 PROTOCOLS = ("udp", "tcp", "unixgram", "null")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+
+T = TypeVar("T")
 
 TagsArg = Union[Sequence[str], Mapping[str, object], str, None]
 
@@ -71,14 +71,16 @@ class Settings:
         return f"{self.protocol}://{self.host}:{self.port}"
 
 
-def _port(source: str, value: object) -> int:
+def _checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``check(*args)`` of :mod:`statsd_instrument.validation`, its ``ValueError`` as a ConfigError."""
     try:
-        port = int(str(value).strip())
-    except ValueError:
-        port = -1
-    if not 0 < port < 65536:
-        raise ConfigError(f"{source}={value!r}: expected an integer port 1-65535")
-    return port
+        return check(*args, **kwargs)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _port(source: str, value: object) -> int:
+    return _checked(validation.check_port, value, source)
 
 
 def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
@@ -89,22 +91,16 @@ def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
             raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected unix:///absolute/path")
         return "unixgram", None, None, path
     if value.startswith("udp://"):
-        host, sep, port = value[len("udp://") :].rstrip("/").rpartition(":")
-        if not sep or not host:
+        address = value[len("udp://") :].rstrip("/")
+        if not address.rpartition(":")[0].strip("[] "):
             raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port")
-        return "udp", host.strip("[]"), _port("DD_DOGSTATSD_URL", port), None
+        host, port = _checked(validation.parse_host_port, address, "DD_DOGSTATSD_URL")
+        return "udp", host, port, None
     raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port or unix:///path")
 
 
 def _bool(source: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"{source}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
+    return _checked(validation.parse_bool, value, source)
 
 
 def _default_strict() -> bool:
@@ -115,20 +111,7 @@ def _default_strict() -> bool:
 def _constant_tags(source: str, tags: TagsArg) -> tuple:
     if tags is None:
         return ()
-    items: Iterable[object]
-    if isinstance(tags, str):
-        items = [t for t in tags.split(",") if t.strip()]
-    elif isinstance(tags, Mapping):
-        items = [f"{k}:{v}" for k, v in tags.items()]
-    else:
-        items = tags
-    out = []
-    for tag in items:
-        try:
-            out.append(wire.normalise_tag(tag))
-        except ValueError as err:
-            raise ConfigError(f"{source}={tags!r}: {err}") from None
-    return tuple(out)
+    return tuple(_checked(validation.tag_list, tags, source))
 
 
 def load_settings(
@@ -178,9 +161,7 @@ def load_settings(
 
     if host is None:
         host = env.get("STATSD_HOST") or dd_host or env.get("DD_AGENT_HOST") or DEFAULT_HOST
-    host = str(host).strip()
-    if not host or any(c in host for c in " /\n"):
-        raise ConfigError(f"host={host!r}: expected a host name or IP address")
+    host = _checked(validation.check_host, host, "host")
     if port is not None:
         port = _port("port", port)
     elif env.get("STATSD_PORT"):
@@ -199,7 +180,7 @@ def load_settings(
     prefix = prefix.strip()
     if prefix:
         try:
-            wire.check_name(prefix)
+            validation.check_name(prefix)
         except ValueError as err:
             raise ConfigError(f"{source}={prefix!r}: {err}") from None
 
@@ -215,8 +196,7 @@ def load_settings(
         raise ConfigError(f"max_datagram_bytes={max_datagram_bytes!r}: expected an integer 64-{limit}")
     if flush_interval_s is None:
         flush_interval_s = 1.0
-    if not isinstance(flush_interval_s, (int, float)) or not 0.01 <= flush_interval_s <= 60:
-        raise ConfigError(f"flush_interval_s={flush_interval_s!r}: expected seconds between 0.01 and 60")
+    flush_interval_s = _checked(validation.check_seconds, flush_interval_s, "flush_interval_s", 0.01, 60)
 
     if strict is None:
         raw = env.get("STATSD_STRICT")

@@ -53,7 +53,7 @@ import sys
 import time
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, Union
 
-from statsd_instrument import wire
+from statsd_instrument import validation
 from statsd_instrument.client import statsd
 from statsd_instrument.instrument import _Measure
 
@@ -90,7 +90,7 @@ class Metric:
         ttl_s: float | None = None,
         client: Any = None,
     ) -> None:
-        self.name = wire.check_name(name)
+        self.name = validation.check_name(name)
         if not isinstance(help, str) or not help.strip() or "\n" in help:
             raise ValueError(f"{name}: help must be a non-empty one-line str, got {help!r}")
         self.help = help
@@ -98,12 +98,12 @@ class Metric:
         if isinstance(tags, str):
             raise TypeError(f"{name}: tags must be a sequence of keys or a mapping, not the str {tags!r}")
         known = dict(tags) if isinstance(tags, Mapping) else None
-        self.tag_keys: tuple[str, ...] = tuple(wire.check_key(k) for k in (known or tags or ()))
+        self.tag_keys: tuple[str, ...] = tuple(_check_key(name, k) for k in (known or tags or ()))
         if len(set(self.tag_keys)) != len(self.tag_keys):
             raise ValueError(f"{name}: tag keys repeat: {list(self.tag_keys)}")
         #: the known values of each tag key (``tags={"key": (values...)}``), else None
         self.known_values: dict[str, tuple[str, ...]] | None = (
-            {k: tuple(wire.normalise_value(v) for v in _values(name, k, vs)) for k, vs in known.items()}
+            {k: tuple(_value(k, v) for v in _values(name, k, vs)) for k, vs in known.items()}
             if known is not None
             else None
         )
@@ -152,9 +152,7 @@ class Metric:
                 pass
             except TypeError:  # unhashable values: formatted, not cached
                 key = None
-            series = self._series_class(
-                self, tuple(f"{k}:{wire.normalise_value(tags[k])}" for k in self.tag_keys)
-            )
+            series = self._series_class(self, tuple(f"{k}:{_value(k, tags[k])}" for k in self.tag_keys))
         except Exception as err:
             _reject(self.client, self.name, self.statsd_type, err)
             return None
@@ -189,20 +187,17 @@ class Metric:
 
 
 class _Series:
-    """One tag-value combination of a declared metric: its line prepared by the client."""
+    """One tag-value combination of a declared metric: its line prepared by ``Client.prepare``."""
 
-    __slots__ = ("line", "metric", "tags")
+    __slots__ = ("metric", "prepared", "tags")
 
     def __init__(self, metric: Metric, tags: tuple[str, ...]) -> None:
         self.metric = metric
         self.tags = tags
-        self.line = _prepare(metric.client, metric.name, metric.statsd_type, tags)
+        self.prepared = metric.client.prepare(metric.statsd_type, metric.name, tags)
 
     def __repr__(self) -> str:
         return f"<{self.metric.name} {','.join(self.tags)}>"
-
-    def _bad(self, err: Exception) -> None:
-        _reject(self.metric.client, self.metric.name, self.metric.statsd_type, err)
 
 
 class _CounterSeries(_Series):
@@ -210,67 +205,42 @@ class _CounterSeries(_Series):
 
     def increment(self, value: float = 1) -> None:
         """Add ``value`` (default 1)."""
-        if value == 1 and type(value) is int:
-            self.line.send_one()
-            return
-        try:
-            text = str(value) if type(value) is int else wire.format_number(value)
-        except ValueError as err:
-            self._bad(err)
-            return
-        self.line.send(text)
-
-    def line_text(self, value: str) -> str:
-        """The line this series sends for the formatted ``value`` (the zero start's ``+0``)."""
-        return self.line.text(value)
+        self.prepared.send(value)
 
 
 class _GaugeSeries(_Series):
-    __slots__ = ()
+    __slots__ = ("_deltas",)
+
+    def __init__(self, metric: Metric, tags: tuple[str, ...]) -> None:
+        super().__init__(metric, tags)
+        self._deltas: Any = None
 
     def set(self, value: float) -> None:
         """Set the gauge (a negative value goes as ``0`` then the value, as ``statsd.gauge`` does)."""
-        try:
-            text = wire.format_number(value)
-        except ValueError as err:
-            self._bad(err)
-            return
-        if text.startswith("-"):
-            self.line.send_pair("0", text)
-        else:
-            self.line.send(text)
+        self.prepared.send(value)
 
     def inc(self, value: float = 1) -> None:
         """Add ``value`` (a ``+N`` delta, summed over every process)."""
-        self._delta(value)
+        self._delta().send(value)
 
     def dec(self, value: float = 1) -> None:
         """Subtract ``value`` (a ``-N`` delta)."""
-        self._delta(-value if type(value) in (int, float) else value)
+        self._delta().send(-value if type(value) in (int, float) else value)
 
-    def _delta(self, value: float) -> None:
-        try:
-            text = wire.format_number(value)
-        except ValueError as err:
-            self._bad(err)
-            return
-        self.line.send(text if text.startswith("-") else "+" + text)
+    def _delta(self) -> Any:
+        if self._deltas is None:
+            self._deltas = self.metric.client.prepare("g", self.metric.name, self.tags, delta=True)
+        return self._deltas
 
 
 class _ObserverSeries(_Series):
     __slots__ = ()
 
     def observe(self, value: float) -> None:
-        """Record ``value`` in the metric's unit (seconds for timers)."""
-        try:
-            if self.metric.statsd_type == "ms":
-                text = wire.format_ms(value * 1000.0)
-            else:
-                text = wire.format_number(value)
-        except (TypeError, ValueError) as err:
-            self._bad(err if isinstance(err, ValueError) else ValueError(f"value {value!r} is not a number"))
-            return
-        self.line.send(text)
+        """Record ``value`` in the metric's unit (seconds for timers: sent as milliseconds)."""
+        if self.metric.statsd_type == "ms" and type(value) in (float, int):
+            value = value * 1000.0
+        self.prepared.send(value)  # anything but a finite number is a bad call (the client's policy)
 
     def time(self) -> _Timer:
         """Context manager and decorator (sync or async) observing the seconds a block or call takes."""
@@ -353,7 +323,7 @@ class Counter(Metric):
             if set(combo) != self._key_set:
                 raise ValueError(f"{name}: initial {combo!r} does not have the declared keys {self.tag_keys}")
         if self.combinations() or self.initial:
-            _add_start_lines(self.client, self.zero_lines)
+            self.client.add_start_lines(self.zero_lines)
 
     def increment(self, value: float = 1, **tags: object) -> None:
         """Add ``value`` (default 1) to the series of ``tags`` (exactly the declared keys)."""
@@ -367,7 +337,7 @@ class Counter(Metric):
         for combo in combos:
             series = self.labels(**combo)
             if series is not _NO_SERIES:
-                lines.append(series.line_text("0"))
+                lines.append(series.prepared.line(0))
         return lines
 
 
@@ -543,63 +513,37 @@ def _given(metric: Metric, extra: dict, pairs: tuple) -> Any:
     return metric._find(tags)
 
 
-# -- the seam to the client's prepared lines ---------------------------------------------------------------
-
-
-class _Prepared:
-    """The line of one (metric, type, tags) for one client, rebuilt when the client's settings change.
-
-    Temporary: ``Client.prepare()`` replaces it (one owner of prepared lines).
-    """
-
-    __slots__ = ("add", "client", "head", "kind", "metric", "one", "settings", "tags", "tail")
-
-    def __init__(self, client: Any, metric: str, kind: str, tags: tuple[str, ...]) -> None:
-        self.client, self.metric, self.kind, self.tags = client, metric, kind, tags
-        self._build()
-
-    def _build(self) -> None:
-        client = self.client
-        self.head, self.tail = client.line_template(self.metric, self.kind, self.tags)
-        self.one = self.head + "1" + self.tail
-        self.settings, self.add = client._settings, client._add
-
-    def send_one(self) -> None:
-        if self.client._add is not self.add or self.client._settings is not self.settings:
-            self._build()
-        self.add(self.one)
-
-    def send(self, text: str) -> None:
-        if self.client._add is not self.add or self.client._settings is not self.settings:
-            self._build()
-        self.add(self.head + text + self.tail)
-
-    def send_pair(self, first: str, second: str) -> None:
-        if self.client._add is not self.add or self.client._settings is not self.settings:
-            self._build()
-        self.add(self.head + first + self.tail + "\n" + self.head + second + self.tail)
-
-    def text(self, value: str) -> str:
-        if self.client._add is not self.add or self.client._settings is not self.settings:
-            self._build()
-        return self.head + value + self.tail
-
-
-def _prepare(client: Any, metric: str, kind: str, tags: tuple[str, ...]) -> _Prepared:
-    return _Prepared(client, metric, kind, tags)
-
-
 def _reject(client: Any, metric: str, kind: str, err: Exception) -> None:
     """A bad call: strict mode raises, production drops, counts and logs once (the client's policy)."""
-    client._ensure()
-    client._invalid(metric, kind, err)
-
-
-def _add_start_lines(client: Any, provider: Callable[[], list[str]]) -> None:
-    client.add_start_lines(provider)
+    client.invalid_call(metric, kind, err)
 
 
 # -- checks ------------------------------------------------------------------------------------------------
+
+
+def _check_key(name: str, key: object) -> str:
+    """A declared tag key: a label name as it is (``validation.label_name`` keeps it), not reserved."""
+    if not isinstance(key, str) or not key or validation.label_name(key) != key:
+        raise ValueError(
+            f"{name}: tag key {key!r} is not a label name (letters, digits, _, not a leading digit)"
+        )
+    return validation.check_label(key)
+
+
+def _value(key: str, value: object) -> str:
+    """A tag value as sent (:func:`validation.tag_value`); never empty: a declared tag is always sent.
+
+    >>> _value("step", " pay,ship ")
+    'pay_ship'
+    >>> _value("step", " ")
+    Traceback (most recent call last):
+    ...
+    ValueError: tag 'step' has an empty value (every declared tag is sent)
+    """
+    text = validation.tag_value(value)
+    if not text:
+        raise ValueError(f"tag {key!r} has an empty value (every declared tag is sent)")
+    return text
 
 
 def _values(name: str, key: str, values: Iterable[object]) -> tuple:

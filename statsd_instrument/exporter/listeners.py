@@ -34,6 +34,7 @@ import threading
 import time
 
 from statsd_instrument.exporter.ingest import Ingestor
+from statsd_instrument.validation import parse_host_port
 
 TCP_MAX_LINE = 4096
 #: after a wake-up that read datagrams, pause this long before waiting again (at most ~250 wake-ups/s
@@ -50,11 +51,7 @@ def parse_address(address: str) -> tuple:
     >>> parse_address(":9125"), parse_address("127.0.0.1:0"), parse_address("[::1]:80")
     (('0.0.0.0', 9125), ('127.0.0.1', 0), ('::1', 80))
     """
-    host, colon, port = address.rpartition(":")
-    if not colon or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"invalid address {address!r}: expected host:port (':9125' for all interfaces)")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    return parse_host_port(address, "address", default_host="0.0.0.0", listen=True)
 
 
 def _bind(kind: int, address: str) -> socket.socket:
@@ -124,7 +121,7 @@ class ListenerLoop:
         >>> ListenerLoop(Ingestor(parse_mapping("{}")), udp="nonsense").start()
         Traceback (most recent call last):
         ...
-        ValueError: invalid address 'nonsense': expected host:port (':9125' for all interfaces)
+        ValueError: address='nonsense': expected HOST:PORT
         """
         self._selector = selectors.DefaultSelector()
         try:
