@@ -39,6 +39,7 @@ def _clients(port: int) -> dict:
     ours = Client(host="127.0.0.1", port=port, strict=False)
     orders = Counter("orders_total", "Orders.", tags=tuple(TAGS_DICT), client=ours)
     paid = orders.labels(**TAGS_DICT)
+    prepared = ours.prepare("c", "orders_total", TAGS_LIST)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dog = DogStatsd(host="127.0.0.1", port=port)
@@ -46,6 +47,7 @@ def _clients(port: int) -> dict:
     return {
         "statsd_instrument (tags list)": (lambda: ours.increment("orders_total", tags=TAGS_LIST), ours),
         "statsd_instrument (tags dict)": (lambda: ours.increment("orders_total", tags=TAGS_DICT), ours),
+        "statsd_instrument Client.prepare() line": (lambda: prepared.send(1), ours),
         "statsd_instrument declared Counter": (
             lambda: orders.increment(status="paid", method="GET", endpoint="/orders/<id>"),
             ours,

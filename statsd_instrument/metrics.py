@@ -77,8 +77,8 @@ class Metric:
     statsd_type: ClassVar[str] = ""
     match_type: ClassVar[str] = ""
     _series_class: ClassVar[type]
-    #: (method, default value) of the calls that take tags as keyword arguments (see _compile_call)
-    _calls: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: (method, default value, what it does with ``series``) of the calls taking tags as keyword arguments
+    _calls: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(
         self,
@@ -117,8 +117,8 @@ class Metric:
         self._series: dict = {}  # {str values in declared key order: series}: a call's one lookup
         self._typed: dict = {}  # {((type, value), ...): series} for values of other types
         self._warned_cardinality = False
-        for method, default in self._calls:
-            _compile_call(self, method, default)
+        for method, default, body in self._calls:
+            _compile_call(self, method, default, body)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -238,7 +238,7 @@ class _ObserverSeries(_Series):
 
     def observe(self, value: float) -> None:
         """Record ``value`` in the metric's unit (seconds for timers: sent as milliseconds)."""
-        if self.metric.statsd_type == "ms" and type(value) in (float, int):
+        if self.metric.statsd_type == "ms" and value.__class__ in _NUMBERS:
             value = value * 1000.0
         self.prepared.send(value)  # anything but a finite number is a bad call (the client's policy)
 
@@ -304,7 +304,7 @@ class Counter(Metric):
     statsd_type = "c"
     match_type = "counter"
     _series_class = _CounterSeries
-    _calls = (("increment", "=1"),)
+    _calls = (("increment", "=1", "series.prepared.send(value)"),)
 
     def __init__(
         self,
@@ -356,7 +356,11 @@ class Gauge(Metric):
     statsd_type = "g"
     match_type = "gauge"
     _series_class = _GaugeSeries
-    _calls = (("set", ""), ("inc", "=1"), ("dec", "=1"))
+    _calls = (
+        ("set", "", "series.prepared.send(value)"),
+        ("inc", "=1", "series.inc(value)"),
+        ("dec", "=1", "series.dec(value)"),
+    )
 
     def set(self, value: float, **tags: object) -> None:
         """Set the series of ``tags`` to ``value``."""
@@ -390,7 +394,10 @@ class Histogram(Metric):
     statsd_type = "ms"
     match_type = "observer"
     _series_class = _ObserverSeries
-    _calls = (("observe", ""),)
+    # seconds in, milliseconds on the wire (anything but a number goes as is: the client refuses it)
+    _calls = (
+        ("observe", "", "series.prepared.send(value * 1000.0 if value.__class__ in _NUMBERS else value)"),
+    )
 
     def __init__(
         self,
@@ -404,12 +411,11 @@ class Histogram(Metric):
         ttl_s: float | None = None,
         client: Any = None,
     ) -> None:
-        super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
-        if "le" in self.tag_keys:  # pragma: no cover - check_key refuses it already
-            raise ValueError(f"{name}: 'le' is reserved for buckets")
-        self.buckets = None if buckets is None else _check_buckets(name, buckets)
         if not timer:
             self.statsd_type = "h"  # type: ignore[misc]
+            self._calls = (("observe", "", "series.prepared.send(value)"),)
+        super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
+        self.buckets = None if buckets is None else _check_buckets(name, buckets)
 
     def observe(self, value: float, **tags: object) -> None:
         """Record ``value`` (seconds for a timer) in the series of ``tags``."""
@@ -463,6 +469,7 @@ def declared_in(module: Any) -> list[Metric]:
 # -- the calls with the declared tag keys as keyword parameters ---------------------------------------------
 
 _MISSING: Any = object()
+_NUMBERS = (float, int)
 _CALL = """\
 def {method}(value{default}, *{params}, **_extra):
     if _extra:
@@ -473,11 +480,11 @@ def {method}(value{default}, *{params}, **_extra):
         except (KeyError, TypeError):
             series = _given(_metric, _extra, {pairs})
     if series is not None:
-        series.{method}(value)
+        {body}
 """
 
 
-def _compile_call(metric: Metric, method: str, default: str) -> None:
+def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
     """Give ``metric`` its own ``method(value, **tags)`` whose keyword parameters are the declared tag keys,
     so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
 
@@ -494,11 +501,18 @@ def _compile_call(metric: Metric, method: str, default: str) -> None:
     source = _CALL.format(
         method=method,
         default=default,
+        body=body,
         params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
         pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
         values="(" + "".join(f"{k}, " for k in keys) + ")",
     ).replace("*, **_extra", "**_extra")
-    namespace = {"_metric": metric, "_series": metric._series, "_given": _given, "_MISSING": _MISSING}
+    namespace = {
+        "_metric": metric,
+        "_series": metric._series,
+        "_given": _given,
+        "_MISSING": _MISSING,
+        "_NUMBERS": _NUMBERS,
+    }
     exec(source, namespace)  # built only from checked tag keys (identifiers)
     call = namespace[method]
     call.__doc__ = getattr(type(metric), method).__doc__
