@@ -21,7 +21,7 @@ Declare a metric once, at module level, with its help text and tag keys; call it
   :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line. ``.labels(...)``
   returns the prepared series itself, for the hottest paths.
 * **Zero start.** A counter whose tag values are all known (no tags, ``tags={"key": (values...)}`` or
-  ``initial=[{...}]``) is sent as ``+0`` for each combination by every process before its first line
+  ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its first line
   (not in a uwsgi master), and again after the exporter was unreachable and answers again, so
   ``increase()`` sees every increment from the first: see :meth:`statsd_instrument.Client.add_start_lines`.
 * **Histograms** are statsd timers on the wire (float milliseconds typed ``ms``, which the exporter
@@ -74,7 +74,7 @@ class Metric:
     """
 
     kind: ClassVar[str] = ""
-    statsd_type: ClassVar[str] = ""
+    statsd_type: str = ""
     match_type: ClassVar[str] = ""
     _series_class: ClassVar[type]
     #: (method, default value, what it does with ``series``) of the calls taking tags as keyword arguments
@@ -412,7 +412,7 @@ class Histogram(Metric):
         client: Any = None,
     ) -> None:
         if not timer:
-            self.statsd_type = "h"  # type: ignore[misc]
+            self.statsd_type = "h"
             self._calls = (("observe", "", "series.prepared.send(value)"),)
         super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
         self.buckets = None if buckets is None else _check_buckets(name, buckets)
