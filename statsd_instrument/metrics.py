@@ -21,8 +21,8 @@ Declare a metric once, at module level, with its help text and tag keys; call it
   :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line. ``.labels(...)``
   returns the prepared series itself, for the hottest paths.
 * **Zero start.** A counter whose tag values are all known (no tags, ``tags={"key": (values...)}`` or
-  ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its first line
-  (not in a uwsgi master), and again after the exporter was unreachable and answers again, so
+  ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its
+  first line (not in a uwsgi master), and again after the exporter was unreachable and answers again, so
   ``increase()`` sees every increment from the first: see :meth:`statsd_instrument.Client.add_start_lines`.
 * **Histograms** are statsd timers on the wire (float milliseconds typed ``ms``, which the exporter
   divides by 1000): ``observe()`` takes the Prometheus value (seconds). ``timer=False`` sends ``|h``
