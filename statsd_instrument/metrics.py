@@ -325,7 +325,7 @@ class Counter(Metric):
         if self.combinations() or self.initial:
             self.client.add_start_lines(self.zero_lines)
 
-    def increment(self, value: float = 1, **tags: object) -> None:
+    def increment(self, value: float = 1, /, **tags: object) -> None:
         """Add ``value`` (default 1) to the series of ``tags`` (exactly the declared keys)."""
         self.labels(**tags).increment(value)
 
@@ -362,15 +362,15 @@ class Gauge(Metric):
         ("dec", "=1", "series.dec(value)"),
     )
 
-    def set(self, value: float, **tags: object) -> None:
+    def set(self, value: float, /, **tags: object) -> None:
         """Set the series of ``tags`` to ``value``."""
         self.labels(**tags).set(value)
 
-    def inc(self, value: float = 1, **tags: object) -> None:
+    def inc(self, value: float = 1, /, **tags: object) -> None:
         """Add ``value`` to the series of ``tags`` (summed over every process)."""
         self.labels(**tags).inc(value)
 
-    def dec(self, value: float = 1, **tags: object) -> None:
+    def dec(self, value: float = 1, /, **tags: object) -> None:
         """Subtract ``value`` from the series of ``tags``."""
         self.labels(**tags).dec(value)
 
@@ -417,7 +417,7 @@ class Histogram(Metric):
         super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
         self.buckets = None if buckets is None else _check_buckets(name, buckets)
 
-    def observe(self, value: float, **tags: object) -> None:
+    def observe(self, value: float, /, **tags: object) -> None:
         """Record ``value`` (seconds for a timer) in the series of ``tags``."""
         self.labels(**tags).observe(value)
 
@@ -471,7 +471,7 @@ def declared_in(module: Any) -> list[Metric]:
 _MISSING: Any = object()
 _NUMBERS = (float, int)
 _CALL = """\
-def {method}(value{default}, *{params}, **_extra):
+def {method}(value{default}, /, *{params}, **_extra):
     if _extra:
         series = _given(_metric, _extra, {pairs})
     else:
@@ -493,7 +493,7 @@ def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
 
     >>> DEPTH = Gauge("depth", "Depth.", tags=("queue",))
     >>> import inspect; str(inspect.signature(DEPTH.set))
-    '(value, *, queue=<object ...>, **_extra)'
+    '(value, /, *, queue=<object ...>, **_extra)'
     """
     keys = metric.tag_keys
     if any(keyword.iskeyword(k) or k == "value" or k.startswith("_") for k in keys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -286,3 +287,14 @@ def test_the_module_level_client_is_the_default_and_the_fixture_sees_declaration
     orders = Counter("fixture_orders_total", "Orders.", tags=("status",))
     orders.increment(status="paid")
     statsd_capture.assert_emitted(orders, status="paid")
+
+
+def test_tag_keys_that_cannot_be_parameters_take_the_generic_call(client):
+    odd = Counter("odd_total", "Odd keys.", tags=("class", "value", "_hidden"), client=client)
+    plain = Counter("plain_total", "Plain keys.", tags=("kind",), client=client)
+    assert "kind=" in str(inspect.signature(plain.increment))  # generated: the keys are parameters
+    assert "class" not in str(inspect.signature(odd.increment))  # the class's method: **tags
+    with client.capture_lines() as lines:
+        odd.increment(2, **{"class": "a", "value": "b", "_hidden": "c"})
+        plain.increment(kind="x")
+    assert lines == ["odd_total:2|c|#class:a,value:b,_hidden:c", "plain_total:1|c|#kind:x"]
