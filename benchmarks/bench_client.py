@@ -35,8 +35,10 @@ def _clients(port: int) -> dict:
     from statsd import StatsClient
 
     from statsd_instrument import Client, Counter
+    from statsd_instrument.datadog import DogStatsd as DropIn
 
     ours = Client(host="127.0.0.1", port=port, strict=False)
+    drop_in = DropIn(host="127.0.0.1", port=port, strict=False)
     orders = Counter("orders_total", "Orders.", tags=tuple(TAGS_DICT), client=ours)
     paid = orders.labels(**TAGS_DICT)
     prepared = ours.prepare("c", "orders_total", TAGS_LIST)
@@ -55,6 +57,15 @@ def _clients(port: int) -> dict:
         "statsd_instrument declared .labels() series": (lambda: paid.increment(), ours),
         "datadog DogStatsd() default": (lambda: dog.increment("orders_total", tags=TAGS_LIST), dog),
         "statsd StatsClient (no tags: unsupported)": (lambda: pystatsd.incr("orders_total"), pystatsd),
+        # as users write it: a new list literal per call
+        "statsd_instrument.datadog DogStatsd (inline tags)": (
+            lambda: drop_in.increment("orders_total", tags=["status:paid", "method:GET", "endpoint:/o/<id>"]),
+            drop_in,
+        ),
+        "datadog DogStatsd() (inline tags)": (
+            lambda: dog.increment("orders_total", tags=["status:paid", "method:GET", "endpoint:/o/<id>"]),
+            dog,
+        ),
     }
 
 
