@@ -70,12 +70,26 @@ class Side:
                 break
             time.sleep(0.01)
         assert series.get((f"{MARKER}_total", ())) == 2 * self.marks, f"{self.name}: marker not counted"
+        series = self._settled(series)
         lines = [ln for ln in self.udp.lines() + self.unix.lines() if not ln.startswith(MARKER)]
         self.udp.datagrams.clear()
         self.unix.datagrams.clear()
         changes = changed_series(self.series, series)
         self.series = series
         return lines, changes
+
+    def _settled(self, series: dict, quiet_scrapes: int = 3) -> dict:
+        """The series once the exporter's line count stops moving: TCP lines go straight to the exporter on
+        their own connection, which the datagram markers can overtake."""
+        lines = ("statsd_exporter_lines_total", ())
+        deadline = time.monotonic() + 5
+        quiet = 0
+        while quiet < quiet_scrapes and time.monotonic() < deadline:
+            time.sleep(0.02)
+            again = self._scrape()
+            quiet = quiet + 1 if again.get(lines) == series.get(lines) else 0
+            series = again
+        return series
 
     def close(self) -> None:
         self.udp.close()
