@@ -21,6 +21,18 @@ thread forever, and uwsgi would kill the worker after its reload mercy (60 s), l
 Send errors (exporter down, host unresolvable, full socket buffer) never raise: the lines are counted in
 ``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger.
 
+Telemetry: what a process dropped reaches Prometheus as the counter ``statsd_instrument_client_dropped``
+(``statsd_instrument_client_dropped_total`` under the shipped mapping) with labels ``reason`` and
+``service``, no per-process label. At most every ``telemetry_interval_s`` (10 s) a process sends the
+increase since its last report, piggybacked on a send or a dropped call (so no thread is needed, and a uwsgi
+master works too) and once more at exit. The report is its own datagram through the same socket, outside the
+buffer, so that a failed report is known: its counts go out with the next one instead of being lost.
+Reasons: ``send_failed`` (lines lost to send errors), the client's dropped calls: ``invalid_call``,
+``reserved_name``, ``type_conflict``, ``series_collision`` (:mod:`statsd_instrument.guard`), and tags left
+out of lines that were sent: ``bare_tag``, ``empty_value``, ``empty_key``
+(:mod:`statsd_instrument.validation`); each is sent as 0 by the first report, so that ``increase()`` sees
+the first drop.
+
 >>> t = BufferedTransport(Settings(protocol="null"))
 >>> t.add("a:1|c"); t.add("b:2|c"); t.flush()
 >>> t.stats.as_dict()["sent_lines"]
@@ -49,6 +61,17 @@ from statsd_instrument.validation import DROP_REASONS
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
 _getpid = os.getpid
+_monotonic = time.monotonic
+#: The telemetry counter (see the module docstring) and the reasons every first report carries.
+TELEMETRY_METRIC = "statsd_instrument_client_dropped"
+TELEMETRY_REASONS = (
+    "send_failed",
+    "invalid_call",
+    "reserved_name",
+    "type_conflict",
+    "series_collision",
+    *DROP_REASONS,
+)
 
 
 class Stats:
@@ -66,6 +89,7 @@ class Stats:
         "dropped_lines",
         "dropped_tags",
         "invalid_calls",
+        "invalid_reasons",
         "send_errors",
         "sent_datagrams",
         "sent_lines",
@@ -78,6 +102,7 @@ class Stats:
         self.send_errors = 0
         self.invalid_calls = 0
         self.dropped_tags = dict.fromkeys(DROP_REASONS, 0)
+        self.invalid_reasons: dict = {}  # reason (statsd_instrument.guard's, or invalid_call) -> calls
 
     def as_dict(self) -> dict:
         """The counters as a dict (a copy)."""
@@ -169,6 +194,9 @@ class BufferedTransport:
         #: lines sent before any other by each process, and again after a send that follows failed ones
         #: (the client's :meth:`~statsd_instrument.Client.add_start_lines`: zero start of declared counters)
         self.start_lines: Callable[[], List[str]] | None = None
+        # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
+        self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
+        self.telemetry_tags = ""  # the client sets its constant tags with a service
         self._reset_process_state()
         _live.add(self)
 
@@ -187,6 +215,8 @@ class BufferedTransport:
         self.stats = Stats()
         self._started = False  # this process's start lines are buffered
         self._failing = False  # the last send failed
+        self._reported: dict = {}  # reason -> count the exporter was told about
+        self._telemetry_at = _monotonic() + self._telemetry_s if self._telemetry_s else float("inf")
 
     def _forked(self) -> None:
         """First use in a child process: forget the parent's buffer, locks, socket and thread."""
@@ -278,6 +308,50 @@ class BufferedTransport:
                 if self._failing:  # reachable again, maybe a restarted exporter: start lines once more
                     self._failing = False
                     self._start()
+        if self._telemetry_at <= _monotonic():
+            self._report()
+
+    def telemetry_due(self) -> None:
+        """Send the telemetry report if it is due (the client calls it when it drops a call)."""
+        if self._telemetry_at <= _monotonic() and self._pid == _getpid():
+            self._report()
+
+    def telemetry_counts(self) -> dict:
+        """What this process dropped so far, per reason (see the module docstring).
+
+        >>> t = BufferedTransport(Settings(protocol="null")); t.stats.invalid_reasons["type_conflict"] = 2
+        >>> t.telemetry_counts()["type_conflict"], t.telemetry_counts()["send_failed"]
+        (2, 0)
+        """
+        counts = dict.fromkeys(TELEMETRY_REASONS, 0)
+        counts["send_failed"] = self.stats.dropped_lines
+        counts.update(self.stats.invalid_reasons)
+        counts.update(self.stats.dropped_tags)  # tags left out (their metric was sent)
+        return counts
+
+    def _report(self, final: bool = False) -> None:
+        """Send the increase of each reason's count since the last report, in a datagram of its own."""
+        with self._sink_lock:  # one report at a time: two threads finding it due must not both send it
+            if not final and self._telemetry_at > _monotonic():
+                return
+            self._telemetry_at = _monotonic() + self._telemetry_s
+            counts = self.telemetry_counts()
+            reported = self._reported
+            more_tags = "," + self.telemetry_tags[2:] if self.telemetry_tags else ""  # after reason, no |#
+            lines = [
+                f"{TELEMETRY_METRIC}:{count - reported.get(reason, 0)}|c|#reason:{reason}{more_tags}"
+                for reason, count in counts.items()
+                if count > reported.get(reason, 0) or (reason not in reported and not final)
+            ]
+            if not lines:
+                return
+            try:
+                if self._sink is None:
+                    self._sink = self._make_sink(self.settings)
+                self._sink.send("\n".join(lines).encode())
+            except Exception:  # not reported: these counts go out with the next report
+                return
+            reported.update(counts)
 
     def _warn(self, err: BaseException) -> None:
         now = time.monotonic()
@@ -358,6 +432,8 @@ class BufferedTransport:
         self._closed = True
         self.stop_flusher()
         if self._pid == _getpid():
+            if self._telemetry_s:
+                self._report(final=True)
             with self._sink_lock:
                 if self._sink is not None:
                     self._sink.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import random
-import socket
 import threading
 import time
 import uuid
@@ -21,7 +20,6 @@ import pytest
 from tests.helpers import (
     REPO,
     ManagedProcess,
-    exporter_process,
     free_port,
     http_get,
     python_bin,
@@ -76,17 +74,6 @@ def drive(port: int, requests: list[tuple[str, str, str]], threads: int = 4) -> 
         t.join()
     assert not errors, errors
     return seen
-
-
-@pytest.fixture
-def exporter(tmp_path):
-    """The embedded exporter with the shipped mapping: (statsd UDP port, /metrics URL)."""
-    udp, web = free_port(socket.SOCK_DGRAM), free_port()
-    proc = exporter_process(REPO / "exporter-mapping.yml", web, tmp_path / "exporter.log", udp_port=udp)
-    try:
-        yield udp, f"http://127.0.0.1:{web}/metrics"
-    finally:
-        proc.stop()
 
 
 def settled_scrape(url: str, total: int, timeout_s: float = 15.0) -> dict:
