@@ -16,6 +16,20 @@ from __future__ import annotations
 from statsd_instrument.client import Client, configure, statsd
 from statsd_instrument.config import ConfigError
 from statsd_instrument.instrumentation import counted, instrument, timed, uninstrument
+from statsd_instrument.metrics import Counter, Gauge, Histogram, Summary
 
-__all__ = ["Client", "ConfigError", "configure", "counted", "instrument", "statsd", "timed", "uninstrument"]
+__all__ = [
+    "Client",
+    "ConfigError",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Summary",
+    "configure",
+    "counted",
+    "instrument",
+    "statsd",
+    "timed",
+    "uninstrument",
+]
 __version__ = "0.1.0"

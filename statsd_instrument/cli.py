@@ -18,6 +18,10 @@ import sys
 COMMANDS = {
     "exporter": ("statsd_instrument.exporter.cli", "run the statsd_exporter-compatible exporter"),
     "check-mapping": ("statsd_instrument.mapping.check", "lint a statsd_exporter mapping file"),
+    "gen-mapping": (
+        "statsd_instrument.mapping.declared",
+        "write mapping rules for declared metrics (statsd_instrument.metrics)",
+    ),
     "explain": ("statsd_instrument.exporter.explain", "show what a mapping does to statsd lines"),
     "demo": ("statsd_instrument.demo", "run exporter + example app (uwsgi, 5 workers) + Prometheus natively"),
     "suggest-mapping": (

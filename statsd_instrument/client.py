@@ -35,8 +35,10 @@ shop.temperature:-5|g|#env:dev
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import random
+import weakref
 from typing import Any, Callable, Iterator, List, Mapping
 
 from statsd_instrument import guard, validation, wire
@@ -83,6 +85,7 @@ class Client(DogStatsdCompat):
         self._pending: dict | None = None
         self._transport: Any = None
         self.settings_generation = 0
+        self._start_providers: list = []
         self._install(
             settings_or_disabled(
                 dict(
@@ -113,6 +116,7 @@ class Client(DogStatsdCompat):
         client._pending = kwargs
         client._transport = None
         client.settings_generation = 0
+        client._start_providers = []
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -124,6 +128,7 @@ class Client(DogStatsdCompat):
         self._warned: set = set()
         self._buffered = BufferedTransport(settings)
         self._buffered.telemetry_tags = self._telemetry_tags()
+        self._buffered.start_lines = self._start_lines
         self._route(self._buffered, settings.strict)
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
@@ -548,6 +553,52 @@ class Client(DogStatsdCompat):
             self._add_flush(lines)
         except Exception as err:  # a str that cannot be encoded: never raise into the app
             self._invalid(lines, "line", err)
+
+    def invalid_call(self, metric: str, kind: str, error: Exception) -> None:
+        """Apply this client's policy to a bad call made on top of it (a declared metric's bad tags):
+        strict mode raises ``ValueError`` naming the metric; production drops the call, counts it in
+        ``stats["invalid_calls"]`` and warns once per metric. ``kind`` is a line type (``c g ms h d``).
+
+        >>> Client(protocol="null", strict=True).invalid_call("jobs_total", "c", ValueError("no tags"))
+        Traceback (most recent call last):
+        ...
+        ValueError: statsd_instrument: bad counter call for 'jobs_total': no tags
+        """
+        self._ensure()
+        self._invalid(metric, kind, error)
+
+    # -- zero start ----------------------------------------------------------------------------------------
+
+    def add_start_lines(self, provider: Callable[[], List[str]]) -> None:
+        """Register ``provider``: it returns lines (built with this client) that each process sends before
+        its first other line, and again after sends failed and one succeeds (an exporter that was down or
+        restarted). Never in a uwsgi master (its workers send their own), never in capture mode. Declared
+        counters use it to zero-start (:mod:`statsd_instrument.metrics`).
+
+        >>> c = Client(protocol="null")
+        >>> c.add_start_lines(lambda: ["jobs_total:0|c"])
+        >>> c.increment("jobs_total"); c.flush(); c.stats["sent_lines"]
+        2
+        >>> c.close()
+        """
+        # a bound method is held weakly: a declaration that is gone stops sending
+        held = weakref.WeakMethod(provider) if inspect.ismethod(provider) else lambda: provider
+        self._start_providers.append(held)
+        if self._transport is not None:
+            self._transport.restart_lines()
+
+    def _start_lines(self) -> List[str]:
+        lines: List[str] = []
+        for held in list(self._start_providers):
+            provider = held()
+            if provider is None:
+                self._start_providers.remove(held)
+                continue
+            try:
+                lines += provider()
+            except Exception:  # a bad declaration is refused when declared; never raise into the app
+                log.warning("statsd_instrument: start lines of %r failed", provider, exc_info=True)
+        return lines
 
     # -- buffer control and introspection --------------------------------------------------------------------
 

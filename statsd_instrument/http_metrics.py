@@ -29,6 +29,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from statsd_instrument import validation
+from statsd_instrument.metrics import Counter, Gauge, Histogram
 from statsd_instrument.validation import tag_value
 from statsd_instrument.wire import format_ms
 
@@ -45,6 +46,42 @@ REQUEST_LATENCY = "request_latency_seconds"
 REQUEST_EXCEPTIONS = "request_exceptions"
 REQUESTS_IN_FLIGHT = "request_in_flight"
 APP_INFO = "app_info"
+
+# The contract as declared metrics: `statsd-instrument gen-mapping statsd_instrument.http_metrics` writes
+# their rules, and the tests check the shipped exporter-mapping.yml against them. RequestRecorder builds
+# their lines itself (one datagram per request).
+_ROUTE_TAGS = ("service", "method", "endpoint")
+REQUESTS = Counter(
+    REQUEST_COUNT,
+    "HTTP requests handled, by service, method, endpoint (route template) and status.",
+    tags=(*_ROUTE_TAGS, "status"),
+    prometheus_name="http_requests_total",
+)
+REQUEST_DURATION = Histogram(
+    REQUEST_LATENCY,
+    "HTTP request latency in seconds, by service, method, endpoint (route template) and status.",
+    tags=(*_ROUTE_TAGS, "status"),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    prometheus_name="http_request_duration_seconds",
+)
+REQUEST_ERRORS = Counter(
+    REQUEST_EXCEPTIONS,
+    "Exceptions raised by views (answered by an error handler or not), by service, method, endpoint and "
+    "exception class.",
+    tags=(*_ROUTE_TAGS, "exception"),
+    prometheus_name="http_request_exceptions_total",
+)
+IN_FLIGHT = Gauge(
+    REQUESTS_IN_FLIGHT,
+    "Requests being served right now, summed over all workers (opt-in: STATSD_IN_FLIGHT).",
+    tags=("service",),
+    prometheus_name="http_requests_in_flight",
+)
+APP_INFO_GAUGE = Gauge(
+    APP_INFO,
+    "Always 1; the service and version of the running app as labels (opt-in: STATSD_APP_VERSION).",
+    tags=("service", "version"),
+)
 
 #: how often (seconds) each process repeats the info gauge, so an exporter restarted later still shows it
 INFO_EVERY_S = 60.0

@@ -31,6 +31,7 @@ import re
 from typing import Any, Iterator, List, NamedTuple
 
 from statsd_instrument import guard
+from statsd_instrument.metrics import Metric
 
 try:
     import pytest
@@ -120,14 +121,19 @@ class Capture:
 
     def assert_emitted(
         self,
-        name: str,
+        name: str | Metric,
         *,
         type: str | None = None,
         value: float | None = None,
         tags: dict | None = None,
         times: int | None = None,
+        **tag_values: object,
     ) -> Record:
         """Assert that matching records exist (exactly ``times`` of them if given); returns the last.
+
+        ``name`` may be a declared metric (:mod:`statsd_instrument.metrics`): its wire name (with its
+        client's prefix) and type are used, and keyword arguments are tag values:
+        ``cap.assert_emitted(ORDERS, status="paid")``.
 
         >>> Capture(["a:1|c"]).assert_emitted("b")
         Traceback (most recent call last):
@@ -136,6 +142,7 @@ class Capture:
         records captured (1):
           a c 1 {} @1
         """
+        name, type, tags = _declared(name, type, tags, tag_values)
         found = [r for r in self.filter(name, type, tags) if value is None or r.value == value]
         wanted = f"{name!r}" + "".join(
             f" {label}={v!r}"
@@ -147,11 +154,14 @@ class Capture:
             self._fail(f"no record named {wanted}" if not count else f"expected {wanted}{count}")
         return found[-1]
 
-    def assert_not_emitted(self, name: str, *, tags: dict | None = None) -> None:
-        """Assert that no record has this name (and these tags, if given).
+    def assert_not_emitted(
+        self, name: str | Metric, *, tags: dict | None = None, **tag_values: object
+    ) -> None:
+        """Assert that no record has this name (and these tags, if given; a declared metric as above).
 
         >>> Capture(["a:1|c"]).assert_not_emitted("b")
         """
+        name, _, tags = _declared(name, None, tags, tag_values)
         if self.filter(name, None, tags):
             self._fail(f"unexpected record {name!r}" + (f" with tags {tags!r}" if tags else ""))
 
@@ -198,13 +208,31 @@ class Capture:
                 "metrics that break the exporter or Prometheus:\n" + "\n".join(f"  {p}" for p in problems)
             )
 
-    def total(self, name: str, tags: dict | None = None) -> float:
-        """Sum of the values of the matching records (a counter's total).
+    def total(self, name: str | Metric, tags: dict | None = None, **tag_values: object) -> float:
+        """Sum of the values of the matching records (a counter's total; a declared metric as above).
 
         >>> Capture(["a:1|c", "a:2|c"]).total("a")
         3.0
         """
+        name, _, tags = _declared(name, None, tags, tag_values)
         return sum(r.value for r in self.filter(name, None, tags))
+
+
+def _declared(name: Any, type: str | None, tags: dict | None, tag_values: dict) -> tuple:
+    """(wire name, type, tags) to look for: a declared metric gives its own; ``tag_values`` join ``tags``.
+
+    >>> from statsd_instrument.metrics import Counter
+    >>> _declared(Counter("paid_total", "Paid."), None, None, {})
+    ('paid_total', 'c', None)
+    """
+    if tag_values:
+        tags = {**(tags or {}), **tag_values}
+    if isinstance(name, Metric):
+        prefix = name.client.settings.prefix
+        return (f"{prefix}.{name.name}" if prefix else name.name), type or name.statsd_type, tags
+    if not isinstance(name, str):
+        raise TypeError(f"expected a metric name or a declared metric, got {name!r}")
+    return name, type, tags
 
 
 @contextlib.contextmanager

@@ -131,11 +131,26 @@ def threads_allowed() -> bool:
     if uwsgi is None:
         return True
     try:
-        if uwsgi.worker_id() == 0 and uwsgi.mule_id() == 0:
+        if in_uwsgi_master():
             return False
         return _uwsgi_runs_threads(uwsgi)
     except Exception:  # an old or partial uwsgi module: be safe
         return False
+
+
+def in_uwsgi_master() -> bool:
+    """Whether this is a uwsgi master process (it forks its workers from C later).
+
+    >>> in_uwsgi_master()
+    False
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return False
+    try:
+        return uwsgi.worker_id() == 0 and uwsgi.mule_id() == 0
+    except Exception:  # an old or partial uwsgi module: be safe
+        return True
 
 
 def _uwsgi_runs_threads(uwsgi: object) -> bool:
@@ -176,6 +191,9 @@ class BufferedTransport:
         self._interval_s = settings.flush_interval_s / 2
         self._closed = False
         self._last_warning = -WARN_EVERY_S
+        #: lines sent before any other by each process, and again after a send that follows failed ones
+        #: (the client's :meth:`~statsd_instrument.Client.add_start_lines`: zero start of declared counters)
+        self.start_lines: Callable[[], List[str]] | None = None
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
         self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
         self.telemetry_tags = ""  # the client sets its constant tags with a service
@@ -195,6 +213,8 @@ class BufferedTransport:
         self._token: object | None = None
         self._wake = threading.Event()
         self.stats = ClientStats()
+        self._started = False  # this process's start lines are buffered
+        self._failing = False  # the last send failed
         self._reported: dict = {}  # reason -> count the exporter was told about
         self._telemetry_at = _monotonic() + self._telemetry_s if self._telemetry_s else float("inf")
 
@@ -234,6 +254,8 @@ class BufferedTransport:
         data = lines.encode()
         if _getpid() != self._pid:
             self._forked()
+        if not self._started:
+            self._start()
         if self._buf or len(data) >= self._limit:  # with buffered lines, or too big: as few datagrams as fit
             append = self._buf.append
             for line in data.split(b"\n"):
@@ -278,10 +300,14 @@ class BufferedTransport:
             except Exception as err:  # never raise into the app: count, warn now and then
                 self.stats.dropped_lines += n_lines
                 self.stats.send_errors += 1
+                self._failing = True
                 self._warn(err)
             else:
                 self.stats.sent_datagrams += 1
                 self.stats.sent_lines += n_lines
+                if self._failing:  # reachable again, maybe a restarted exporter: start lines once more
+                    self._failing = False
+                    self._start()
         if self._telemetry_at <= _monotonic():
             self._report()
 
@@ -341,8 +367,30 @@ class BufferedTransport:
                 WARN_EVERY_S,
             )
 
+    def _start(self) -> None:
+        """Buffer this process's start lines (not in a uwsgi master: its workers send their own)."""
+        self._started = True  # a fork resets it: the child sends its own
+        if self.start_lines is None or in_uwsgi_master():
+            return
+        try:
+            lines = self.start_lines()
+        except Exception:  # pragma: no cover - the client's provider never raises; belt and braces
+            log.warning("statsd_instrument: building the start lines failed", exc_info=True)
+            return
+        for line in lines:
+            data = line.encode()
+            self._buf.append(data)
+            self._size += len(data) + 1
+
+    def restart_lines(self) -> None:
+        """The client registered more start lines: if this process sent its own already, send them again."""
+        if self._started and self._pid == _getpid():
+            self._start()
+
     def _no_flusher(self) -> None:
         """Start the flusher thread, or send at once where no thread may run (a uwsgi master)."""
+        if not self._started:
+            self._start()
         if self._closed or not threads_allowed():
             self.flush()
             return
@@ -426,6 +474,9 @@ class CaptureTransport:
 
     def stop_flusher(self) -> None:
         """No thread."""
+
+    def restart_lines(self) -> None:
+        """No start lines in capture mode."""
 
     def close(self) -> None:
         """Nothing to close."""

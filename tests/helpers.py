@@ -195,6 +195,28 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
+def exporter_process(
+    mapping: Path, web_port: int, log: Path, *, udp_port: int = 0, unixgram: str = ""
+) -> ManagedProcess:
+    """``statsd-instrument exporter`` as a process on 127.0.0.1 (UDP and/or unixgram, no TCP), listening."""
+    proc = ManagedProcess(
+        [
+            sys.executable,
+            "-m",
+            "statsd_instrument.cli",
+            "exporter",
+            f"--statsd.listen-udp={f'127.0.0.1:{udp_port}' if udp_port else ''}",
+            "--statsd.listen-tcp=",
+            f"--statsd.listen-unixgram={unixgram}",
+            f"--web.listen-address=127.0.0.1:{web_port}",
+            f"--statsd.mapping-config={mapping}",
+        ],
+        log=log,
+    )
+    wait_for_port(web_port, proc=proc.proc)
+    return proc
+
+
 def process_tree(root_pid: int) -> set[int]:
     """``root_pid`` and every live descendant of it (from each /proc/<pid>/stat's parent pid)."""
     parents: dict[int, int] = {}

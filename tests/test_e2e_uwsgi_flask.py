@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
+from tests.helpers import (
+    REPO,
+    ManagedProcess,
+    free_port,
+    http_get,
+    python_bin,
+    scrape,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -100,6 +100,8 @@ def test_python_examples_run_and_emit_what_they_say():
         assert asgi_get(namespace["asgi_app"], "/item/3") == 200
 
     cap.assert_emitted("orders_total", type="c", tags={"status": "paid"})
+    cap.assert_emitted(namespace["ORDERS"], status="paid", times=1)
+    cap.assert_emitted("logins_total", type="c", tags={"method": "password"})
     assert cap.assert_emitted("db_query_seconds", type="ms").value == 12.5
     assert [r.value for r in cap.filter("temperature_celsius")] == [0.0, -5.0]
     cap.assert_emitted("render_seconds", type="ms")

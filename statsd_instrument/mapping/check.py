@@ -36,8 +36,25 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="mapping file(s) to check")
     parser.add_argument("--errors-only", action="store_true", help="only report what the exporter refuses")
+    parser.add_argument(
+        "--declared",
+        action="append",
+        default=[],
+        metavar="MODULE[:ATTR]",
+        help="also check that the file exports these declared metrics as declared (repeatable)",
+    )
+    parser.add_argument("--prefix", default="", help="with --declared: the client's STATSD_PREFIX, if any")
     args = parser.parse_args(argv)
     status = 0
+    declared = []
+    if args.declared:
+        from statsd_instrument.mapping.declared import load_declared
+
+        try:
+            declared = load_declared(args.declared)
+        except ValueError as err:
+            print(f"statsd-instrument check-mapping: --declared {err}")
+            return 2
     for name in args.files:
         try:
             text = Path(name).read_text(encoding="utf-8")
@@ -45,14 +62,22 @@ def main(argv: list[str]) -> int:
             print(f"{name}:0: error: (file): cannot read: {getattr(err, 'strerror', None) or err}")
             status = 2
             continue
-        _, findings = lint_text(text, name)
+        config, findings = lint_text(text, name)
         if args.errors_only:
             findings = [f for f in findings if f.severity == "error"]
         for finding in findings:
             print(finding.format(name))
         if any(f.key == "(yaml)" for f in findings):
             status = 2
-        elif findings and status == 0:
+            continue
+        if declared and not any(f.severity == "error" for f in findings):
+            from statsd_instrument.mapping.declared import disagreements
+
+            problems = disagreements(declared, config, args.prefix)
+            for problem in problems:
+                print(problem)
+            findings += problems
+        if findings and status == 0:
             status = 1
     return status
 

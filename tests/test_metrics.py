@@ -1,0 +1,300 @@
+"""Declared metrics (statsd_instrument.metrics): calls, tag checks, the cache, the zero start lines."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+
+import pytest
+
+from statsd_instrument import Client, Counter, Gauge, Histogram, Summary, metrics
+from statsd_instrument.testing import Record, capture
+from tests.helpers import UdpCollector
+
+
+@pytest.fixture
+def client():
+    c = Client(protocol="null", strict=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def production():
+    c = Client(protocol="null", strict=False)
+    yield c
+    c.close()
+
+
+def test_calls_send_the_lines_the_client_calls_would(client):
+    orders = Counter("orders_total", "Orders.", tags=("status", "method"), client=client)
+    checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), buckets=(0.1, 1), client=client)
+    size = Histogram("payload_bytes", "Payload size.", timer=False, client=client)
+    queue = Gauge("queue_depth", "Queue.", tags=("queue",), client=client)
+    with client.capture_lines() as declared:
+        orders.increment(status="paid", method="GET")
+        orders.increment(2.5, method="GET", status="paid")  # keyword order does not matter
+        checkout.observe(0.0123456, step="pay")
+        size.observe(512)
+        queue.set(-3, queue="mail")
+        queue.set(7, queue="mail")
+        queue.inc(queue="mail")
+        queue.dec(2, queue="mail")
+    with client.capture_lines() as plain:
+        client.increment("orders_total", tags={"status": "paid", "method": "GET"})
+        client.increment("orders_total", 2.5, tags={"status": "paid", "method": "GET"})
+        client.timing("checkout_seconds", 12.3456, tags={"step": "pay"})
+        client.histogram("payload_bytes", 512)
+        client.gauge("queue_depth", -3, tags={"queue": "mail"})
+        client.gauge("queue_depth", 7, tags={"queue": "mail"})
+        client.gauge("queue_depth", 1, tags={"queue": "mail"}, delta=True)
+        client.gauge("queue_depth", -2, tags={"queue": "mail"}, delta=True)
+    assert declared == plain
+    assert declared[2] == "checkout_seconds:12.346|ms|#step:pay"
+
+
+def test_tag_values_are_normalised_and_keys_kept_in_declared_order(client):
+    hits = Counter("hits_total", "Hits.", tags=("route", "code"), client=client)
+    with client.capture_lines() as lines:
+        hits.increment(code=200, route=" /a,b|c ")
+    assert lines == ["hits_total:1|c|#route:/a_b_c,code:200"]
+
+
+@pytest.mark.parametrize(
+    "tags, problem",
+    [
+        ({"status": "paid", "method": "GET", "extra": "x"}, "['extra', 'method', 'status'] given"),
+        ({"status": "paid"}, "['status'] given, ['method', 'status'] declared"),
+        ({}, "[] given"),
+    ],
+)
+def test_wrong_tag_keys_raise_in_strict_mode_naming_the_metric(client, tags, problem):
+    orders = Counter("orders_total", "Orders.", tags=("status", "method"), client=client)
+    with pytest.raises(ValueError, match=r"bad counter call for 'orders_total': tags .*") as info:
+        orders.increment(**tags)
+    assert problem in str(info.value)
+
+
+def test_production_drops_bad_calls_counts_and_logs_once(production, caplog):
+    orders = Counter("orders_total", "Orders.", tags=("status",), client=production)
+    checkout = Histogram("checkout_seconds", "Checkout.", client=production)
+    with (
+        caplog.at_level(logging.WARNING, "statsd_instrument"),
+        production.capture_lines(strict=None) as lines,
+    ):
+        orders.increment(state="paid")
+        orders.increment(state="paid")
+        orders.increment("many", status="paid")
+        checkout.observe("slow")
+        with checkout.time():  # a good call still works
+            pass
+        orders.labels(nope="x").increment()  # a bad series: calls on it do nothing
+        with checkout.labels(nope="x").time():
+            pass
+        orders.increment(status="paid")
+        invalid = production.stats["invalid_calls"]
+    assert [line.split(":")[0] for line in lines] == ["checkout_seconds", "orders_total"]
+    assert invalid == 6
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len([w for w in warnings if "'orders_total'" in w]) == 1  # once per metric
+    assert any("'checkout_seconds'" in w and "not a number" in w for w in warnings)
+
+
+def test_declarations_refuse_bad_definitions_naming_the_field():
+    with pytest.raises(ValueError, match="invalid metric name 'orders total'"):
+        Counter("orders total", "Orders.")
+    with pytest.raises(ValueError, match=r"name 'orders\.total' is not a Prometheus metric name"):
+        Counter("orders.total", "Orders.")
+    assert Counter("shop.orders", "Orders.", prometheus_name="orders_total").prometheus_name == "orders_total"
+    with pytest.raises(ValueError, match="reserved tag key 'le'"):
+        Histogram("t_seconds", "T.", tags=("le",))
+    with pytest.raises(ValueError, match="help must be a non-empty one-line str"):
+        Gauge("g", "")
+    with pytest.raises(ValueError, match="buckets must be sorted and distinct"):
+        Histogram("t_seconds", "T.", buckets=(1, 0.5))
+    with pytest.raises(ValueError, match=r"buckets must be finite numbers \(\+Inf is implied\)"):
+        Histogram("t_seconds", "T.", buckets=(1, float("inf")))
+    with pytest.raises(ValueError, match="quantiles must be in"):
+        Summary("t_seconds", "T.", quantiles=((1.5, 0.1),))
+    with pytest.raises(ValueError, match="tag keys repeat"):
+        Counter("a_total", "A.", tags=("k", "k"))
+    with pytest.raises(TypeError, match="not the str 'status'"):
+        Counter("a_total", "A.", tags="status")
+    with pytest.raises(ValueError, match=r"initial .* does not have the declared keys"):
+        Counter("a_total", "A.", tags=("status",), initial=[{"state": "x"}])
+    with pytest.raises(ValueError, match="ttl_s must be a positive number"):
+        Counter("a_total", "A.", ttl_s=0)
+
+
+def test_a_series_is_prepared_once_per_tag_combination_and_the_cache_is_bounded(client, monkeypatch, caplog):
+    monkeypatch.setattr(metrics, "MAX_SERIES", 3)
+    hits = Counter("hits_total", "Hits.", tags=("route",), client=client)
+    with client.capture_lines() as lines, caplog.at_level(logging.WARNING, "statsd_instrument"):
+        for i in range(5):
+            hits.increment(route=f"/r{i}")
+        hits.increment(route="/r0")
+        hits.increment(route=["unhashable"])  # formatted, never cached
+    assert lines[-2:] == ["hits_total:1|c|#route:/r0", "hits_total:1|c|#route:['unhashable']"]
+    assert len(hits._series) + len(hits._typed) == 3
+    assert hits.labels(route="/r0") is hits.labels(route="/r0")
+    assert sum("more than 3 tag-value combinations" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_equal_values_of_other_types_are_not_confused_by_the_cache(client):
+    flags = Counter("flags_total", "Flags.", tags=("on",), client=client)
+    with client.capture_lines() as lines:
+        flags.increment(on="1")
+        flags.increment(on=1)
+        flags.increment(on=True)
+        flags.increment(on=1.5)
+    assert lines == [f"flags_total:1|c|#on:{v}" for v in ("1", "1", "True", "1.5")]
+
+
+def test_prepared_lines_follow_a_reconfigured_client_and_capture_mode():
+    c = Client(protocol="null", strict=True)
+    jobs = Counter("jobs_total", "Jobs.", tags=("queue",), client=c)
+    paid = jobs.labels(queue="mail")
+    with c.capture_lines() as before:
+        paid.increment()
+    c.configure(protocol="null", strict=True, prefix="shop", constant_tags=["env:dev"])
+    with c.capture_lines() as after:
+        paid.increment()
+        jobs.increment(queue="mail")
+    assert before == ["jobs_total:1|c|#queue:mail"]
+    assert after == ["shop.jobs_total:1|c|#env:dev,queue:mail"] * 2
+    c.close()
+
+
+def test_time_is_a_context_manager_and_a_decorator_for_sync_and_async(client):
+    checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), buckets=(0.1, 1), client=client)
+
+    @checkout.time(step="pay")
+    def pay(x):
+        return x * 2
+
+    @checkout.time(step="ship")
+    async def ship():
+        return "shipped"
+
+    with client.capture_lines() as lines:
+        with checkout.time(step="pack"):
+            pass
+        assert pay(21) == 42
+        assert asyncio.run(ship()) == "shipped"
+        with pytest.raises(ZeroDivisionError), checkout.time(step="pack"):
+            1 / 0  # noqa: B018 - timed and re-raised
+    assert [line.split("|#")[1] for line in lines] == ["step:pack", "step:pay", "step:ship", "step:pack"]
+    assert all(line.split("|")[1] == "ms" and float(line.split(":")[1].split("|")[0]) >= 0 for line in lines)
+
+
+def test_zero_lines_cover_known_values_initial_combinations_and_tagless_counters(client):
+    both = Counter("a_total", "A.", tags={"x": ("1", "2"), "y": ("z",)}, client=client)
+    initial = Counter(
+        "b_total", "B.", tags=("code",), initial=[{"code": 200}, {"code": "500"}], client=client
+    )
+    tagless = Counter("c_total", "C.", client=client)
+    unknown = Counter("d_total", "D.", tags=("code",), client=client)
+    assert both.zero_lines() == ["a_total:0|c|#x:1,y:z", "a_total:0|c|#x:2,y:z"]
+    assert initial.zero_lines() == ["b_total:0|c|#code:200", "b_total:0|c|#code:500"]
+    assert tagless.zero_lines() == ["c_total:0|c"]
+    assert unknown.zero_lines() == []
+
+
+def test_each_process_sends_the_zero_lines_before_its_first_line_once():
+    collector = UdpCollector()
+    c = Client(port=collector.port, strict=True)
+    try:
+        jobs = Counter("jobs_total", "Jobs.", tags={"queue": ("mail", "default")}, client=c)
+        jobs.increment(queue="mail")
+        jobs.increment(queue="mail")
+        c.flush()
+        pid = os.fork()
+        if pid == 0:  # a child (as gunicorn forks): sends its own zero lines with its first line
+            try:
+                jobs.increment(queue="default")
+                c.flush()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        lines = collector.wait_for_lines(7)
+    finally:
+        c.close()
+        collector.close()
+    zeros = ["jobs_total:0|c|#queue:mail", "jobs_total:0|c|#queue:default"]
+    parent = ["jobs_total:1|c|#queue:mail"] * 2
+    assert sorted(lines) == sorted(zeros * 2 + parent + ["jobs_total:1|c|#queue:default"])
+    assert lines[:3] == ["jobs_total:1|c|#queue:mail", *zeros]  # the first datagram of the parent
+
+
+def test_a_declaration_after_the_first_line_is_zero_started_too(udp_collector):
+    c = Client(port=udp_collector.port, strict=True)
+    c.increment("early_total")
+    c.flush()
+    late = Counter("late_total", "Late.", client=c)  # buffered now: this process sent its start lines
+    c.increment("early_total")
+    late.increment()
+    c.close()
+    lines = udp_collector.wait_for_lines(4)
+    assert lines == ["early_total:1|c", "late_total:0|c", "early_total:1|c", "late_total:1|c"]
+
+
+def test_zero_lines_are_sent_again_when_sends_succeed_after_failing(tmp_path):
+    path = str(tmp_path / "statsd.sock")
+    c = Client(socket_path=path, strict=True)
+    jobs = Counter("jobs_total", "Jobs.", tags={"queue": ("mail",)}, client=c)
+    try:
+        jobs.increment(queue="mail")
+        c.flush()  # nobody listening: dropped, counted
+        assert c.stats["send_errors"] == 1 and c.stats["dropped_lines"] == 2
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(path)
+        receiver.settimeout(5)
+        jobs.increment(queue="mail")
+        c.flush()
+        first = receiver.recv(65536).decode().split("\n")
+        second = receiver.recv(65536).decode().split("\n")
+    finally:
+        c.close()
+    assert first == ["jobs_total:1|c|#queue:mail"]
+    assert second == ["jobs_total:0|c|#queue:mail"]  # the exporter is back: zero start again
+    receiver.close()
+
+
+def test_capture_mode_sends_no_zero_lines_and_assert_emitted_takes_declarations():
+    c = Client(protocol="null", strict=True, prefix="shop")
+    orders = Counter("orders_total", "Orders.", tags={"status": ("paid", "failed")}, client=c)
+    checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), client=c)
+    with capture(c) as cap:
+        orders.increment(status="paid")
+        checkout.observe(0.5, step="pay")
+    assert cap.records == [
+        Record("shop.orders_total", "c", 1.0, {"status": "paid"}, 1.0),
+        Record("shop.checkout_seconds", "ms", 500.0, {"step": "pay"}, 1.0),
+    ]
+    cap.assert_emitted(orders, status="paid", times=1)
+    cap.assert_emitted(checkout, step="pay", value=500)
+    cap.assert_not_emitted(orders, status="failed")
+    assert cap.total(orders, status="paid") == 1.0
+    with pytest.raises(AssertionError, match=r"no record named 'shop\.orders_total' .*'status': 'failed'"):
+        cap.assert_emitted(orders, status="failed")
+    c.close()
+
+
+def test_the_module_level_client_is_the_default_and_the_fixture_sees_declarations(statsd_capture):
+    orders = Counter("fixture_orders_total", "Orders.", tags=("status",))
+    orders.increment(status="paid")
+    statsd_capture.assert_emitted(orders, status="paid")
+
+
+def test_tag_keys_that_cannot_be_parameters_take_the_generic_call(client):
+    odd = Counter("odd_total", "Odd keys.", tags=("class", "value", "_hidden"), client=client)
+    plain = Counter("plain_total", "Plain keys.", tags=("kind",), client=client)
+    assert "kind=" in str(inspect.signature(plain.increment))  # generated: the keys are parameters
+    assert "class" not in str(inspect.signature(odd.increment))  # the class's method: **tags
+    with client.capture_lines() as lines:
+        odd.increment(2, **{"class": "a", "value": "b", "_hidden": "c"})
+        plain.increment(kind="x")
+    assert lines == ["odd_total:2|c|#class:a,value:b,_hidden:c", "plain_total:1|c|#kind:x"]
