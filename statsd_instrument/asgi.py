@@ -37,13 +37,8 @@ from __future__ import annotations
 import time
 from typing import Any, Awaitable, Callable, Iterator, MutableMapping
 
-from statsd_instrument.http_metrics import (
-    MiddlewareBase,
-    Tags,
-    log,
-    request_tag_list,
-)
-from statsd_instrument.wsgi import ENDPOINT_KEY, EXCEPTION_KEY, SKIP_KEY, TAGS_KEY
+from statsd_instrument.http_metrics import ENDPOINT_KEY
+from statsd_instrument.middleware import MiddlewareBase
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -167,34 +162,9 @@ class StatsdASGIMiddleware(MiddlewareBase):
     """
 
     path_key = "path"
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        client: Any = None,
-        service: str = "asgi",
-        endpoint: Callable[[Scope], str | None] | None = scope_endpoint,
-        exclude_paths: Any = None,
-        exclude: Callable[[Scope], bool] | None = None,
-        tags: Tags = None,
-        request_tags: Callable[[Scope], Tags] | None = None,
-        in_flight: bool = False,
-        version: str | None = None,
-    ) -> None:
-        self.configure(
-            app,
-            client=client,
-            service=service,
-            endpoint=endpoint,
-            default_endpoint=scope_endpoint,
-            exclude_paths=exclude_paths,
-            exclude=exclude,
-            tags=tags,
-            request_tags=request_tags,
-            in_flight=in_flight,
-            version=version,
-        )
+    method_key = "method"
+    default_service = "asgi"
+    default_endpoint = staticmethod(scope_endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or (self.filtering and self.skipped(scope)):
@@ -261,27 +231,4 @@ class _Request:
 
     def finish(self) -> None:
         """Send the request's metrics (the app's call has ended); never raises."""
-        elapsed = (self.end or _clock()) - self.start
-        mw, scope = self.middleware, self.scope
-        if scope.get(SKIP_KEY):
-            mw.recorder.skipped()
-            return
-        try:
-            try:
-                endpoint = mw.endpoint(scope)
-            except Exception:
-                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
-                endpoint = None
-            tags = scope.get(TAGS_KEY)
-            if not tags and mw.request_tags is not None:
-                tags = request_tag_list(mw.request_tags, scope, "request_tags")
-            mw.recorder.finished(
-                scope.get("method", ""),
-                endpoint if isinstance(endpoint, str) else None,
-                self.status,
-                elapsed,
-                self.exception or scope.get(EXCEPTION_KEY),
-                tags or (),
-            )
-        except Exception:
-            log.warning("statsd_instrument: recording the request failed", exc_info=True)
+        self.middleware.finish(self.scope, (self.end or _clock()) - self.start, self.status, self.exception)

@@ -47,17 +47,18 @@ from flask import Flask, Request, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from statsd_instrument.http_metrics import (
+    ENDPOINT_KEY,
+    EXCEPTION_KEY,
+    SKIP_KEY,
+    TAGS_KEY,
     UNMATCHED_ENDPOINT,
-    PathFilter,
     RequestRecorder,
-    Tags,
-    check_callable,
     log,
-    request_tag_list,
     tag_list,
 )
-from statsd_instrument.validation import parse_bool, tag_value
-from statsd_instrument.wsgi import ENDPOINT_KEY, EXCEPTION_KEY, SKIP_KEY, TAGS_KEY, StatsdMiddleware
+from statsd_instrument.middleware import PathFilter, check_callable, request_tag_list
+from statsd_instrument.validation import Tags, parse_bool, tag_value
+from statsd_instrument.wsgi import StatsdMiddleware
 
 EXTENSION_KEY = "statsd_instrument"
 _EXEMPT_ATTR = "_statsd_instrument_exempt"
@@ -79,8 +80,9 @@ def exempt(view: F) -> F:
     return view
 
 
-class _AppSettings:
-    """What one app was configured with; lives in ``app.extensions["statsd_instrument"]``."""
+class _AppInstrumentation:
+    """One app's instrumentation: its middleware and what labels its requests (exemptions, endpoint and
+    per-request tag functions); lives in ``app.extensions["statsd_instrument"]``."""
 
     __slots__ = ("_templates", "endpoint_fn", "middleware", "request_tags_fn", "skip", "view_functions")
 
@@ -223,14 +225,14 @@ class StatsdInstrument:
             in_flight=parse_bool(in_flight, "STATSD_IN_FLIGHT"),
             version=self._setting(app, "STATSD_APP_VERSION", env=True),
         )
-        settings = _AppSettings(
+        instrumentation = _AppInstrumentation(
             middleware,
             app.view_functions,
             check_callable(self._setting(app, "STATSD_EXCLUDE"), "STATSD_EXCLUDE"),
             check_callable(self._setting(app, "STATSD_ENDPOINT"), "STATSD_ENDPOINT"),
             check_callable(self._setting(app, "STATSD_REQUEST_TAGS"), "STATSD_REQUEST_TAGS"),
         )
-        app.extensions[EXTENSION_KEY] = settings
+        app.extensions[EXTENSION_KEY] = instrumentation
         # Timing, status, sending: Flask's documented way to add WSGI middleware, so the clock runs from
         # before the request context is pushed until the server closes the body (streamed ones included).
         app.wsgi_app = middleware  # type: ignore[method-assign]
@@ -245,7 +247,7 @@ class StatsdInstrument:
                 return dispatch()
             finally:
                 try:
-                    settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
+                    instrumentation.label(request._get_current_object(), app)  # type: ignore[attr-defined]
                 except Exception:
                     log.warning("statsd_instrument: labelling the request failed", exc_info=True)
 
@@ -273,7 +275,7 @@ class StatsdInstrument:
             try:
                 environ = request._get_current_object().environ  # type: ignore[attr-defined]
                 if ENDPOINT_KEY not in environ and SKIP_KEY not in environ:
-                    settings.label(request._get_current_object(), app)  # type: ignore[attr-defined]
+                    instrumentation.label(request._get_current_object(), app)  # type: ignore[attr-defined]
             except Exception:
                 log.warning("statsd_instrument: labelling the request failed", exc_info=True)
             return handle_exception(error)

@@ -1,8 +1,10 @@
-"""Request metrics shared by the Flask extension and the WSGI middleware: bounded labels and emission.
+"""The request metrics' contract (names, types, tags, bounded label values, the keys an app sets on a request)
+and the :class:`RequestRecorder` that sends them; the middlewares that feed it share
+:mod:`statsd_instrument.middleware`.
 
-Both integrations describe a finished request the same way (service, method, endpoint, status, exception)
-and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract in one batch and flushes
-it, so all metrics of one request leave in one datagram when the request ends:
+The integrations (Flask, WSGI, ASGI) describe a finished request the same way (service, method, endpoint,
+status, exception) and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract in one
+batch and flushes it, so all metrics of one request leave in one datagram when the request ends:
 
 =========================== ======= ======================================= ==============================
 on the wire                 type    tags                                    exported as (shipped mapping)
@@ -17,6 +19,11 @@ on the wire                 type    tags                                    expo
 Label values taken from a request are bounded: methods outside :data:`STANDARD_METHODS` become
 :data:`OTHER_METHOD` and a path no route matches becomes :data:`UNMATCHED_ENDPOINT`, so random URLs or
 methods cannot create new series.
+
+While it handles a request, an app (or an integration such as the Flask extension) may set these keys on
+the WSGI environ or the ASGI scope: :data:`ENDPOINT_KEY` (the endpoint label, a route template),
+:data:`EXCEPTION_KEY` (the class name of an exception it answered itself), :data:`SKIP_KEY` (true: send
+nothing for this request) and :data:`TAGS_KEY` (extra ``"k:v"`` tags, already checked).
 """
 
 from __future__ import annotations
@@ -24,13 +31,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any, Sequence
 
 from statsd_instrument import validation
 from statsd_instrument.metrics import Counter, Gauge, Histogram
-from statsd_instrument.validation import tag_value
+from statsd_instrument.validation import Tags, tag_value
 from statsd_instrument.wire import format_ms
 
 log = logging.getLogger("statsd_instrument")
@@ -91,8 +97,11 @@ _monotonic = time.monotonic
 
 BUILTIN_TAG_KEYS = frozenset({"service", "method", "endpoint", "status", "exception", "version"})
 
-Tags = Union[Mapping[str, object], Sequence[str], None]
-PathRule = Union[str, "re.Pattern[str]"]
+# keys an app (or an integration such as the Flask extension) may set on the environ / scope of a request
+ENDPOINT_KEY = "statsd_instrument.endpoint"  # the endpoint label (a route template)
+EXCEPTION_KEY = "statsd_instrument.exception"  # the class name of an exception the app answered itself
+SKIP_KEY = "statsd_instrument.skip"  # true: send nothing for this request
+TAGS_KEY = "statsd_instrument.tags"  # extra "k:v" tags for this request (already checked)
 
 
 def method_label(method: str) -> str:
@@ -113,61 +122,6 @@ def tag_list(tags: Tags, field: str) -> list[str]:
     ['region:eu-west', 'tier:1']
     """
     return validation.tag_list(tags, field, reserved=BUILTIN_TAG_KEYS)
-
-
-class PathFilter:
-    """Decides from a path whether a request is excluded: strings are prefixes, compiled patterns regexes.
-
-    >>> skip = PathFilter(["/static/", re.compile(r"^/health/?$")], "exclude_paths")
-    >>> skip("/static/app.js"), skip("/health"), skip("/healthz"), skip("/test/")
-    (True, True, False, False)
-    >>> PathFilter([42], "exclude_paths")
-    Traceback (most recent call last):
-    ...
-    TypeError: exclude_paths: expected a path prefix (str) or a compiled regex (re.Pattern), got 42
-    """
-
-    __slots__ = ("patterns", "prefixes")
-
-    def __init__(self, rules: Iterable[PathRule] | None, field: str) -> None:
-        prefixes: list[str] = []
-        patterns: list[re.Pattern[str]] = []
-        if isinstance(rules, (str, re.Pattern)):
-            rules = [rules]
-        for rule in rules or ():
-            if isinstance(rule, str):
-                prefixes.append(rule)
-            elif isinstance(rule, re.Pattern):
-                patterns.append(rule)
-            else:
-                raise TypeError(
-                    f"{field}: expected a path prefix (str) or a compiled regex (re.Pattern), got {rule!r}"
-                )
-        self.prefixes = tuple(prefixes)
-        self.patterns = tuple(patterns)
-
-    def __bool__(self) -> bool:
-        return bool(self.prefixes or self.patterns)
-
-    def __call__(self, path: str) -> bool:
-        if self.prefixes and path.startswith(self.prefixes):
-            return True
-        return any(p.search(path) for p in self.patterns)
-
-
-def check_callable(value: Any, field: str) -> Callable[..., Any] | None:
-    """``value`` if it is ``None`` or callable, else ``TypeError`` naming ``field``.
-
-    >>> check_callable(len, "endpoint") is len
-    True
-    >>> check_callable("x", "endpoint")
-    Traceback (most recent call last):
-    ...
-    TypeError: endpoint: expected a callable or None, got 'x'
-    """
-    if value is not None and not callable(value):
-        raise TypeError(f"{field}: expected a callable or None, got {value!r}")
-    return value
 
 
 class RequestRecorder:
@@ -358,80 +312,3 @@ def _plain_client(client: Any) -> bool:
         getattr(kind, name) is getattr(Client, name)
         for name in ("increment", "timing", "gauge", "flush", "prepare", "send_lines")
     )
-
-
-class MiddlewareBase:
-    """What the WSGI and ASGI middlewares share: their options, checked once, and the exclusion test.
-
-    ``request`` is the WSGI environ or the ASGI scope; ``path_key`` names its path (``PATH_INFO``, ``path``).
-
-    >>> class Mw(MiddlewareBase):
-    ...     path_key = "path"
-    >>> mw = Mw()
-    >>> mw.configure(None, client=None, service="demo", endpoint=None, default_endpoint=lambda r: None,
-    ...              exclude_paths=["/health"], exclude=None, tags=None, request_tags=None,
-    ...              in_flight=False, version=None)
-    >>> mw.skipped({"path": "/health/live"}), mw.skipped({"path": "/orders"})
-    (True, False)
-    """
-
-    path_key = "PATH_INFO"
-
-    def configure(
-        self,
-        app: Any,
-        *,
-        client: Any,
-        service: str,
-        endpoint: Callable[[Any], str | None] | None,
-        default_endpoint: Callable[[Any], str | None],
-        exclude_paths: Any,
-        exclude: Callable[[Any], bool] | None,
-        tags: Tags,
-        request_tags: Callable[[Any], Tags] | None,
-        in_flight: bool,
-        version: str | None,
-    ) -> None:
-        """Check and keep the options (a bad one raises naming its field); ``client`` None: ``statsd``."""
-        if client is None:
-            from statsd_instrument import statsd as client
-        self.app = app
-        self.recorder = RequestRecorder(
-            client, service, tags=tags, in_flight=bool(in_flight), version=version
-        )
-        self.endpoint = check_callable(endpoint, "endpoint") or default_endpoint
-        self.skip_path = (
-            exclude_paths
-            if isinstance(exclude_paths, PathFilter)
-            else PathFilter(exclude_paths, "exclude_paths")
-        )
-        self.skip = check_callable(exclude, "exclude")
-        self.request_tags = check_callable(request_tags, "request_tags")
-        self.filtering = bool(self.skip_path) or self.skip is not None
-
-    def skipped(self, request: Any) -> bool:
-        """Whether ``exclude_paths`` or ``exclude`` leave this request out (a failing predicate: measured)."""
-        try:
-            if self.skip_path and self.skip_path(request.get(self.path_key, "")):
-                return True
-            return self.skip is not None and bool(self.skip(request))
-        except Exception:
-            log.warning("statsd_instrument: exclude predicate failed; measuring the request", exc_info=True)
-            return False
-
-
-def request_tag_list(fn: Callable[[Any], Tags] | None, arg: Any, field: str) -> list[str]:
-    """Per-request tags from ``fn(arg)`` (the request or environ), cleaned; a failing ``fn`` gives none.
-
-    >>> request_tag_list(lambda r: {"tenant": r["tenant"]}, {"tenant": "acme,inc"}, "request_tags")
-    ['tenant:acme_inc']
-    >>> request_tag_list(lambda r: 1 / 0, {}, "request_tags")
-    []
-    """
-    if fn is None:
-        return []
-    try:
-        return tag_list(fn(arg), field)
-    except Exception:
-        log.warning("statsd_instrument: %s failed; request counted without its tags", field, exc_info=True)
-        return []

@@ -57,10 +57,10 @@ class Record(NamedTuple):
     sample_rate: float
 
 
-def parse_line(line: str) -> List[Record]:
+def parse_records(line: str) -> List[Record]:
     """Parse DogStatsD text (one line, or lines joined by newlines) the way statsd_exporter splits it.
 
-    >>> parse_line("a.b:-2.5|g|@0.5|#k:v:w,x:")
+    >>> parse_records("a.b:-2.5|g|@0.5|#k:v:w,x:")
     [Record(name='a.b', type='g', value=-2.5, tags={'k': 'v:w', 'x': ''}, sample_rate=0.5)]
     """
     records = []
@@ -95,7 +95,7 @@ class Capture:
     @property
     def records(self) -> List[Record]:
         """Every record so far, in order."""
-        return [r for line in self.lines for r in parse_line(line)]
+        return [r for line in self.lines for r in parse_records(line)]
 
     def filter(
         self, name: str | None = None, type: str | None = None, tags: dict | None = None

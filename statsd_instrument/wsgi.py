@@ -28,18 +28,8 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from statsd_instrument.http_metrics import (
-    MiddlewareBase,
-    Tags,
-    log,
-    request_tag_list,
-)
-
-# environ keys an app (or an integration such as the Flask extension) may set while it handles a request
-ENDPOINT_KEY = "statsd_instrument.endpoint"  # the endpoint label (a route template)
-EXCEPTION_KEY = "statsd_instrument.exception"  # the class name of an exception the app answered itself
-SKIP_KEY = "statsd_instrument.skip"  # true: send nothing for this request
-TAGS_KEY = "statsd_instrument.tags"  # extra "k:v" tags for this request (already checked)
+from statsd_instrument.http_metrics import EXCEPTION_KEY
+from statsd_instrument.middleware import MiddlewareBase, keyed_endpoint
 
 Environ = dict
 StartResponse = Callable[..., Any]
@@ -47,13 +37,8 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _CONVERTED = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-def environ_endpoint(environ: Environ) -> str | None:
-    """The default resolver: the template the app stored in ``environ["statsd_instrument.endpoint"]``.
-
-    >>> environ_endpoint({"statsd_instrument.endpoint": "/user/<id>"}), environ_endpoint({})
-    ('/user/<id>', None)
-    """
-    return environ.get(ENDPOINT_KEY)
+#: the default resolver: the template the app stored in ``environ["statsd_instrument.endpoint"]``
+environ_endpoint = keyed_endpoint
 
 
 class PathTemplates:
@@ -153,33 +138,8 @@ class StatsdMiddleware(MiddlewareBase):
     ZeroDivisionError
     """
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        client: Any = None,
-        service: str = "wsgi",
-        endpoint: Callable[[Environ], str | None] | None = environ_endpoint,
-        exclude_paths: Any = None,
-        exclude: Callable[[Environ], bool] | None = None,
-        tags: Tags = None,
-        request_tags: Callable[[Environ], Tags] | None = None,
-        in_flight: bool = False,
-        version: str | None = None,
-    ) -> None:
-        self.configure(
-            app,
-            client=client,
-            service=service,
-            endpoint=endpoint,
-            default_endpoint=environ_endpoint,
-            exclude_paths=exclude_paths,
-            exclude=exclude,
-            tags=tags,
-            request_tags=request_tags,
-            in_flight=in_flight,
-            version=version,
-        )
+    default_service = "wsgi"
+    default_endpoint = staticmethod(keyed_endpoint)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if self.filtering and self.skipped(environ):
@@ -251,36 +211,11 @@ class _Request:
             if close is not None:
                 close()
         finally:
-            # the request's end, inline (no further method call: this runs once per request)
             if not self.done:
                 self.done = True
-                elapsed = time.perf_counter() - self.start
-                mw, environ = self.middleware, self.environ
-                if environ.get(SKIP_KEY):
-                    mw.recorder.skipped()
-                else:
-                    try:
-                        if mw.endpoint is environ_endpoint:
-                            endpoint = environ.get(ENDPOINT_KEY)
-                        else:
-                            try:
-                                endpoint = mw.endpoint(environ)
-                            except Exception:
-                                log.warning("statsd_instrument: endpoint resolver failed", exc_info=True)
-                                endpoint = None
-                        tags = environ.get(TAGS_KEY)
-                        if not tags and mw.request_tags is not None:
-                            tags = request_tag_list(mw.request_tags, environ, "request_tags")
-                        mw.recorder.finished(
-                            environ.get("REQUEST_METHOD", ""),
-                            endpoint,
-                            self.status,
-                            elapsed,
-                            self.exception or environ.get(EXCEPTION_KEY),
-                            tags or (),
-                        )
-                    except Exception:
-                        log.warning("statsd_instrument: recording the request failed", exc_info=True)
+                self.middleware.finish(
+                    self.environ, time.perf_counter() - self.start, self.status, self.exception
+                )
 
 
 _new_request = object.__new__

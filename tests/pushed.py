@@ -6,7 +6,7 @@ import contextlib
 from typing import Iterator
 
 from statsd_instrument import Client
-from statsd_instrument.testing import parse_line
+from statsd_instrument.testing import parse_records
 from tests.helpers import UdpCollector
 
 
@@ -18,7 +18,7 @@ class Pushed:
 
     def wait(self, n_lines: int) -> list[tuple[str, float, str, dict[str, str]]]:
         lines = self.collector.wait_for_lines(n_lines, timeout_s=5)
-        return [(r.name, r.value, r.type, r.tags) for line in lines for r in parse_line(line)]
+        return [(r.name, r.value, r.type, r.tags) for line in lines for r in parse_records(line)]
 
     def named(self, name: str, n_lines: int) -> list[tuple[float, str, dict[str, str]]]:
         return [(v, t, tags) for n, v, t, tags in self.wait(n_lines) if n == name]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from statsd_instrument import Client
-from statsd_instrument.testing import parse_line
+from statsd_instrument.testing import parse_records
 from statsd_instrument.validation import DroppedTagWarning, check_name, tag_value
 from statsd_instrument.wire import format_ms
 
@@ -126,9 +126,9 @@ def test_any_tag_value_yields_a_line_that_parses_back_to_the_normalised_tags(val
     assert len(lines) == 2  # a value that normalises to nothing leaves its tag out, never the metric
     for line in lines:
         assert "\n" not in line and "\r" not in line
-        (record,) = parse_line(line)
+        (record,) = parse_records(line)
         assert record.name in ("prop", "prop_list")
-    first, second = parse_line(lines[0])[0], parse_line(lines[1])[0]
+    first, second = parse_records(lines[0])[0], parse_records(lines[1])[0]
     expected = {"first": tag_value(value), "second": tag_value(other)}
     assert first.tags == {k: v for k, v in expected.items() if v}
     assert first.value == 1.5 and first.type == "ms"

@@ -8,7 +8,8 @@ import wsgiref.util
 
 import pytest
 
-from statsd_instrument.wsgi import EXCEPTION_KEY, PathTemplates, StatsdMiddleware
+from statsd_instrument.http_metrics import EXCEPTION_KEY
+from statsd_instrument.wsgi import PathTemplates, StatsdMiddleware
 from tests.pushed import Pushed, client_for
 
 
