@@ -1,11 +1,13 @@
-"""Throughput of the example Flask app under uwsgi, 2 workers: bare, StatsdInstrument, prometheus_flask_exp.
+"""Throughput of the example Flask app, 2 workers under uwsgi and under gunicorn: bare, StatsdInstrument, and
+prometheus_flask_exporter.
 
 wrk (2 threads, 16 connections) against ``GET /test/``; rounds interleave the variants (order rotated each
-round) so that machine noise hits all of them alike; medians and ratios to bare are reported. The
-StatsdInstrument variant pushes to the embedded exporter (``statsd-instrument exporter`` with the shipped
-mapping) running on the same machine; if that command is not available, to a UDP sink process instead. A
-fourth variant sends to a UDP sink that only receives, to separate the app's own cost from the exporter's
-(which shares the same cores); a fifth sends nothing (null protocol): the Python cost alone.
+round) so that machine noise hits all of them alike; medians and ratios to bare are reported. StatsdInstrument
+pushes to the embedded exporter (``statsd-instrument exporter``, shipped mapping) on the same machine, twice:
+once as shipped (it pauses 4 ms after a wake-up, so datagrams are read in batches), once with that pause off
+(``STATSD_INSTRUMENT_EXPORTER_COALESCE_MS=0``): it then wakes for every datagram and reads it at once, as the
+Go statsd_exporter does, so that variant carries a production-like receiver's cost. A last variant sends
+nothing (null protocol): the Python cost alone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TITLE = "Flask under uwsgi: request throughput with and without metrics"
+TITLE = "Flask under uwsgi and gunicorn: request throughput with and without metrics"
 ROUNDS = 5
 SECONDS = 5
 WRK = ["wrk", "-t2", "-c16"]
@@ -81,8 +83,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def start_receiver(port: int) -> tuple[subprocess.Popen, str]:
-    """The embedded exporter if it exists, else a UDP sink; returns (process, description)."""
+def start_receiver(port: int, per_datagram: bool = False) -> tuple[subprocess.Popen, str]:
+    """The embedded exporter if it exists, else a UDP sink; returns (process, description). ``per_datagram``
+    turns the exporter's read-coalescing pause off (it then wakes for every datagram, like the Go one)."""
     exporter = shutil.which("statsd-instrument", path=str(BIN))
     probe = subprocess.run(
         [sys.executable, "-c", "import statsd_instrument.exporter.cli"], capture_output=True, cwd=ROOT
@@ -97,7 +100,7 @@ def start_receiver(port: int) -> tuple[subprocess.Popen, str]:
             f"--web.listen-address=127.0.0.1:{web}",
             f"--statsd.mapping-config={ROOT / 'exporter-mapping.yml'}",
         ]
-        proc = start(argv, {})
+        proc = start(argv, {"STATSD_INSTRUMENT_EXPORTER_COALESCE_MS": "0" if per_datagram else "4"})
         wait_for_port(web, proc)
         return proc, "the embedded exporter (`statsd-instrument exporter`, shipped mapping)"
     proc = start([sys.executable, "-c", SINK, str(port)], {})
@@ -110,6 +113,15 @@ def uwsgi(port: int, chdir: Path, module: str, env: dict[str, str]) -> subproces
     argv = [str(BIN / "uwsgi"), "--master", "--processes", "2", "--die-on-term", "--need-app"]
     argv += ["--disable-logging", "--chdir", str(chdir), "--module", module]
     argv += ["--http-socket", f"127.0.0.1:{port}"]
+    proc = start(argv, env)
+    wait_for_port(port, proc)
+    return proc
+
+
+def gunicorn(port: int, chdir: Path, module: str, env: dict[str, str]) -> subprocess.Popen:
+    # sync workers (gunicorn's default), 2 of them, access log off
+    argv = [str(BIN / "gunicorn"), "--workers", "2", "--chdir", str(chdir), "--bind", f"127.0.0.1:{port}"]
+    argv += ["--log-level", "warning", module]
     proc = start(argv, env)
     wait_for_port(port, proc)
     return proc
@@ -150,50 +162,75 @@ def ratio_table(results: dict[str, list[float]]) -> str:
     return "\n".join(rows)
 
 
-def run() -> str:
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed (Debian package 'wrk'; make system-deps)")
-    statsd_port, sink_port = free_port(), free_port()
+#: the variants every web benchmark measures against ``bare`` (prometheus_flask_exporter: Flask only)
+RECEIVING = ("statsd_instrument", "statsd_instrument_per_datagram")
+VARIANT_TEXT = (
+    "`statsd_instrument` pushes to {receiver} on the same machine as shipped (it pauses 4 ms after a "
+    "wake-up, reading datagrams in batches); `statsd_instrument_per_datagram` pushes to the same exporter "
+    "with that pause off (`STATSD_INSTRUMENT_EXPORTER_COALESCE_MS=0`: it wakes for every datagram and reads "
+    "it at once, as the Go statsd_exporter does); `statsd_instrument_null` sends nothing "
+    "(`STATSD_PROTOCOL=null`: the Python cost alone, no socket)."
+)
+
+
+def receivers(procs: list) -> tuple[dict[str, dict[str, str]], str]:
+    """Start both exporters (appended to ``procs``); the client environment of each receiving variant."""
+    envs: dict[str, dict[str, str]] = {}
+    text = ""
+    for name in RECEIVING:
+        port = free_port()
+        receiver, text = start_receiver(port, per_datagram=name.endswith("per_datagram"))
+        procs.append(receiver)
+        envs[name] = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(port)}
+    envs["statsd_instrument_null"] = {"STATSD_PROTOCOL": "null"}
+    return envs, text
+
+
+def flask_section(server: str, launch) -> str:
+    """Bare, ours (two receivers), null and prometheus_flask_exporter under ``launch`` (uwsgi or gunicorn)."""
     multiproc_dir = tempfile.mkdtemp(prefix="bench-pfe-")
     example = ROOT / "examples" / "flask_app"
     procs: list[subprocess.Popen] = []
     try:
-        receiver, receiver_text = start_receiver(statsd_port)
-        procs.append(receiver)
-        procs.append(start([sys.executable, "-c", SINK, str(sink_port)], {}))
-        names = [
-            "bare",
-            "statsd_instrument",
-            "prometheus_flask_exporter",
-            "statsd_instrument_to_sink",
-            "statsd_instrument_null",
-        ]
+        envs, receiver_text = receivers(procs)
+        names = ["bare", *envs, "prometheus_flask_exporter"]
         ports = {name: free_port() for name in names}
-        statsd_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(statsd_port)}
-        sink_env = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(sink_port)}
-        procs.append(uwsgi(ports["bare"], example, "app:app", {"STATSD_INSTRUMENT": "0"}))
-        procs.append(uwsgi(ports["statsd_instrument"], example, "app:app", statsd_env))
-        procs.append(uwsgi(ports["statsd_instrument_to_sink"], example, "app:app", sink_env))
-        null_env = {"STATSD_PROTOCOL": "null"}
-        procs.append(uwsgi(ports["statsd_instrument_null"], example, "app:app", null_env))
-        pfe_env = {"PROMETHEUS_MULTIPROC_DIR": multiproc_dir, "PFE_METRICS_PORT": str(free_port())}
+        procs.append(launch(ports["bare"], example, "app:app", {"STATSD_INSTRUMENT": "0"}))
+        for name, env in envs.items():
+            procs.append(launch(ports[name], example, "app:app", env))
+        pfe_env = {
+            "PROMETHEUS_MULTIPROC_DIR": multiproc_dir,
+            "PFE_METRICS_PORT": str(free_port()),
+            "PFE_SERVER": server,
+        }
         procs.append(
-            uwsgi(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
+            launch(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
         )
         results = interleaved(ports, ROUNDS, SECONDS)
     finally:
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return (
-        f"`{' '.join(WRK)} -d{SECONDS}s` against `GET /test/` of `examples/flask_app` under uwsgi "
-        f"(master + 2 workers, request log off), {ROUNDS} interleaved rounds per variant. "
-        f"StatsdInstrument pushes to {receiver_text} on the same machine; prometheus_flask_exporter runs "
-        "`UWsgiPrometheusMetrics` (prometheus_client multiprocess files); `statsd_instrument_to_sink` sends "
-        "to a process that only receives the datagrams (the app's own cost without the exporter's "
-        "parsing); `statsd_instrument_null` sends nothing (`STATSD_PROTOCOL=null`: the Python cost "
-        "alone, no socket).\n\n" + ratio_table(results) + "\n"
-    )
+    return ratio_table(results), VARIANT_TEXT.format(receiver=receiver_text)
+
+
+def run() -> str:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (Debian package 'wrk'; make system-deps)")
+    parts = []
+    for server, launch, flags in (
+        ("uwsgi", uwsgi, "master + 2 workers, request log off"),
+        ("gunicorn", gunicorn, "2 sync workers, access log off"),
+    ):
+        print(f" {server}", file=sys.stderr, flush=True)
+        table, variants = flask_section(server, launch)
+        parts.append(
+            f"### {server}\n\n`{' '.join(WRK)} -d{SECONDS}s` against `GET /test/` of "
+            f"`examples/flask_app` under {server} ({flags}), {ROUNDS} interleaved rounds per variant. "
+            f"{variants} "
+            "prometheus_flask_exporter keeps prometheus_client multiprocess files.\n\n" + table + "\n"
+        )
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

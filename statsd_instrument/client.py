@@ -70,12 +70,13 @@ class Client(DogStatsdCompat):
         *,
         protocol: str | None = None,
         max_datagram_bytes: int | None = None,
-        flush_interval_s: float | None = 1.0,
+        flush_interval_s: float | None = None,
         strict: bool | None = None,
+        multi_value: bool | None = None,
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
-        self._add_flush: Any = None
+        self._add_request: Any = None
         self._install(
             load_settings(
                 host,
@@ -87,6 +88,7 @@ class Client(DogStatsdCompat):
                 max_datagram_bytes=max_datagram_bytes,
                 flush_interval_s=flush_interval_s,
                 strict=strict,
+                multi_value=multi_value,
             )
         )
 
@@ -102,7 +104,7 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
-        client._add_flush = None
+        client._add_request = None
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -118,14 +120,20 @@ class Client(DogStatsdCompat):
         self._tag_cache: dict = {}
         self._warned: set = set()
         self._transport = BufferedTransport(settings)
-        self._add = self._transport.add
-        # the transport's add_flush, bound once: RequestRecorder sends through it and checks its identity to
-        # know that lines it cached are still this client's (configure() and capture mode replace it)
-        self._add_flush = self._transport.add_flush
+        self._bind(self._transport)
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
             old.close()
+
+    def _bind(self, transport: Any) -> None:
+        self._add = transport.add
+        self._count = transport.count
+        self._sample = transport.sample
+        self._add_flush = transport.add_flush
+        # bound once: RequestRecorder sends through it and checks its identity to know that the series keys
+        # it cached are still this client's (configure() and capture mode replace it)
+        self._add_request = transport.add_request
 
     def _ensure(self) -> None:
         if self._pending is not None:
@@ -178,6 +186,7 @@ class Client(DogStatsdCompat):
             key = suffix = None
         if suffix is None:
             suffix = wire.format_tags(tags, self._settings.constant_tags)
+            suffix.encode()  # a lone surrogate cannot be sent: refused here, never when the buffer leaves
             # cache only all-str values: 1, 1.0 and True are equal keys but print differently
             values = tags.values() if isinstance(tags, Mapping) else tags
             if key is not None and all(type(v) is str for v in values):
@@ -190,8 +199,8 @@ class Client(DogStatsdCompat):
         """Build ``metric:text|kind...`` and buffer it; ``text`` is already formatted unless kind is c."""
         try:
             name = self._names.get(metric) or self._name(metric)
-            if kind == "c":
-                text = str(text) if type(text) is int else wire.format_number(text)
+            if kind == "c" and type(text) is not int:
+                text = wire.format_number(text)
             # the common cases inline: a list or dict of str tags seen before (cached suffix)
             rest = None
             try:
@@ -206,6 +215,13 @@ class Client(DogStatsdCompat):
             if rate is not None and rate != 1:
                 rest = wire.parse_sample_rate(rate) + rest
                 if _random() >= rate:
+                    return
+            elif kind in _MERGED:  # merged within the flush window (see transport)
+                if kind != "c":
+                    self._sample((name, kind, rest), text)
+                    return
+                if type(text) is int and text >= 0:
+                    self._count((name, kind, rest), text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
                 line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
@@ -435,6 +451,21 @@ class Client(DogStatsdCompat):
             raise ValueError(f"unknown metric type {kind!r}")
         return self._name(metric) + ":", "|" + kind + self._tags(tags)
 
+    def series_key(self, metric: str, kind: str, tags: Tags = None) -> tuple[str, str, str]:
+        """The buffer key ``(name, kind, tag suffix)`` a metric call of ``kind`` (``c ms h d``) on ``metric``
+        with ``tags`` merges into (see :mod:`statsd_instrument.transport`); checked now (``ValueError``).
+        Valid as long as the client's transport is the same (``configure()`` replaces it).
+
+        >>> c = Client(protocol="null", prefix="shop", constant_tags=["env:dev"])
+        >>> c.series_key("orders_total", "c", ("status:paid",))
+        ('shop.orders_total', 'c', '|#env:dev,status:paid')
+        >>> c.close()
+        """
+        self._ensure()
+        if kind not in _MERGED:
+            raise ValueError(f"metric type {kind!r} is not merged in the buffer (one of c, ms, h, d)")
+        return self._name(metric), kind, self._tags(tags)
+
     def send_lines(self, lines: str) -> None:
         """Send formatted ``lines`` (joined by newlines, e.g. built from :meth:`line_template`) together with
         everything buffered, now: one datagram when it fits. ``send_line`` of each, then ``flush()``.
@@ -488,17 +519,17 @@ class Client(DogStatsdCompat):
         """
         self._ensure()
         self._transport.flush()
-        saved = (self._transport, self._add, self._add_flush, self._strict, self._emit)
+        saved = (self._transport, self._strict, self._emit)
         capture = CaptureTransport(self._settings)
         self._transport = capture
-        self._add = capture.add
-        self._add_flush = capture.add_flush
+        self._bind(capture)
         if strict is not None:
             self._strict = strict
         try:
             yield capture.lines
         finally:
-            self._transport, self._add, self._add_flush, self._strict, self._emit = saved
+            self._transport, self._strict, self._emit = saved
+            self._bind(self._transport)
 
 
 class _NegativeGauge(str):
@@ -507,6 +538,7 @@ class _NegativeGauge(str):
     __slots__ = ()
 
 
+_MERGED = frozenset({"c", "ms", "h", "d"})
 _KINDS = {"c": "counter", "g": "gauge", "ms": "timing", "h": "histogram", "d": "distribution", "s": "set"}
 _NO_SETS = "statsd_exporter does not support sets (|s); count distinct values elsewhere"
 

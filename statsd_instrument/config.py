@@ -26,6 +26,9 @@ DEFAULT_PORT = 9125
 #: largest payload per datagram: fits one Ethernet frame for UDP; 8 KiB for unixgram and TCP writes
 DEFAULT_MAX_BYTES = {"udp": 1432, "unixgram": 8192, "tcp": 8192, "null": 8192}
 PROTOCOLS = ("udp", "tcp", "unixgram", "null")
+#: the flush window: how long a metric call may wait in the process's buffer (``STATSD_FLUSH_INTERVAL_MS``)
+DEFAULT_FLUSH_INTERVAL_MS = 50
+FLUSH_INTERVAL_MS_RANGE = (10, 60_000)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -57,8 +60,9 @@ class Settings:
     prefix: str = ""
     constant_tags: tuple = ()
     max_datagram_bytes: int = DEFAULT_MAX_BYTES["udp"]
-    flush_interval_s: float = 1.0
+    flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_MS / 1000
     strict: bool = False
+    multi_value: bool = True
 
     def address(self) -> str:
         """Where lines go, for messages.
@@ -140,8 +144,9 @@ def load_settings(
     *,
     protocol: str | None = None,
     max_datagram_bytes: int | None = None,
-    flush_interval_s: float | None = 1.0,
+    flush_interval_s: float | None = None,
     strict: bool | None = None,
+    multi_value: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from arguments, falling back on ``env`` (default ``os.environ``) and defaults.
@@ -213,10 +218,33 @@ def load_settings(
         max_datagram_bytes = DEFAULT_MAX_BYTES[protocol]
     if not isinstance(max_datagram_bytes, int) or not 64 <= max_datagram_bytes <= limit:
         raise ConfigError(f"max_datagram_bytes={max_datagram_bytes!r}: expected an integer 64-{limit}")
+    low, high = FLUSH_INTERVAL_MS_RANGE
     if flush_interval_s is None:
-        flush_interval_s = 1.0
-    if not isinstance(flush_interval_s, (int, float)) or not 0.01 <= flush_interval_s <= 60:
-        raise ConfigError(f"flush_interval_s={flush_interval_s!r}: expected seconds between 0.01 and 60")
+        raw = env.get("STATSD_FLUSH_INTERVAL_MS")
+        if raw is None or not raw.strip():
+            flush_interval_s = DEFAULT_FLUSH_INTERVAL_MS / 1000
+        else:
+            try:
+                flush_interval_s = int(raw.strip()) / 1000
+            except ValueError:
+                flush_interval_s = -1
+            if not low <= flush_interval_s * 1000 <= high:
+                raise ConfigError(
+                    f"STATSD_FLUSH_INTERVAL_MS={raw!r}: expected whole milliseconds between {low} and {high}"
+                )
+    if (
+        not isinstance(flush_interval_s, (int, float))
+        or isinstance(flush_interval_s, bool)
+        or not low / 1000 <= flush_interval_s <= high / 1000
+    ):
+        raise ConfigError(
+            f"flush_interval_s={flush_interval_s!r}: expected seconds between {low / 1000} and {high / 1000}"
+        )
+    if multi_value is None:
+        raw = env.get("STATSD_MULTI_VALUE")
+        multi_value = True if raw is None else _bool("STATSD_MULTI_VALUE", raw)
+    else:
+        multi_value = _bool("multi_value", multi_value)
 
     if strict is None:
         raw = env.get("STATSD_STRICT")
@@ -233,4 +261,5 @@ def load_settings(
         max_datagram_bytes=max_datagram_bytes,
         flush_interval_s=float(flush_interval_s),
         strict=strict,
+        multi_value=multi_value,
     )

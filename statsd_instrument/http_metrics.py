@@ -1,8 +1,9 @@
 """Request metrics shared by the Flask extension and the WSGI middleware: bounded labels and emission.
 
 Both integrations describe a finished request the same way (service, method, endpoint, status, exception)
-and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract in one batch and flushes
-it, so all metrics of one request leave in one datagram when the request ends:
+and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract into the client's buffer
+in one call; they leave within the client's flush window (see :mod:`statsd_instrument.transport`), merged
+with the other requests of that window:
 
 =========================== ======= ======================================= ==============================
 on the wire                 type    tags                                    exported as (shipped mapping)
@@ -208,9 +209,9 @@ def check_bool(value: Any, field: str) -> bool:
 class RequestRecorder:
     """Emits the metrics of finished requests for one service through one client (never raises).
 
-    ``started()`` is called when a request begins (it only sends the in-flight +1 when that gauge is on);
-    ``finished()`` when the response has been fully sent: it writes count, latency and the exception if any,
-    then flushes, so they leave together.
+    ``started()`` is called when a request begins (it only buffers the in-flight +1 when that gauge is on);
+    ``finished()`` when the response has been fully sent: it buffers count, latency and the exception if any;
+    they leave within the client's flush window.
 
     >>> from statsd_instrument import statsd
     >>> rec = RequestRecorder(statsd, service="shop")
@@ -238,9 +239,9 @@ class RequestRecorder:
             None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
         )
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
-        # Per label set, the request's lines as (sender, text before the latency value, text after it),
+        # Per label set, the request's buffer entries as (sender, count key, latency key, in-flight line),
         # built once through the client; only for a statsd_instrument Client whose calls are not overridden.
-        self._shapes: dict[tuple[str, str | None, object], tuple[Any, str, str]] = {}
+        self._shapes: dict[tuple[str, str | None, object], tuple[Any, Any, Any, bytes | None]] = {}
         self._shapes_ok = _plain_client(client)
         self._info_pid = 0
         self._info_at = 0.0
@@ -269,12 +270,11 @@ class RequestRecorder:
         return tags
 
     def started(self) -> None:
-        """A request began: send the in-flight +1 now (its own datagram) if that gauge is on."""
+        """A request began: buffer the in-flight +1 if that gauge is on."""
         if not self.in_flight:
             return
         try:
             self.client.gauge(REQUESTS_IN_FLIGHT, 1, tags=[self.service_tag], delta=True)
-            self.client.flush()
         except Exception:
             self._failed("in-flight gauge")
 
@@ -284,7 +284,6 @@ class RequestRecorder:
             return
         try:
             self.client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
-            self.client.flush()
         except Exception:
             self._failed("in-flight gauge")
 
@@ -297,28 +296,29 @@ class RequestRecorder:
         exception: str | None = None,
         request_tags: Sequence[str] = (),
     ) -> None:
-        """A request ended: count, latency (float ms), exception; then flush, so one datagram leaves.
+        """A request ended: buffer count, latency (float ms) and exception in one call.
 
         ``method``, ``endpoint`` and ``status`` as for :meth:`request_tags` (raw; bounded here).
         """
         try:
             client = self.client
             if exception is None and not request_tags and self._shapes_ok:
-                # The common case: a label set seen before. The lines are the cached text around the
-                # latency value (exactly what the calls below would build), handed to the client's transport
-                # in one call; the cache entry holds that bound method, which configure() and capture mode
-                # replace, so an entry is only used while the client's settings and transport are the same.
+                # The common case: a label set seen before. The buffer keys of count and latency (exactly
+                # what the calls below use) are handed to the client's transport in one call; the cache
+                # entry holds that bound method, which configure() and capture mode replace, so an entry is
+                # only used while the client's settings and transport are the same.
                 shape = self._shapes.get((method, endpoint, status))
                 if (
                     shape is not None
-                    and shape[0] is client._add_flush
+                    and shape[0] is client._add_request
                     # no getpid() here (a system call): a process's first request finds no cached lines
                     # and takes the path below, which checks the pid; only a child forked after its parent
                     # served requests inherits them, and sends its info gauge within INFO_EVERY_S
                     and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
                 ):
                     # float ms as wire.format_ms writes them (elapsed is never negative)
-                    shape[0](shape[1] + f"{elapsed_s * 1000.0:.3f}".rstrip("0").rstrip(".") + shape[2])
+                    ms = f"{elapsed_s * 1000.0:.3f}".rstrip("0").rstrip(".")
+                    shape[0](shape[1], shape[2], ms, shape[3])
                     return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
@@ -333,7 +333,6 @@ class RequestRecorder:
             if self.info_tags is not None and self._info_due():
                 self._info_pid, self._info_at = _getpid(), _monotonic()
                 client.gauge(APP_INFO, 1, tags=self.info_tags)
-            client.flush()
             if exception is None and not request_tags and self._shapes_ok:
                 self._remember_shape(method, endpoint, status, tags)
         except Exception:
@@ -345,18 +344,17 @@ class RequestRecorder:
 
     def _remember_shape(self, method: str, endpoint: str | None, status: object, tags: Sequence[str]) -> None:
         client = self.client
-        count_head, count_tail = client.line_template(REQUEST_COUNT, "c", tags)
-        latency_head, latency_tail = client.line_template(REQUEST_LATENCY, "ms", tags)
-        after = latency_tail
+        line = None
         if self.in_flight:
             gauge_head, gauge_tail = client.line_template(REQUESTS_IN_FLIGHT, "g", (self.service_tag,))
-            after += "\n" + gauge_head + "-1" + gauge_tail
+            line = (gauge_head + "-1" + gauge_tail).encode()
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         self._shapes[(method, endpoint, status)] = (
-            client._add_flush,
-            count_head + "1" + count_tail + "\n" + latency_head,
-            after,
+            client._add_request,
+            client.series_key(REQUEST_COUNT, "c", tags),
+            client.series_key(REQUEST_LATENCY, "ms", tags),
+            line,
         )
 
     def _failed(self, what: str) -> None:
@@ -372,7 +370,7 @@ class RequestRecorder:
 
 def _plain_client(client: Any) -> bool:
     """Whether ``client`` is a :class:`statsd_instrument.Client` whose metric calls are the stock ones, so
-    that the lines it would build can be cached and sent with :meth:`~statsd_instrument.Client.send_lines`.
+    that the buffer keys of its calls can be cached (:meth:`~statsd_instrument.Client.series_key`).
 
     >>> from statsd_instrument import Client
     >>> c = Client(protocol="null")
@@ -385,7 +383,15 @@ def _plain_client(client: Any) -> bool:
     kind = type(client)
     return isinstance(client, Client) and all(
         getattr(kind, name) is getattr(Client, name)
-        for name in ("increment", "timing", "gauge", "flush", "line_template", "_install", "capture_lines")
+        for name in (
+            "increment",
+            "timing",
+            "gauge",
+            "series_key",
+            "line_template",
+            "_install",
+            "capture_lines",
+        )
     )
 
 

@@ -99,7 +99,7 @@ def test_unixgram_datagrams_are_never_over_8192_bytes():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s.sock")
         collector = UdpCollector(unix_path=path)
-        c = Client(socket_path=path, flush_interval_s=60)
+        c = Client(socket_path=path, flush_interval_s=60, multi_value=False)  # one line per sample
         try:
             for i in range(1000):
                 c.timing("unix.latency", i / 7, tags=["endpoint:/x"])
@@ -110,6 +110,32 @@ def test_unixgram_datagrams_are_never_over_8192_bytes():
             collector.close()
     sizes = [len(d) for d in collector.datagrams]
     assert len(lines) == 1000 and max(sizes) <= 8192 and len(sizes) <= 6
+
+
+def test_samples_of_a_series_leave_on_multi_value_lines_no_longer_than_the_exporter_reads(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60, max_datagram_bytes=8192)
+    try:
+        for i in range(2000):
+            c.timing("mv.latency", i / 7, tags=["endpoint:/x"])
+            c.increment("mv.hits", tags=["endpoint:/x"])
+        c.increment("mv.hits", 2.5)  # not an int: sent as written
+        c.flush()
+        udp_collector.wait_for_lines(3)
+        deadline = time.monotonic() + 5
+        while c.stats["sent_lines"] != 4001 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        c.close()
+    lines = udp_collector.lines()
+    assert max(len(line) for line in lines) < 4096  # statsd_exporter's TCP line limit
+    values = [
+        v for line in lines if line.startswith("mv.latency:") for v in line.split("|")[0].split(":")[1:]
+    ]
+    assert [float(v) for v in values] == [round(i / 7, 3) for i in range(2000)]  # all, in call order
+    hits = [line.split("|")[0].split(":")[1] for line in lines if line.endswith("|c|#endpoint:/x")]
+    assert sum(int(h) for h in hits) == 2000 and len(hits) < 10  # summed within each datagram
+    assert "mv.hits:2.5|c" in lines
+    assert c.stats["sent_lines"] == 4001 and c.dropped == 0
 
 
 def test_unixgram_waits_for_a_receiver_that_is_behind_instead_of_dropping():
@@ -184,7 +210,7 @@ def test_buffered_lines_are_sent_at_interpreter_exit(udp_collector):
         "    c.increment('exit.hits')\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
-    assert udp_collector.wait_for_lines(3, timeout_s=10) == ["exit.hits:1|c"] * 3
+    assert udp_collector.wait_for_lines(1, timeout_s=10) == ["exit.hits:3|c"]  # merged in the window
 
 
 def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collector):
