@@ -347,3 +347,23 @@ def test_flusher_thread_never_takes_a_stop_signal_and_the_starting_thread_keeps_
     finally:
         c.close()
     assert udp_collector.wait_for_lines(1) == ["mask.hits:1|c"]
+
+
+def test_a_restarted_exporter_gets_the_next_datagram_despite_the_refusal_of_one_sent_while_it_was_down():
+    from statsd_instrument.sinks import UdpSink
+
+    receiver = UdpCollector()
+    port = receiver.port
+    sink = UdpSink("127.0.0.1", port)
+    try:
+        sink.send(b"before:1|c")
+        assert receiver.wait_for_lines(1) == ["before:1|c"]
+        receiver.close()  # the exporter restarts: nothing listens on the port for a moment
+        sink.send(b"lost:1|c")  # goes nowhere; the kernel answers with ICMP port unreachable
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as back:  # the exporter is back
+            back.bind(("127.0.0.1", port))
+            back.settimeout(5)
+            sink.send(b"after:1|c")  # the send reports the earlier refusal; this datagram is sent again
+            assert back.recv(100) == b"after:1|c"
+    finally:
+        sink.close()

@@ -59,7 +59,7 @@ def _hammer(port: int, total: int, path: str = "/work", body: bytes = b"ok") -> 
 
 
 def _counts(collector: UdpCollector) -> Counter:
-    return Counter(line.split(":", 1)[0] for line in collector.lines())
+    return collector.calls()
 
 
 def _pids(collector: UdpCollector) -> set:
@@ -194,10 +194,10 @@ def test_uwsgi_workers_flush_at_exit_when_recycled_and_when_stopped(udp_collecto
         wait_for_port(port, proc=server.proc)
         _hammer(port, 23)
         time.sleep(1.0)  # recycled workers have exited by now; live ones hold their lines (60 s interval)
-        before_stop = len(udp_collector.lines())
+        before_stop = sum(udp_collector.calls().values())
     finally:
         _stop_via_master(server, signal.SIGINT)
-    after_stop = len(udp_collector.wait_for_lines(23, timeout_s=5))
+    after_stop = sum(udp_collector.wait_for_calls(23, timeout_s=5).values())
     # each recycled worker sent its 5 lines as it exited; the live ones sent the rest when stopped
     assert before_stop % 5 == 0 and 15 <= before_stop < 23, before_stop
     assert after_stop == 23, (after_stop, server.output()[-2000:])
@@ -257,5 +257,5 @@ def test_uwsgi_stop_signal_to_every_process_ends_workers_with_idle_flushers_and_
         with pytest.raises(ProcessLookupError):  # exited and reaped by the master, none left behind
             os.kill(worker, 0)
     time.sleep(0.5)  # anything sent twice has arrived by now
-    names = Counter(line.split(":", 1)[0] for line in udp_collector.lines())
+    names = udp_collector.calls()
     assert names["request_count"] == names["request_latency_seconds"] == sent, (names, sent)
