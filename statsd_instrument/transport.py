@@ -221,6 +221,19 @@ class BufferedTransport:
         ['n:2|c', 't:2.5:4|ms', 'g:-1|g']
         >>> t.close()
         """
+        if line is None and self._multi_value and _getpid() == self._pid:
+            # the common case inline: both series already in this window, and room for the value
+            with self._lock:
+                entries = self._entries
+                count = entries.get(count_key)
+                values = entries.get(sample_key)
+                size = self._size + len(text) + 1
+                if count is not None and values is not None and size <= self._limit:
+                    count[0] += 1  # type: ignore[index]
+                    count[1] += 1  # type: ignore[index]
+                    values.append(text)  # type: ignore[attr-defined]
+                    self._size = size
+                    return
         self._put(count_key, 1, sample_key, text, line)
 
     def _put(

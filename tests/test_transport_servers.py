@@ -259,3 +259,70 @@ def test_uwsgi_stop_signal_to_every_process_ends_workers_with_idle_flushers_and_
     time.sleep(0.5)  # anything sent twice has arrived by now
     names = udp_collector.calls()
     assert names["request_count"] == names["request_latency_seconds"] == sent, (names, sent)
+
+
+def test_sigkilled_uwsgi_workers_lose_at_most_one_flush_window_of_their_requests(udp_collector, tmp_path):
+    """A worker killed outright (SIGKILL: the OOM killer, a crash) loses what waits in its buffer, and only
+    that: the requests it answered within its last flush window. Every other request is counted once."""
+    window_s, slack_s = 0.2, 0.1  # slack: the flusher thread's tick may wait for the GIL and the CPU
+    port = free_port()
+    argv = [
+        python_bin("uwsgi"),
+        "--http-socket", f"127.0.0.1:{port}",
+        "--module", "tests.apps.counter_app:application",
+        "--home", sys.prefix,
+        "--master",
+        "--processes", "3",
+        "--disable-logging",
+    ]  # fmt: skip
+    env = {**_env(udp_collector), "STATSD_FLUSH_INTERVAL_MS": str(int(window_s * 1000))}
+    server = ManagedProcess(argv, env=env, cwd=REPO, log=tmp_path / "uwsgi.log")
+    answered: list[tuple[float, str]] = []  # (when the response arrived, the worker that answered)
+    kills: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set() and len(answered) < 20_000:  # bounded in time and count
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("GET", "/work", headers={"Connection": "close"})
+                resp = conn.getresponse()
+                if resp.read() == b"ok" and resp.status == 200:
+                    answered.append((time.monotonic(), resp.getheader("X-Worker-Pid")))
+            except (OSError, http.client.HTTPException):  # the killed worker's open connection
+                pass
+            finally:
+                conn.close()
+
+    try:
+        wait_for_port(port, proc=server.proc)
+        threads = [threading.Thread(target=load) for _ in range(CLIENT_THREADS)]
+        for t in threads:
+            t.start()
+        for _ in range(2):  # kill the busiest worker twice, a second apart, while the load runs
+            time.sleep(1.0)
+            busiest = Counter(pid for _, pid in answered).most_common(1)[0][0]
+            os.kill(int(busiest), signal.SIGKILL)
+            kills.append((time.monotonic(), busiest))
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        _stop_via_master(server, signal.SIGINT)  # the live workers flush at exit
+    counted = udp_collector.wait_for_calls(len(answered) * 2, timeout_s=3)["e2e_requests"]
+    lost = len(answered) - counted
+    bound = sum(
+        1 for when, pid in answered for killed_at, killed in kills
+        if pid == killed and killed_at - window_s - slack_s <= when <= killed_at + slack_s
+    )  # fmt: skip
+    last_window = sum(
+        1 for when, pid in answered for killed_at, killed in kills
+        if pid == killed and killed_at - window_s <= when <= killed_at
+    )  # fmt: skip
+    print(
+        f"answered {len(answered)}, counted {counted}, lost {lost}; the killed workers answered {last_window}"
+    )
+    print(f"in their last window ({window_s * 1000:.0f} ms), {bound} with {slack_s * 1000:.0f} ms of slack")
+    assert len(answered) > 500 and len({pid for _, pid in answered}) >= 4  # killed workers were replaced
+    assert 0 <= lost <= bound, (lost, bound, len(answered))
