@@ -3,7 +3,8 @@
 ``app = StatsdASGIMiddleware(app, service="shop")``: every HTTP request is counted and timed until the last
 body message has been sent (a streamed response is timed until fully sent; work the app does after that,
 such as background tasks, is not), tagged with a bounded ``endpoint`` and ``method`` (see
-:mod:`statsd_instrument.http_metrics`), and all its metrics leave in one datagram when the app's call ends.
+:mod:`statsd_instrument.http_metrics`); its metrics are buffered together when the app's call ends and
+leave within the client's flush window.
 ``lifespan`` and ``websocket`` scopes pass through untouched. Starlette's
 ``app.add_middleware(StatsdASGIMiddleware, service="shop")`` works too; nothing here imports Starlette.
 
