@@ -1,4 +1,5 @@
 # make test   - create .venv, install system tools (as root) and Python deps, lint, run the test suite
+# make test-fast - the unit layer only (no real servers, no tools started): well under a minute
 # make demo   - the whole stack natively: exporter + example app under uwsgi (5 workers) + Prometheus
 # make bench  - benchmarks; writes docs/benchmarks.md
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps test lint format bench demo clean
+.PHONY: venv system-deps test test-fast lint format bench demo clean
 
 $(STAMP): pyproject.toml
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -28,6 +29,9 @@ format: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks

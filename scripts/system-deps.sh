@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus") and wrk.
+# System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus"),
+# Alertmanager + amtool ("prometheus-alertmanager") and wrk.
 # As root with apt-get, missing ones are installed; otherwise a clear message.
-# --optional: never fail (the demo runs without Prometheus and says so).
+# --optional: never fail (the demo runs without Prometheus or Alertmanager and says so).
 set -uo pipefail
 optional=0; [ "${1:-}" = "--optional" ] && optional=1
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 [ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
 [ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -27,6 +27,10 @@ COMMANDS = {
 }
 
 
+#: third-party module -> the extra that installs it (the client itself needs none)
+EXTRAS = {"yaml": "exporter", "prometheus_client": "demo", "flask": "demo"}
+
+
 def _usage() -> str:
     lines = ["usage: statsd-instrument COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<16} {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -44,7 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"statsd-instrument: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        if exc.name not in EXTRAS:
+            raise
+        extra = "demo" if name == "demo" else EXTRAS[exc.name]
+        print(
+            f"statsd-instrument {name}: needs the Python package {exc.name!r}, which the client alone "
+            f"does not install: pip install 'statsd_instrument[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     return int(module.main(rest) or 0)
 
 

@@ -2,8 +2,10 @@
 
 Starts the embedded exporter with the shipped ``exporter-mapping.yml``, the example Flask app under uwsgi
 (5 workers) pushing to it, Prometheus (if installed; config derived from the shipped ``prometheus.yml`` and
-rules) scraping the exporter, and a bounded-rate traffic generator; prints a live summary and where to
-look. Ctrl-C or the end of ``--duration`` stops everything it started, by pid. Runs from a checkout.
+rules) scraping the exporter, Alertmanager (if installed; the shipped routing) delivering to a local webhook
+receiver, and a bounded-rate traffic generator; prints a live summary and where to look. Ctrl-C or the end
+of ``--duration`` stops everything it started, by pid. Runs from a checkout or from an installed wheel
+(``pip install 'statsd_instrument[demo]'``), which carries the stack files.
 
 >>> import contextlib
 >>> with contextlib.redirect_stderr(sys.stdout):
@@ -24,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from statsd_instrument.stack import alertmanager as am
 from statsd_instrument.stack import summary as live
+from statsd_instrument.stack.alert_receiver import AlertReceiver
 from statsd_instrument.stack.commands import app_argv, exporter_argv, find_uwsgi
 from statsd_instrument.stack.files import RepoFilesNotFoundError, StackFiles, find_stack_files
 from statsd_instrument.stack.ports import Port, PortTakenError, check_ports_free, port_is_free
@@ -61,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exporter-port", type=str, default="9102", help="exporter /metrics port (9102)")
     parser.add_argument("--statsd-port", type=str, default="9125", help="exporter UDP statsd port (9125)")
     parser.add_argument("--prometheus-port", type=str, default="9090", help="Prometheus port (9090)")
+    parser.add_argument("--alertmanager-port", type=str, default="9093", help="Alertmanager port (9093)")
     parser.add_argument("--duration", type=float, default=0, help="stop after N seconds (default: Ctrl-C)")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second sent (50, max 200)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between summary lines (5)")
@@ -77,7 +82,7 @@ def _error(message: str) -> int:
 
 def _parse(argv: list[str]) -> argparse.Namespace | str:
     args = build_parser().parse_args(argv)
-    for flag in ("app_port", "exporter_port", "statsd_port", "prometheus_port"):
+    for flag in ("app_port", "exporter_port", "statsd_port", "prometheus_port", "alertmanager_port"):
         try:
             setattr(args, flag, _port(getattr(args, flag)))
         except ValueError:
@@ -113,18 +118,27 @@ def main(argv: list[str]) -> int:
     ]
     if prometheus:
         ports.append(Port("Prometheus", args.prometheus_port, "tcp", "--prometheus-port"))
+    alertmanager = am.find_alertmanager() if prometheus else None
+    if alertmanager:
+        ports.append(Port("Alertmanager", args.alertmanager_port, "tcp", "--alertmanager-port"))
     try:
         check_ports_free(ports)
     except (PortTakenError, ValueError) as err:
         return _error(str(err))
-    return Demo(args, files, uwsgi, prometheus, ports).run()
+    return Demo(args, files, uwsgi, prometheus, ports, alertmanager).run()
 
 
 class Demo:
     """The started components and the loop printing the summary (``main`` builds and runs it)."""
 
     def __init__(
-        self, args: argparse.Namespace, files: StackFiles, uwsgi: str, prometheus: str | None, ports: list
+        self,
+        args: argparse.Namespace,
+        files: StackFiles,
+        uwsgi: str,
+        prometheus: str | None,
+        ports: list,
+        alertmanager: str | None = None,
     ) -> None:
         self.args = args
         self.files = files
@@ -133,6 +147,9 @@ class Demo:
         self.ports = ports
         self.children: list[Child] = []
         self.traffic: Traffic | None = None
+        self.alertmanager = alertmanager
+        self.receiver: AlertReceiver | None = None  # the webhook Alertmanager delivers to
+        self.traffic_started = time.time()
         self.workdir = Path(tempfile.mkdtemp(prefix="statsd-instrument-demo-"))
         self.say: Callable[[str], None] = lambda text: print(text, flush=True)
 
@@ -167,6 +184,8 @@ class Demo:
                 file=sys.stderr,
             )
         else:
+            if self.receiver is not None and self.traffic is not None:
+                self.say(am.delivery_report(self.receiver.notifications(), self.traffic_started))
             self.say(
                 f"stopped {len(self.children)} processes by pid; nothing left listening on the demo's ports"
             )
@@ -182,7 +201,8 @@ class Demo:
     def _start(self) -> None:
         a = self.args
         self.say(
-            f"statsd_instrument demo, running from the checkout {self.files.root} (work dir {self.workdir})"
+            f"statsd_instrument demo, running from the stack files in {self.files.root} "
+            f"(work dir {self.workdir})"
         )
         exporter = self._spawn("exporter", exporter_argv(self.files.mapping, a.statsd_port, a.exporter_port))
         wait_for_tcp(exporter, a.exporter_port)
@@ -193,14 +213,30 @@ class Demo:
         )
         wait_for_tcp(app, a.app_port)
         wait_for_http_ok(app, f"http://127.0.0.1:{a.app_port}/health")
+        if self.alertmanager:
+            self.receiver = AlertReceiver().start()
+            am_config = am.derive_config(
+                self.files.alertmanager_yml, self.workdir, self.receiver.url, timers=am.DEMO_TIMERS
+            )
+            argv = am.alertmanager_argv(
+                self.alertmanager, am_config, self.workdir / "alertmanager-data", a.alertmanager_port
+            )
+            alertmanager = self._spawn("alertmanager", argv)
+            wait_for_http_ok(alertmanager, f"http://127.0.0.1:{a.alertmanager_port}/-/ready")
         if self.prometheus:
-            config = derive_config(self.files.prometheus_yml, self.workdir, f"127.0.0.1:{a.exporter_port}")
+            config = derive_config(
+                self.files.prometheus_yml,
+                self.workdir,
+                f"127.0.0.1:{a.exporter_port}",
+                alertmanager_target=f"127.0.0.1:{a.alertmanager_port}" if self.alertmanager else None,
+            )
             prom = self._spawn(
                 "prometheus",
                 prometheus_argv(self.prometheus, config, self.workdir / "prometheus-data", a.prometheus_port),
             )
             wait_for_http_ok(prom, f"http://127.0.0.1:{a.prometheus_port}/-/ready", timeout_s=60)
         self.traffic = Traffic(f"http://127.0.0.1:{a.app_port}", rate_per_s=a.rate).start()
+        self.traffic_started = time.time()
         self._where_to_look()
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Child:
@@ -221,6 +257,13 @@ class Demo:
                 f"  Prometheus  {p}/graph   rules {p}/rules   alerts {p}/alerts",
                 f"    try: {live.QUERIES['p99']}",
             ]
+            if self.receiver is not None:
+                lines.append(
+                    f"  Alertmanager http://127.0.0.1:{a.alertmanager_port}/#/alerts  (shipped routing; every"
+                    f" receiver a webhook to {self.receiver.url}; group_wait {am.DEMO_TIMERS['group_wait']})"
+                )
+            else:
+                lines.append("  Alertmanager not installed, so not started (Debian: prometheus-alertmanager)")
         else:
             lines.append(
                 "  Prometheus  not installed, so not started (Debian: apt-get install prometheus; `make demo`"
@@ -277,10 +320,13 @@ class Demo:
         client = ""
         if sent is not None:
             client = f" | sent {sent.answered} ({sent.server_errors} x 5xx, {sent.no_answer} unanswered)"
-        self.say(f"{elapsed_s:6.0f}s {reading.line()}{client}")
+        delivered = am.delivered_summary(self.receiver.notifications()) if self.receiver else ""
+        self.say(f"{elapsed_s:6.0f}s {reading.line()}{' | ' + delivered if delivered else ''}{client}")
 
     def _stop_all(self) -> None:
         if self.traffic is not None:
             self.traffic.stop()
-        for child in reversed(self.children):  # Prometheus, the app, then the exporter
+        for child in reversed(self.children):  # Prometheus, Alertmanager, the app, then the exporter
             child.stop()
+        if self.receiver is not None:
+            self.receiver.stop()

@@ -40,6 +40,16 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             continue
 
 
+def wait_until(check, timeout_s: float, interval_s: float = 0.05):
+    """Poll ``check()`` until it returns a truthy value (returned) or the timeout passes (its last value)."""
+    deadline = time.monotonic() + timeout_s
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval_s)
+        value = check()
+    return value
+
+
 def wait_for_port(port: int, timeout_s: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port (fail early if ``proc`` died)."""
     deadline = time.monotonic() + timeout_s
@@ -213,3 +223,15 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def python_bin(name: str) -> str:
     """Path of a console script installed in the test interpreter's environment (uwsgi, gunicorn, ...)."""
     return str(VENV_BIN / name)
+
+
+def scrape_until(url: str, key: tuple, value: float, timeout_s: float = 10.0) -> dict:
+    """Scrape ``url`` until the sample ``key`` (see :func:`scrape`) equals ``value`` or the timeout passes."""
+    last: list[dict] = []
+
+    def reached() -> bool:
+        last[:] = [scrape(url)]
+        return last[0].get(key) == value
+
+    wait_until(reached, timeout_s)
+    return last[0]

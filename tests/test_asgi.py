@@ -46,6 +46,7 @@ def plan(rng: random.Random) -> list[tuple[str, str, str]]:
     return requests
 
 
+@pytest.mark.e2e
 def test_counts_per_route_are_exact_under_two_uvicorn_workers(tmp_path):
     requests = plan(random.Random(4321))
     health = [("GET", "/health", "/health")] * 20  # excluded: sends nothing

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
@@ -14,7 +16,9 @@ import pytest
 from statsd_instrument import demo
 from statsd_instrument.stack.ports import port_is_free
 from statsd_instrument.stack.prometheus import PrometheusAPI, PromQLError
-from tests.helpers import ManagedProcess, free_port, python_bin
+from tests.helpers import ManagedProcess, free_port, python_bin, wait_until
+
+pytestmark = pytest.mark.e2e
 
 
 def demo_ports() -> dict[str, int]:
@@ -23,6 +27,7 @@ def demo_ports() -> dict[str, int]:
         "--exporter-port": free_port(),
         "--statsd-port": free_port(socket.SOCK_DGRAM),
         "--prometheus-port": free_port(),
+        "--alertmanager-port": free_port(),
     }
 
 
@@ -62,10 +67,38 @@ def wait_for_output(proc: ManagedProcess, text: str, timeout_s: float) -> bool:
     return text in proc.output()
 
 
+def stored_request_total(data_dir: Path, tmp_path: Path) -> float:
+    """``sum(http_requests_total)`` as the demo's Prometheus stored it, read by this test's own Prometheus."""
+    config = tmp_path / "read-only.yml"
+    config.write_text("global: {}\n")
+    port = free_port()
+    reader = ManagedProcess(
+        [
+            "prometheus", f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+        ],
+        log=tmp_path / "reader.log",
+    )  # fmt: skip
+    try:
+        api = PrometheusAPI(f"http://127.0.0.1:{port}", timeout_s=3)
+
+        def total() -> float | None:
+            try:
+                return api.scalar("sum(last_over_time(http_requests_total[15m]))")
+            except PromQLError:
+                return None
+
+        value = wait_until(total, timeout_s=60, interval_s=0.5)
+        assert value is not None, reader.output()
+        return value
+    finally:
+        reader.stop()
+
+
 def test_demo_runs_the_whole_stack_for_its_duration_and_leaves_nothing_listening(tmp_path):
     ports = demo_ports()
     proc = ManagedProcess(
-        [python_bin("statsd-instrument"), "demo", "--duration", "40", *as_flags(ports)],
+        [python_bin("statsd-instrument"), "demo", "--duration", "40", "--keep", *as_flags(ports)],
         log=tmp_path / "demo.log",
     )
     try:
@@ -88,9 +121,18 @@ def test_demo_runs_the_whole_stack_for_its_duration_and_leaves_nothing_listening
         proc.stop()
     out = proc.output()
     assert "[Prometheus, last 1m] requests" in out
-    assert "counted by Prometheus: every one" in out  # exactly as many as the demo's traffic sent
+    # the demo's verdict, checked against the samples its Prometheus stored, read back by this test
+    answered = int(re.search(r"final: (\d+) requests answered", out).group(1))
+    workdir = Path(re.search(r"logs and configs kept in (\S+)", out).group(1))
+    try:
+        assert stored_request_total(workdir / "prometheus-data", tmp_path) == answered > 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     assert f"http://127.0.0.1:{ports['--prometheus-port']}/graph" in out
     assert "nothing left listening" in out
+    # the demo's 8% of 500s trips the slow-burn ticket: Alertmanager delivered it to the webhook receiver
+    assert "| delivered: HTTPErrorBudgetSlowBurn firing -> ticket |" in out
+    assert "delivered to the webhook receiver: HTTPErrorBudgetSlowBurn firing -> ticket at" in out
     assert_nothing_left(ports)
 
 
@@ -113,7 +155,7 @@ def test_demo_without_prometheus_says_so_and_ctrl_c_stops_everything(tmp_path):
     assert_nothing_left(ports)
 
 
-@pytest.mark.parametrize("flag", ["--prometheus-port", "--statsd-port", "--app-port"])
+@pytest.mark.parametrize("flag", ["--prometheus-port", "--statsd-port", "--app-port", "--alertmanager-port"])
 def test_demo_refuses_a_taken_port_naming_it_and_its_flag_before_starting_anything(flag, capsys):
     ports = demo_ports()
     kind = socket.SOCK_DGRAM if flag == "--statsd-port" else socket.SOCK_STREAM

@@ -21,6 +21,8 @@ import pytest
 
 from tests.helpers import REPO, ManagedProcess, free_port, http_get, python_bin, scrape, wait_for_port
 
+pytestmark = pytest.mark.e2e
+
 SERVICE = "e2e"
 STANDARD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 UNMATCHED = "<unmatched>"

@@ -8,12 +8,13 @@ import socket
 import sys
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from statsd_instrument.exporter import Exporter
 from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.mapping import parse_mapping
-from tests.helpers import REPO, ManagedProcess, free_port, http_get, scrape, wait_for_port
+from tests.helpers import REPO, ManagedProcess, free_port, http_get, scrape, scrape_until, wait_for_port
 
 LABELS = (("endpoint", "/user/<int:id>"), ("method", "GET"), ("service", "api"), ("status", "200"))
 TAGS = "service:api,method:GET,endpoint:/user/<int:id>,status:200"
@@ -24,15 +25,7 @@ def _send_udp(port: int, payload: bytes) -> None:
         sock.sendto(payload, ("127.0.0.1", port))
 
 
-def _wait_for(url: str, key: tuple, value: float, timeout_s: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        samples = scrape(url)
-        if samples.get(key) == value or time.monotonic() > deadline:
-            return samples
-        time.sleep(0.05)
-
-
+@pytest.mark.e2e
 def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path):
     mapping = tmp_path / "mapping.yml"
     mapping.write_text((REPO / "exporter-mapping.yml").read_text())
@@ -65,7 +58,7 @@ def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path)
             tcp.sendall(f"request_count:2|c|#{TAGS}\r\nweird,k=v:1|c\n".encode())
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unix:
             unix.sendto(f"request_exceptions:1|c|#{TAGS},exception:KeyError".encode(), sock_path)
-        samples = _wait_for(url, ("http_requests_total", LABELS), 3.0)
+        samples = scrape_until(url, ("http_requests_total", LABELS), 3.0)
         assert samples[("http_requests_total", LABELS)] == 3.0
         assert (
             samples[("http_request_duration_seconds_bucket", tuple(sorted((*LABELS, ("le", "0.05")))))] == 1.0
@@ -85,11 +78,11 @@ def test_cli_process_serves_udp_tcp_unixgram_reloads_and_exits_cleanly(tmp_path)
         # SIGHUP reloads the edited file; existing series keep their values.
         mapping.write_text(mapping.read_text() + '  - match: "jobs.*"\n    name: "jobs_${1}_total"\n')
         os.kill(proc.pid, signal.SIGHUP)
-        samples = _wait_for(url, ("statsd_exporter_loaded_mappings", ()), shipped_rules + 1.0)
+        samples = scrape_until(url, ("statsd_exporter_loaded_mappings", ()), shipped_rules + 1.0)
         assert samples[("statsd_exporter_loaded_mappings", ())] == shipped_rules + 1
         assert samples[("http_requests_total", LABELS)] == 3.0
         _send_udp(udp_port, b"jobs.cleanup:1|c")
-        assert _wait_for(url, ("jobs_cleanup_total", ()), 1.0)[("jobs_cleanup_total", ())] == 1.0
+        assert scrape_until(url, ("jobs_cleanup_total", ()), 1.0)[("jobs_cleanup_total", ())] == 1.0
 
         # POST /-/reload with a broken file keeps the old mapping and counts the failure.
         mapping.write_text("mappings:\n- match: a.b\n")
@@ -135,7 +128,7 @@ def test_tcp_line_too_long_closes_the_connection_and_is_counted():
             tcp.sendall(b"ok:1|c\n" + b"x" * 5000 + b":1|c\n")
             tcp.settimeout(5)
             assert tcp.recv(10) == b""  # closed by the exporter
-        samples = _wait_for(exporter.metrics_url, ("statsd_exporter_tcp_too_long_lines_total", ()), 1.0)
+        samples = scrape_until(exporter.metrics_url, ("statsd_exporter_tcp_too_long_lines_total", ()), 1.0)
         assert samples[("statsd_exporter_tcp_too_long_lines_total", ())] == 1.0
         assert samples[("ok_total", ())] == 1.0
 

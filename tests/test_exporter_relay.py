@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
+
+import pytest
 
 from statsd_instrument.exporter import Exporter
 from statsd_instrument.exporter.cli import main
-from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, scrape, wait_for_port
+from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, scrape, scrape_until, wait_for_port
 
 LEGACY = (("endpoint", "checkout"), ("method", "GET"), ("service", "shop"), ("status", "200"))
 
 
-def _wait_for(url: str, key: tuple, value: float, timeout_s: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        samples = scrape(url)
-        if samples.get(key) == value or time.monotonic() > deadline:
-            return samples
-        time.sleep(0.05)
-
-
+@pytest.mark.e2e
 def test_cli_relays_every_received_line_unchanged_and_exports_it_too(tmp_path):
     old_statsd = UdpCollector()
     udp_port, web_port = free_port(socket.SOCK_DGRAM), free_port()
@@ -51,7 +44,7 @@ def test_cli_relays_every_received_line_unchanged_and_exports_it_too(tmp_path):
         assert all(len(d) <= 64 and d.endswith(b"\n") for d in old_statsd.datagrams)
         assert len(old_statsd.datagrams) >= 3  # 5 lines of 18-32 bytes cannot share fewer 64-byte packets
 
-        samples = _wait_for(url, ("http_requests_total", LEGACY), 3.0)
+        samples = scrape_until(url, ("http_requests_total", LEGACY), 3.0)
         assert samples[("http_requests_total", LEGACY)] == 3.0  # exported as well as relayed
         assert samples[("http_request_duration_seconds_sum", LEGACY)] == 0.0125
         assert samples[("shop_" + "x" * 70 + "_total", ())] == 1.0

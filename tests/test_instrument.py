@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import time
 
@@ -10,6 +11,9 @@ import pytest
 
 from statsd_instrument import counted, instrument, statsd, timed, uninstrument
 from statsd_instrument.testing import capture
+
+# the module, not the function statsd_instrument.instrument that the package re-exports under its name
+instrument_module = importlib.import_module("statsd_instrument.instrument")
 
 
 def test_timed_sends_float_milliseconds_measured_with_perf_counter():
@@ -22,7 +26,14 @@ def test_timed_sends_float_milliseconds_measured_with_perf_counter():
     (record,) = cap.records
     assert record.type == "ms" and record.tags == {"step": "pay"}
     assert 20.0 <= record.value < 20_000  # milliseconds, never seconds-as-ms (0.02) nor rounded to 0
-    assert record.value != round(record.value)  # sub-millisecond precision survives
+
+
+def test_timed_keeps_sub_millisecond_precision(monkeypatch):
+    ticks = iter([100.0, 100.0123456])  # a 12.3456 ms block, on a clock this test controls
+    monkeypatch.setattr(instrument_module, "_perf_counter", lambda: next(ticks))
+    with capture() as cap, timed("quick_seconds"):
+        pass
+    assert cap.lines == ["quick_seconds:12.346|ms"]
 
 
 def test_timed_as_a_context_manager_and_nested():

@@ -153,6 +153,7 @@ with statsd.pipeline() as pipe:
 """
 
 
+@pytest.mark.e2e
 def test_env_client_whole_program_delivers_same_lines_without_any_flush_call(tmp_path):
     """The env-configured client, as a separate process that never flushes: lines arrive by exit."""
     results = []
@@ -436,6 +437,7 @@ statsd.incr("parent.after_fork")
 """
 
 
+@pytest.mark.e2e
 def test_forked_worker_never_resends_parent_lines_and_both_flush_at_exit(udp_collector, tmp_path):
     script = tmp_path / "fork_program.py"
     script.write_text(FORK_PROGRAM)
@@ -456,6 +458,7 @@ def test_forked_worker_never_resends_parent_lines_and_both_flush_at_exit(udp_col
     assert lines
 
 
+@pytest.mark.e2e
 def test_legacy_names_come_out_as_the_documented_series_through_the_exporter(tmp_path):
     """The embedded exporter with the shipped mapping: legacy dotted names and new tagged calls land on
     the same Prometheus series (docs/migrating.md, step 3)."""

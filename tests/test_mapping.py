@@ -6,6 +6,8 @@ import io
 import subprocess
 import sys
 
+import pytest
+
 from statsd_instrument.mapping import MappingError, Resolver, check, explain, load_mapping, parse_mapping
 from statsd_instrument.mapping.gosyntax import format_go_float, parse_go_duration, parse_go_float
 from tests.helpers import REPO
@@ -47,6 +49,7 @@ def test_check_mapping_errors_only_hides_warnings(tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.e2e
 def test_check_mapping_runs_as_a_command():
     result = subprocess.run(
         [sys.executable, "-m", "statsd_instrument.cli", "check-mapping", str(SHIPPED)],

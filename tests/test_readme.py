@@ -109,6 +109,7 @@ def test_python_examples_run_and_emit_what_they_say():
     cap.assert_emitted("request_count", tags={"endpoint": "/item/{n:int}", "status": "200"})
 
 
+@pytest.mark.e2e
 def test_cli_commands_exist_and_take_the_flags_shown():
     shown = [c for c in commands() if c[0].endswith("statsd-instrument")]
     assert {c[1] for c in shown} >= {"exporter", "check-mapping", "explain", "suggest-mapping"}
@@ -119,6 +120,7 @@ def test_cli_commands_exist_and_take_the_flags_shown():
             assert flag in help_text, f"{flag} is not an option of {command[1]}"
 
 
+@pytest.mark.e2e
 def test_make_targets_and_demo_flags_exist():
     makefile = (ROOT / "Makefile").read_text()
     phony = re.search(r"^\.PHONY:(.*)$", makefile, flags=re.M).group(1).split()
@@ -139,6 +141,7 @@ def test_compose_command_names_files_that_exist():
     assert all((ROOT / f).is_file() for f in files)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sub", ["check-mapping", "explain"])
 def test_mapping_commands_succeed_as_written(sub):
     command = next(c for c in commands() if c[0].endswith("statsd-instrument") and c[1] == sub)
@@ -150,6 +153,7 @@ def test_mapping_commands_succeed_as_written(sub):
         assert "http_requests_total" in out.stdout
 
 
+@pytest.mark.e2e
 def test_suggest_mapping_as_written_proposes_rules_that_check_clean(tmp_path):
     (command,) = [c for c in commands() if c[0].endswith("statsd-instrument") and c[1] == "suggest-mapping"]
     port = free_port(socket.SOCK_DGRAM)

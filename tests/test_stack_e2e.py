@@ -3,11 +3,14 @@
 One stack serves the whole module. Prometheus runs the shipped config with the target rewritten to the
 exporter's port, 1 s scrape and evaluation intervals, and the shipped rules with their windows shortened
 (tests/stack_files.SHORT_WINDOWS) so the error-budget alerts can fire within seconds; promtool's unit tests
-(test_stack_static) check the same rules with their real windows.
+(test_stack_static) check the same rules with their real windows. It alerts a real Alertmanager (Debian's)
+running the shipped routing with 1 s timers (ALERTMANAGER_TIMERS), every receiver a webhook to an
+AlertReceiver in this process.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import time
@@ -17,15 +20,26 @@ from pathlib import Path
 
 import pytest
 
+from statsd_instrument.stack import alertmanager as am
 from statsd_instrument.stack import summary
+from statsd_instrument.stack.alert_receiver import AlertReceiver, Notification
 from statsd_instrument.stack.commands import app_argv, exporter_argv, find_uwsgi
 from statsd_instrument.stack.files import find_stack_files
 from statsd_instrument.stack.prometheus import PrometheusAPI, derive_config, prometheus_argv
-from statsd_instrument.stack.traffic import ERROR_HEAVY_MIX, Traffic, TrafficStats
+from statsd_instrument.stack.traffic import ERROR_HEAVY_MIX, Route, Traffic, TrafficStats
 from tests import stack_files as sf
-from tests.helpers import ManagedProcess, free_port, scrape, wait_for_port
+from tests.helpers import ManagedProcess, free_port, http_get, scrape, wait_for_port, wait_until
+
+pytestmark = pytest.mark.e2e
 
 SERVICE = "flask_app"  # the example app's STATSD_SERVICE default
+#: the shipped Alertmanager routing with its timers in seconds: a group is notified 1 s after it changes
+ALERTMANAGER_TIMERS = {
+    "group_wait": "1s",
+    "group_interval": "1s",
+    "repeat_interval": "1h",
+    "resolve_timeout": "5s",
+}
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 
 
@@ -35,6 +49,8 @@ class Stack:
     metrics_url: str
     prom: PrometheusAPI
     work: Path
+    receiver: AlertReceiver
+    alertmanager_url: str
 
 
 @dataclass
@@ -44,16 +60,6 @@ class KnownMix:
     start: float
     end: float
     counted: float | None
-
-
-def wait_until(check, timeout_s: float, interval_s: float = 0.5):
-    """Poll ``check()`` until it returns a truthy value (returned) or the timeout passes (last value)."""
-    deadline = time.monotonic() + timeout_s
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval_s)
-        value = check()
-    return value
 
 
 def ready(url: str) -> bool:
@@ -69,7 +75,10 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("stack")
     files = find_stack_files()
     statsd_port, web_port = free_port(socket.SOCK_DGRAM), free_port()
-    app_port, prom_port = free_port(), free_port()
+    app_port, prom_port, am_port = free_port(), free_port(), free_port()
+    alertmanager = am.find_alertmanager()
+    assert alertmanager, "Alertmanager not installed: scripts/system-deps.sh installs prometheus-alertmanager"
+    receiver = AlertReceiver().start()
     started: list[ManagedProcess] = []
     try:
         exporter = ManagedProcess(
@@ -84,6 +93,14 @@ def stack(tmp_path_factory):
         )
         started.append(app)
         wait_for_port(app_port, 30, app.proc)
+        am_config = am.derive_config(files.alertmanager_yml, work, receiver.url, timers=ALERTMANAGER_TIMERS)
+        alertmanager_proc = ManagedProcess(
+            am.alertmanager_argv(alertmanager, am_config, work / "alertmanager", am_port),
+            log=work / "alertmanager.log",
+        )
+        started.append(alertmanager_proc)
+        am_url = f"http://127.0.0.1:{am_port}"
+        assert wait_until(lambda: ready(f"{am_url}/-/ready"), 30), alertmanager_proc.output()
         config = derive_config(
             files.prometheus_yml,
             work,
@@ -91,6 +108,7 @@ def stack(tmp_path_factory):
             scrape_interval="1s",
             evaluation_interval="1s",
             rule_files=sf.derive_short_window_rules(work / "rules"),
+            alertmanager_target=f"127.0.0.1:{am_port}",
         )
         prom = ManagedProcess(
             prometheus_argv("prometheus", config, work / "data", prom_port), log=work / "prometheus.log"
@@ -99,10 +117,18 @@ def stack(tmp_path_factory):
         assert wait_until(lambda: ready(f"http://127.0.0.1:{prom_port}/-/ready"), 60), prom.output()
         api = PrometheusAPI(f"http://127.0.0.1:{prom_port}")
         assert wait_until(lambda: api.targets_up() == 1, 30), prom.output()
-        yield Stack(f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{web_port}/metrics", api, work)
+        yield Stack(
+            f"http://127.0.0.1:{app_port}",
+            f"http://127.0.0.1:{web_port}/metrics",
+            api,
+            work,
+            receiver,
+            am_url,
+        )
     finally:
         for proc in reversed(started):
             proc.stop()
+        receiver.stop()
 
 
 @pytest.fixture(scope="module")
@@ -182,24 +208,78 @@ def test_histogram_quantile_answers_in_seconds(stack, known_mix):
     assert 0 < p50 <= p99 <= 10  # within the mapping's finite buckets (seconds)
 
 
-def test_error_budget_alert_fires_when_test1_dominates(stack, known_mix):
-    def fast_burn():
+FAST_BURN, SLOW_BURN = "HTTPErrorBudgetFastBurn", "HTTPErrorBudgetSlowBurn"
+#: successes only: once the errors stop, the short windows clean up and the fast burn resolves
+HEALTHY_MIX = (Route(1, "GET", "/test/"),)
+
+
+def alertmanager_alerts(stack: Stack, alertname: str) -> list[dict]:
+    """Alertmanager's own view of the alerts named ``alertname`` (API v2), with their ``status.state``."""
+    status, body = http_get(f"{stack.alertmanager_url}/api/v2/alerts?filter=alertname%3D%22{alertname}%22")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def slow_burn_inhibited(stack: Stack) -> bool:
+    return any(
+        a["labels"]["service"] == SERVICE
+        and a["status"]["state"] == "suppressed"
+        and a["status"]["inhibitedBy"]
+        for a in alertmanager_alerts(stack, SLOW_BURN)
+    )
+
+
+def is_page(notification: Notification, status: str) -> bool:
+    return notification.status == status and notification.alertnames == {FAST_BURN}
+
+
+def test_fast_burn_pages_through_alertmanager_inhibits_the_ticket_and_resolves(stack, known_mix):
+    def firing(alertname: str) -> list[dict]:
         return [
             a
             for a in stack.prom.firing_alerts()
-            if a["labels"]["alertname"] == "HTTPErrorBudgetFastBurn" and a["labels"]["service"] == SERVICE
+            if a["labels"]["alertname"] == alertname and a["labels"]["service"] == SERVICE
         ]
 
-    assert not fast_burn()  # the demo's mix (8% errors) stays under the fast-burn thresholds
+    assert not firing(FAST_BURN)  # the demo's mix (8% errors) stays under the fast-burn thresholds
+    before = len(stack.receiver.notifications())
     traffic = Traffic(stack.app_url, rate_per_s=40, mix=ERROR_HEAVY_MIX, seed=3).start()
     try:
-        firing = wait_until(fast_burn, 60)
+        page = stack.receiver.wait_for(lambda n: is_page(n, "firing"), 90, since=before)
+        assert page, (stack.prom.firing_alerts(), stack.receiver.notifications())
+        fired = firing(FAST_BURN)
+        # the slow burn fires too (its thresholds are lower), but Alertmanager holds it back: inhibited by
+        # the page, and it stays so over several 1 s group intervals in which a notification could go out
+        assert wait_until(lambda: slow_burn_inhibited(stack), 30), alertmanager_alerts(stack, SLOW_BURN)
+        observed_until = time.monotonic() + 3
+        while time.monotonic() < observed_until:
+            assert firing(SLOW_BURN) and slow_burn_inhibited(stack), alertmanager_alerts(stack, SLOW_BURN)
+            time.sleep(0.5)
+        since_page = stack.receiver.notifications()[stack.receiver.notifications().index(page) :]
     finally:
         sent = traffic.stop()
     assert sent.server_errors > sent.answered / 2
-    assert firing, stack.prom.firing_alerts()
-    assert firing[0]["labels"]["severity"] == "page"
-    assert firing[0]["labels"]["slo"] == "http-availability-98"
+    assert fired and fired[0]["labels"]["severity"] == "page"
+    assert fired[0]["labels"]["slo"] == "http-availability-98"
+    # one notification per group: alertname + service + severity, to the "page" receiver
+    assert page.receiver == "page"
+    assert page.group_labels == {"alertname": FAST_BURN, "service": SERVICE, "severity": "page"}
+    assert len(page.alerts) == 1
+    alert = page.alerts[0]
+    assert alert["labels"]["slo"] == "http-availability-98" and alert["status"] == "firing"
+    assert alert["annotations"]["runbook_url"] == "docs/alerts.md#httperrorbudgetfastburn"
+    assert not [n for n in since_page if SLOW_BURN in n.alertnames], since_page  # inhibited: no ticket
+
+    # the errors stop: the short windows clean up, the fast burn resolves and the page says so
+    healthy = Traffic(stack.app_url, rate_per_s=40, mix=HEALTHY_MIX, seed=5).start()
+    try:
+        resolved = stack.receiver.wait_for(lambda n: is_page(n, "resolved"), 90, since=before)
+    finally:
+        healthy.stop()
+    assert resolved, stack.receiver.notifications()
+    assert resolved.receiver == "page" and resolved.group_labels == page.group_labels
+    assert resolved.alerts[0]["status"] == "resolved"
+    assert not firing(FAST_BURN)
 
 
 def _returns_numbers(api: PrometheusAPI, expr: str):

@@ -38,6 +38,7 @@ def port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", [sf.COMPOSE_APP, sf.COMPOSE_INFRA], ids=lambda p: p.name)
 def test_compose_file_validates_against_compose_spec(path):
     result = run([python_bin("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)])
@@ -115,6 +116,7 @@ def test_prometheus_container_sees_the_same_config_and_rule_files():
         assert sorted(host_dir.glob(in_container.name)) == sorted(sf.PROMETHEUS_YML.parent.glob(pattern))
 
 
+@pytest.mark.e2e
 def test_promtool_accepts_the_config_and_its_rule_files():
     files = sf.rule_files()
     assert {f.name for f in files} == {"http-red.rules.yml", "http-slo.rules.yml"}
@@ -139,6 +141,7 @@ def test_rules_have_the_red_and_slo_series_the_dashboard_uses():
     assert used and used <= recorded, used - recorded
 
 
+@pytest.mark.e2e
 def test_promtool_rule_unit_tests_pass():
     tests = sorted(sf.RULE_TESTS_DIR.glob("*.test.yml"))
     assert len(tests) == 2
@@ -147,6 +150,7 @@ def test_promtool_rule_unit_tests_pass():
     assert result.stdout.count("SUCCESS") == len(tests)
 
 
+@pytest.mark.e2e
 def test_every_dashboard_query_is_valid_promql(tmp_path):
     # promtool parses rule expressions: wrap each dashboard query (variables substituted) in a rule
     queries = sf.dashboard_panel_queries() + [(v, sel) for v, sel, _ in sf.dashboard_variable_selectors()]

@@ -61,6 +61,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.e2e
 def test_proposal_passes_check_mapping_and_maps_the_whole_stream(tmp_path):
     lines = legacy_stream()
     (tmp_path / "traffic.txt").write_text("\n".join(lines) + "\n")
@@ -94,6 +95,7 @@ def test_proposal_passes_check_mapping_and_maps_the_whole_stream(tmp_path):
     assert len(families) <= 8 < len(outcomes)
 
 
+@pytest.mark.e2e
 def test_coverage_report_lists_what_the_shipped_mapping_leaves_and_proposal_completes_it(tmp_path):
     lines = legacy_stream(seed=5)
     (tmp_path / "traffic.txt").write_text("\n".join(lines) + "\n")
@@ -128,6 +130,7 @@ def test_coverage_report_lists_what_the_shipped_mapping_leaves_and_proposal_comp
     assert [key for key in metrics_of(lines) if resolver.resolve(*key, {}).status != "mapped"] == []
 
 
+@pytest.mark.e2e
 def test_listen_mode_collects_udp_traffic_for_the_given_seconds(tmp_path):
     port = free_port(socket.SOCK_DGRAM)
     out = tmp_path / "proposed.yml"

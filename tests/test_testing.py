@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from statsd_instrument import statsd
-from statsd_instrument.testing import Capture, Record
+from statsd_instrument import Client, statsd
+from statsd_instrument.testing import Capture, Record, capture
 
 
-def test_fixture_captures_parsed_records_and_sends_nothing(statsd_capture, udp_collector):
+def test_fixture_captures_parsed_records(statsd_capture):
     statsd.increment("orders_total", tags={"status": "paid"})
     statsd.gauge("temperature", -2.5)
     assert statsd_capture.records == [
@@ -16,7 +16,20 @@ def test_fixture_captures_parsed_records_and_sends_nothing(statsd_capture, udp_c
         Record("temperature", "g", 0.0, {}, 1.0),
         Record("temperature", "g", -2.5, {}, 1.0),
     ]
-    assert statsd.stats["sent_datagrams"] == 0
+
+
+def test_capture_sends_nothing_to_the_server_the_client_is_configured_for(udp_collector):
+    client = Client(host="127.0.0.1", port=udp_collector.port)
+    try:
+        with capture(client) as cap:
+            client.increment("inside")
+            client.flush()
+        client.increment("outside")  # the control: the same client sends once the block is over
+        client.flush()
+        assert udp_collector.wait_for_lines(1) == ["outside:1|c"]
+        assert cap.lines == ["inside:1|c"]
+    finally:
+        client.close()
 
 
 def test_fixture_runs_in_strict_mode(statsd_capture):

@@ -202,6 +202,7 @@ def test_lines_are_sent_without_flush_when_the_process_goes_idle(udp_collector):
         c.close()
 
 
+@pytest.mark.e2e
 def test_buffered_lines_are_sent_at_interpreter_exit(udp_collector):
     code = (
         "from statsd_instrument import Client\n"

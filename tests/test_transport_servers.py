@@ -20,6 +20,8 @@ import pytest
 
 from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, python_bin, wait_for_port
 
+pytestmark = pytest.mark.e2e
+
 REQUESTS = 3000
 CLIENT_THREADS = 3
 

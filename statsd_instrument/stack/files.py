@@ -1,7 +1,10 @@
-"""Locate the repository files the native stack runs from: the mapping, the example app, prometheus.yml.
+"""Locate the files the native stack runs from: the mapping, the example app, prometheus.yml and rules,
+alertmanager.yml.
 
-The demo runs from a checkout (``pip install -e .`` or ``make demo``): these files are not part of the
-installed package. The checkout is found next to the package, then in the current directory and its parents.
+They are the top-level files of a checkout (``pip install -e .`` or ``make demo``); an installed wheel carries
+a copy of them under ``statsd_instrument/_stack`` (``setup.py`` copies them at build time, so the top-level
+files stay the one source). Looked for in this order: ``--repo DIR``; the checkout the package was imported
+from; the wheel's copy; the current directory and its parents.
 """
 
 from __future__ import annotations
@@ -14,9 +17,14 @@ from pathlib import Path
 REQUIRED = (
     "exporter-mapping.yml",
     "prometheus.yml",
+    "alertmanager/alertmanager.yml",
     "examples/flask_app/app.py",
     "examples/flask_app/uwsgi.ini",
 )
+
+
+#: where a wheel carries its copy of the stack files (see setup.py)
+PACKAGED_STACK = Path(__file__).resolve().parents[1] / "_stack"
 
 
 class RepoFilesNotFoundError(RuntimeError):
@@ -41,6 +49,10 @@ class StackFiles:
     @property
     def prometheus_yml(self) -> Path:
         return self.root / "prometheus.yml"
+
+    @property
+    def alertmanager_yml(self) -> Path:
+        return self.root / "alertmanager" / "alertmanager.yml"
 
     @property
     def app_dir(self) -> Path:
@@ -72,12 +84,13 @@ def find_stack_files(root: str | os.PathLike | None = None) -> StackFiles:
             )
         return StackFiles(path)
     here = Path(__file__).resolve().parents[2]
+    packaged = PACKAGED_STACK
     cwd = Path.cwd().resolve()
-    for candidate in (here, cwd, *cwd.parents):
+    for candidate in (here, packaged, cwd, *cwd.parents):
         if _is_checkout(candidate):
             return StackFiles(candidate)
     places = f"{here}" if here == cwd else f"{here} (next to the package), {cwd}"
     raise RepoFilesNotFoundError(
         f"no statsd_instrument checkout found in {places} or its parents (it needs {', '.join(REQUIRED)}); "
-        "the demo runs from a git checkout: cd into one, or pass --repo DIR"
+        "install a wheel (pip install 'statsd_instrument[demo]'), cd into a checkout, or pass --repo DIR"
     )

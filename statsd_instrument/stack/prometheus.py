@@ -1,7 +1,8 @@
 """Native Prometheus for the stack: a config derived from the shipped ``prometheus.yml``, and its HTTP API.
 
-The shipped file scrapes ``statsd-exporter:9102`` (the compose service). Natively the exporter listens on
-127.0.0.1:<port>, so :func:`derive_config` rewrites the exporter job's targets, makes the rule file paths
+The shipped file scrapes ``statsd-exporter:9102`` and alerts ``alertmanager:9093`` (the compose services).
+Natively the exporter listens on 127.0.0.1:<port>, so :func:`derive_config` rewrites the exporter job's
+targets and the Alertmanager's (or drops the ``alerting`` block when none runs), makes the rule file paths
 absolute (they are relative to the shipped file) and can shorten the intervals for tests.
 """
 
@@ -31,8 +32,11 @@ def derive_config(
     scrape_interval: str | None = None,
     evaluation_interval: str | None = None,
     rule_files: Sequence[Path] | None = None,
+    alertmanager_target: str | None = None,
 ) -> Path:
     """Write ``out_dir/prometheus.yml``: the shipped config scraping ``exporter_target`` instead.
+
+    Alerts go to ``alertmanager_target`` (host:port); without one the config sends them nowhere.
 
     Rule files stay the shipped ones (absolute paths) unless ``rule_files`` replaces them; the intervals
     stay as shipped unless given. Returns the path written.
@@ -46,6 +50,8 @@ def derive_config(
     ['127.0.0.1:19102']
     >>> all(Path(p).is_absolute() for p in config["rule_files"])
     True
+    >>> "alerting" in config
+    False
     """
     config: dict[str, Any] = yaml.safe_load(shipped.read_text())
     jobs = [job for job in config.get("scrape_configs", []) if job.get("job_name") == EXPORTER_JOB]
@@ -63,6 +69,10 @@ def derive_config(
         glob.pop("scrape_timeout", None)
     if evaluation_interval:
         glob["evaluation_interval"] = evaluation_interval
+    if alertmanager_target:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]}
+    else:
+        config.pop("alerting", None)  # the shipped target is a compose hostname
     if rule_files is not None:
         config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
     else:
