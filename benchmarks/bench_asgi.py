@@ -26,8 +26,8 @@ from benchmarks.bench_flask import (
 )
 
 TITLE = "Starlette under uvicorn: request throughput with and without StatsdASGIMiddleware"
-ROUNDS = 5
-SECONDS = 4
+ROUNDS = 7
+SECONDS = 3
 
 
 def uvicorn(port: int, target: str, env: dict[str, str]) -> subprocess.Popen:
@@ -42,13 +42,16 @@ def run() -> str:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian package 'wrk'; make system-deps)")
     procs: list[subprocess.Popen] = []
+    groups: dict[str, list[int]] = {}
     try:
-        envs, receiver_text = receivers(procs)
+        envs, receiver_text = receivers(procs, groups)
         ports = {name: free_port() for name in ["bare", *envs]}
-        procs.append(uvicorn(ports["bare"], "app:starlette_app", {}))
-        for name, env in envs.items():
-            procs.append(uvicorn(ports[name], "app:app", env))
-        results = interleaved(ports, ROUNDS, SECONDS)
+        apps = {"bare": ("app:starlette_app", {}), **{name: ("app:app", env) for name, env in envs.items()}}
+        for name, (target, env) in apps.items():
+            proc = uvicorn(ports[name], target, env)
+            procs.append(proc)
+            groups.setdefault(name, []).append(proc.pid)
+        results = interleaved(ports, ROUNDS, SECONDS, groups)
     finally:
         for proc in reversed(procs):
             stop(proc)

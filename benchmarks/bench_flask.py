@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TITLE = "Flask under uwsgi and gunicorn: request throughput with and without metrics"
-ROUNDS = 5
-SECONDS = 5
+ROUNDS = 7
+SECONDS = 3
 WRK = ["wrk", "-t2", "-c16"]
 # receives and discards, reading like the embedded exporter does: drain, pause 4 ms, wait again
 SINK = (
@@ -127,7 +128,8 @@ def gunicorn(port: int, chdir: Path, module: str, env: dict[str, str]) -> subpro
     return proc
 
 
-def wrk(port: int, seconds: int) -> float:
+def wrk(port: int, seconds: int) -> tuple[float, int]:
+    """(requests per second, requests completed) of one wrk run."""
     out = subprocess.run(
         [*WRK, f"-d{seconds}s", f"http://127.0.0.1:{port}/test/"], capture_output=True, text=True, check=True
     ).stdout
@@ -135,30 +137,67 @@ def wrk(port: int, seconds: int) -> float:
     errors = re.search(r"Non-2xx or 3xx|Socket errors: connect [1-9]|write [1-9]|timeout [1-9]", out)
     if errors:
         raise RuntimeError(f"wrk saw errors:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return rate, int(re.search(r"(\d+) requests in", out).group(1))
 
 
-def interleaved(ports: dict[str, int], rounds: int, seconds: int) -> dict[str, list[float]]:
-    """req/s of each variant (in ``ports`` order) per round, after a warm-up; each round starts elsewhere."""
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(groups: list[int]) -> float:
+    """CPU time (user + system) used so far by every live process of the process ``groups``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[2]) in groups:  # fields after the command: state, ppid, pgrp, ..., utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+Rounds = Dict[str, List[Tuple[float, float]]]
+
+
+def interleaved(ports: dict[str, int], rounds: int, seconds: int, groups: dict[str, list[int]]) -> Rounds:
+    """(req/s, CPU µs per request of the variant's processes ``groups``: server and receiver) of each variant
+    (in ``ports`` order) per round, after a warm-up; each round starts elsewhere. CPU per request hardly
+    depends on what else the machine runs, so it is the steadier figure on a shared machine."""
     names = list(ports)
     for name in names:  # warm up: imports, first requests, caches
         wrk(ports[name], 1)
-    results: dict[str, list[float]] = {name: [] for name in names}
+    results: Rounds = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            results[name].append(wrk(ports[name], seconds))
-            print(f"  round {r + 1} {name}: {results[name][-1]:.0f} req/s", file=sys.stderr, flush=True)
+            before = cpu_seconds(groups[name])
+            rate, requests = wrk(ports[name], seconds)
+            cpu_us = (cpu_seconds(groups[name]) - before) / max(requests, 1) * 1e6
+            results[name].append((rate, cpu_us))
+            print(f"  round {r + 1} {name}: {rate:.0f} req/s, {cpu_us:.0f} us CPU/request", file=sys.stderr)
     return results
 
 
-def ratio_table(results: dict[str, list[float]]) -> str:
-    """Markdown rows: median req/s of each variant, its ratio to ``bare``, and every round."""
-    bare = statistics.median(results["bare"])
-    rows = ["| variant | median req/s | vs bare | rounds (req/s) |", "|---|---:|---:|---|"]
+def ratio_table(results: Rounds) -> str:
+    """Markdown rows: per variant the median req/s and its ratio to ``bare``, the median CPU per request
+    (server processes + receiver) and bare's CPU per request divided by it (the throughput ratio a machine
+    whose cores only this server used would see), and every round's req/s."""
+    bare = statistics.median(rate for rate, _ in results["bare"])
+    bare_cpu = statistics.median(cpu for _, cpu in results["bare"])
+    rows = [
+        "| variant | median req/s | vs bare | median CPU µs/request | vs bare (CPU) | rounds (req/s) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for name, values in results.items():
-        median = statistics.median(values)
-        rounds = ", ".join(f"{v:.0f}" for v in values)
-        rows.append(f"| {name} | {median:.0f} | {median / bare:.3f}x | {rounds} |")
+        median = statistics.median(rate for rate, _ in values)
+        cpu = statistics.median(c for _, c in values)
+        rounds = ", ".join(f"{rate:.0f}" for rate, _ in values)
+        rows.append(
+            f"| {name} | {median:.0f} | {median / bare:.3f}x | {cpu:.0f} | {bare_cpu / cpu:.3f}x | {rounds} |"
+        )
     return "\n".join(rows)
 
 
@@ -173,17 +212,28 @@ VARIANT_TEXT = (
 )
 
 
-def receivers(procs: list) -> tuple[dict[str, dict[str, str]], str]:
-    """Start both exporters (appended to ``procs``); the client environment of each receiving variant."""
+def receivers(procs: list, groups: dict[str, list[int]]) -> tuple[dict[str, dict[str, str]], str]:
+    """Start one exporter per receiving variant (appended to ``procs``, its process group to ``groups``);
+    the client environment of each variant (ours: both receivers and null)."""
     envs: dict[str, dict[str, str]] = {}
     text = ""
     for name in RECEIVING:
         port = free_port()
         receiver, text = start_receiver(port, per_datagram=name.endswith("per_datagram"))
         procs.append(receiver)
+        groups[name] = [receiver.pid]
         envs[name] = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(port)}
     envs["statsd_instrument_null"] = {"STATSD_PROTOCOL": "null"}
     return envs, text
+
+
+def launch_all(launch, ports: dict[str, int], procs: list, groups: dict[str, list[int]], apps: dict) -> None:
+    """Start each variant's server (``apps``: name -> (chdir, module, env)); its process group joins
+    ``groups`` (servers run in their own session: the group is the server's pid)."""
+    for name, (chdir, module, env) in apps.items():
+        proc = launch(ports[name], chdir, module, env)
+        procs.append(proc)
+        groups.setdefault(name, []).append(proc.pid)
 
 
 def flask_section(server: str, launch) -> str:
@@ -191,22 +241,23 @@ def flask_section(server: str, launch) -> str:
     multiproc_dir = tempfile.mkdtemp(prefix="bench-pfe-")
     example = ROOT / "examples" / "flask_app"
     procs: list[subprocess.Popen] = []
+    groups: dict[str, list[int]] = {}
     try:
-        envs, receiver_text = receivers(procs)
+        envs, receiver_text = receivers(procs, groups)
         names = ["bare", *envs, "prometheus_flask_exporter"]
         ports = {name: free_port() for name in names}
-        procs.append(launch(ports["bare"], example, "app:app", {"STATSD_INSTRUMENT": "0"}))
-        for name, env in envs.items():
-            procs.append(launch(ports[name], example, "app:app", env))
         pfe_env = {
             "PROMETHEUS_MULTIPROC_DIR": multiproc_dir,
             "PFE_METRICS_PORT": str(free_port()),
             "PFE_SERVER": server,
         }
-        procs.append(
-            launch(ports["prometheus_flask_exporter"], ROOT / "benchmarks", "flask_pfe_app:app", pfe_env)
-        )
-        results = interleaved(ports, ROUNDS, SECONDS)
+        apps = {
+            "bare": (example, "app:app", {"STATSD_INSTRUMENT": "0"}),
+            **{name: (example, "app:app", env) for name, env in envs.items()},
+            "prometheus_flask_exporter": (ROOT / "benchmarks", "flask_pfe_app:app", pfe_env),
+        }
+        launch_all(launch, ports, procs, groups, apps)
+        results = interleaved(ports, ROUNDS, SECONDS, groups)
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -205,10 +205,25 @@ class BufferedTransport:
 
     def count(self, key: SeriesKey, value: int) -> None:
         """Buffer a counter increment by ``value`` (a non-negative int) of the series ``key``."""
+        if _getpid() == self._pid:
+            with self._lock:  # the common case inline: the series is already in this window
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry[0] += value  # type: ignore[index]
+                    entry[1] += 1  # type: ignore[index]
+                    return
         self._put(key, value, None, "", None)
 
     def sample(self, key: SeriesKey, text: str) -> None:
         """Buffer one sample (``text``, already formatted) of the timer/histogram/distribution ``key``."""
+        if self._multi_value and _getpid() == self._pid:
+            with self._lock:  # the common case inline: the series is in this window, and there is room
+                values = self._entries.get(key)
+                size = self._size + len(text) + 1
+                if values is not None and size <= self._limit:
+                    values.append(text)  # type: ignore[attr-defined]
+                    self._size = size
+                    return
         self._put(None, 0, key, text, None)
 
     def add_request(self, count_key: SeriesKey, sample_key: SeriesKey, text: str, line: bytes | None) -> None:
