@@ -168,7 +168,7 @@ class UdpCollector:
 
         >>> c = UdpCollector()
         >>> with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ...     _ = s.sendto(b"a:3|c\nt:1:2.5|ms|#k:v\ng:-1|g", ("127.0.0.1", c.port))
+        ...     _ = s.sendto(b"a:3|c\\nt:1:2.5|ms|#k:v\\ng:-1|g", ("127.0.0.1", c.port))
         >>> _ = c.wait_for_lines(3); sorted(c.calls().items())
         [('a', 3), ('g', 1), ('t', 2)]
         >>> c.close()
