@@ -10,6 +10,9 @@
 * ``gauge_with_timestamp``/``count_with_timestamp`` send no ``|T`` field, ``distributed`` sends seconds as
   ``|d``, ``event``/``service_check`` are accepted and not sent, ``cardinality=`` is ignored: see
   :mod:`statsd_instrument.dogstatsd_compat`.
+* Tags follow :mod:`statsd_instrument.validation`: keys are escaped to the label name statsd_exporter would
+  make of them (``availability-zone`` -> ``availability_zone``); a bare tag, an empty value or an empty key
+  is not sent, the metric is, and ``stats["dropped_tags"]`` counts it (strict mode also warns).
 * Bad names, reserved tag keys and non-numbers are programming errors: **strict** mode (default under pytest
   and ``python -X dev``, or ``STATSD_STRICT=1``) raises ``ValueError`` naming the metric and the problem;
   production mode drops the call, counts it in ``stats.invalid_calls`` and logs one warning per metric.
@@ -34,13 +37,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from typing import Any, Iterator, List, Mapping
+from typing import Any, Callable, Iterator, List, Mapping
 
-from statsd_instrument import wire
+from statsd_instrument import validation, wire
 from statsd_instrument.config import Settings, TagsArg, load_settings
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
-from statsd_instrument.wire import Tags
+from statsd_instrument.validation import TagPolicy, Tags
 
 log = logging.getLogger("statsd_instrument")
 _random = random.random
@@ -76,7 +79,7 @@ class Client(DogStatsdCompat):
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
-        self._add_request: Any = None
+        self.settings_generation = 0
         self._install(
             load_settings(
                 host,
@@ -104,7 +107,7 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
-        client._add_request = None
+        client.settings_generation = 0
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -113,27 +116,28 @@ class Client(DogStatsdCompat):
     def _install(self, settings: Settings) -> None:
         old = self._transport
         self._settings = settings
-        self._strict = settings.strict
         self._prefix = settings.prefix + "." if settings.prefix else ""
-        self._constant_suffix = wire.format_tags(None, settings.constant_tags)
+        self._tag_policy = _ClientTagPolicy(self)
+        self._constant_suffix = validation.format_tags(None, self._tag_policy, settings.constant_tags)
         self._names: dict = {}
         self._tag_cache: dict = {}
         self._warned: set = set()
-        self._transport = BufferedTransport(settings)
-        self._bind(self._transport)
+        self._route(BufferedTransport(settings), settings.strict)
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
             old.close()
 
-    def _bind(self, transport: Any) -> None:
+    def _route(self, transport: Any, strict: bool) -> None:
+        """Send through ``transport`` with ``strict`` from now on; prepared lines made before are stale."""
+        self._transport = transport
         self._add = transport.add
         self._count = transport.count
         self._sample = transport.sample
         self._add_flush = transport.add_flush
-        # bound once: RequestRecorder sends through it and checks its identity to know that the series keys
-        # it cached are still this client's (configure() and capture mode replace it)
         self._add_request = transport.add_request
+        self._strict = strict
+        self.settings_generation += 1
 
     def _ensure(self) -> None:
         if self._pending is not None:
@@ -153,6 +157,10 @@ class Client(DogStatsdCompat):
         """
         self._install(load_settings(**kwargs))
 
+    #: Bumped whenever what a line looks like or where it goes changes (settings, prefix, constant tags,
+    #: transport, capture mode): a :class:`PreparedMetric` made under another generation rebuilds itself.
+    settings_generation: int
+
     @property
     def settings(self) -> Settings:
         """The settings in use (read from the environment on first access for a deferred client)."""
@@ -165,8 +173,8 @@ class Client(DogStatsdCompat):
     def _name(self, metric: Any) -> str:
         name = self._names.get(metric)
         if name is None:
-            name = self._prefix + wire.check_name(metric)
-            if len(self._names) < wire.MAX_CACHE:
+            name = self._prefix + validation.check_name(metric)
+            if len(self._names) < validation.MAX_CACHE:
                 self._names[metric] = name
         return name
 
@@ -185,12 +193,18 @@ class Client(DogStatsdCompat):
         except TypeError:  # unhashable values: format without the cache
             key = suffix = None
         if suffix is None:
-            suffix = wire.format_tags(tags, self._settings.constant_tags)
+            counted = self._tag_policy.dropped_count
+            suffix = validation.format_tags(tags, self._tag_policy, self._settings.constant_tags)
+            # cache only all-str values (1, 1.0 and True are equal keys but print differently) and only tags
+            # of which none was left out (each call must count that)
             suffix.encode()  # a lone surrogate cannot be sent: refused here, never when the buffer leaves
-            # cache only all-str values: 1, 1.0 and True are equal keys but print differently
             values = tags.values() if isinstance(tags, Mapping) else tags
-            if key is not None and all(type(v) is str for v in values):
-                if len(self._tag_cache) >= wire.MAX_CACHE:
+            if (
+                key is not None
+                and counted == self._tag_policy.dropped_count
+                and all(type(v) is str for v in values)
+            ):
+                if len(self._tag_cache) >= validation.MAX_CACHE:
                     self._tag_cache.clear()
                 self._tag_cache[key] = suffix
         return suffix
@@ -435,39 +449,49 @@ class Client(DogStatsdCompat):
 
     # -- for integrations that send the same line shapes over and over (one request after another) ----------
 
-    def line_template(self, metric: str, kind: str, tags: Tags = None) -> tuple[str, str]:
-        """``(head, tail)`` such that ``head + value + tail`` is the line a metric call would build for
-        ``metric`` of ``kind`` (``c g ms h d``) with ``tags``; ``value`` must already be formatted as that
-        call would (``wire.format_ms`` for ``ms``). Checked now: a bad name or tag raises ``ValueError``.
-        Valid as long as :attr:`settings` is the same object (``configure()`` replaces it).
+    def prepare(
+        self,
+        kind: str,
+        metric: str,
+        tags: Tags = None,
+        sample_rate: float | None = None,
+        *,
+        delta: bool = False,
+    ) -> PreparedMetric:
+        """A :class:`PreparedMetric`: the line of ``metric`` of ``kind`` (``c g ms h d``) with ``tags`` and
+        ``sample_rate``, built once, to send values cheaply. The name and the tags are checked now (a bad
+        one raises ``ValueError``); a gauge sets its value unless ``delta=True``. It follows the client: a
+        change of settings, prefix, constant tags, transport or capture mode rebuilds it on its next use.
 
         >>> c = Client(protocol="null", prefix="shop", constant_tags=["env:dev"])
-        >>> c.line_template("orders_total", "c", ("status:paid",))
-        ('shop.orders_total:', '|c|#env:dev,status:paid')
+        >>> latency = c.prepare("ms", "db_query_seconds", tags=["table:users"])
+        >>> with c.capture_lines() as lines:
+        ...     latency.send(12.3456)
+        >>> c.configure(protocol="null", prefix="billing")
+        >>> with c.capture_lines() as more:
+        ...     latency.send(2)
+        >>> lines + more
+        ['shop.db_query_seconds:12.346|ms|#env:dev,table:users', 'billing.db_query_seconds:2|ms|#table:users']
+        >>> latency.line(0.5)
+        'billing.db_query_seconds:0.5|ms|#table:users'
         >>> c.close()
         """
         self._ensure()
-        if kind not in _KINDS or kind == "s":
-            raise ValueError(f"unknown metric type {kind!r}")
-        return self._name(metric) + ":", "|" + kind + self._tags(tags)
-
-    def series_key(self, metric: str, kind: str, tags: Tags = None) -> tuple[str, str, str]:
-        """The buffer key ``(name, kind, tag suffix)`` a metric call of ``kind`` (``c ms h d``) on ``metric``
-        with ``tags`` merges into (see :mod:`statsd_instrument.transport`); checked now (``ValueError``).
-        Valid as long as the client's transport is the same (``configure()`` replaces it).
-
-        >>> c = Client(protocol="null", prefix="shop", constant_tags=["env:dev"])
-        >>> c.series_key("orders_total", "c", ("status:paid",))
-        ('shop.orders_total', 'c', '|#env:dev,status:paid')
-        >>> c.close()
-        """
-        self._ensure()
-        if kind not in _MERGED:
-            raise ValueError(f"metric type {kind!r} is not merged in the buffer (one of c, ms, h, d)")
-        return self._name(metric), kind, self._tags(tags)
+        if kind not in _FORMATS:
+            raise ValueError(f"unknown metric type {kind!r}: expected one of {', '.join(_FORMATS)}")
+        if kind != "g" and delta:
+            raise ValueError("delta=True is for gauges (kind 'g')")
+        if sample_rate == 1:
+            sample_rate = None
+        wire.parse_sample_rate(sample_rate)  # raises outside (0, 1]
+        prepared = (_PreparedGauge if kind == "g" else PreparedMetric)(
+            self, kind, metric, tags, sample_rate, delta
+        )
+        prepared.line(0)  # checks the name and the tags now
+        return prepared
 
     def send_lines(self, lines: str) -> None:
-        """Send formatted ``lines`` (joined by newlines, e.g. built from :meth:`line_template`) together with
+        """Send formatted ``lines`` (joined by newlines, e.g. from :meth:`PreparedMetric.line`) together with
         everything buffered, now: one datagram when it fits. ``send_line`` of each, then ``flush()``.
 
         >>> with statsd.capture_lines() as lines:
@@ -518,18 +542,185 @@ class Client(DogStatsdCompat):
         ['a:1|c']
         """
         self._ensure()
-        self._transport.flush()
-        saved = (self._transport, self._strict, self._emit)
         capture = CaptureTransport(self._settings)
-        self._transport = capture
-        self._bind(capture)
-        if strict is not None:
-            self._strict = strict
+        restore = self.use_transport(capture, strict)
         try:
             yield capture.lines
         finally:
-            self._transport, self._strict, self._emit = saved
-            self._bind(self._transport)
+            restore()
+
+    def use_transport(self, transport: Any, strict: bool | None = None) -> Callable[[], None]:
+        """Send through ``transport`` (anything with ``add``, ``count``, ``sample``, ``add_request``,
+        ``add_flush``, ``flush``, ``close`` and ``stats``, e.g. a
+        :class:`~statsd_instrument.transport.CaptureTransport`) until the returned function
+        is called, which brings back the transport in use before; what was buffered is flushed first.
+        ``strict`` True/False overrides the strict mode meanwhile. Prepared lines follow both switches.
+
+        >>> c = Client(protocol="null")
+        >>> capture = CaptureTransport(c.settings)
+        >>> restore = c.use_transport(capture)
+        >>> c.increment("a"); restore(); c.increment("b")
+        >>> capture.lines
+        ['a:1|c']
+        >>> c.close()
+        """
+        self._ensure()
+        self._transport.flush()
+        saved = (self._transport, self._strict)
+        self._route(transport, self._strict if strict is None else strict)
+
+        def restore() -> None:
+            self._route(*saved)
+
+        return restore
+
+
+class PreparedMetric:
+    """One metric's line, made by :meth:`Client.prepare`: ``send(value)`` buffers it with ``value``,
+    ``line(value)`` returns its text (for :meth:`Client.send_lines`). It checks ``client.settings_generation``
+    on each use and rebuilds itself when the client's settings, transport or capture mode changed.
+    ``drops`` are the reasons of tags left out (:mod:`~statsd_instrument.validation`), counted by ``send``.
+    """
+
+    __slots__ = (
+        "_format",
+        "_head",
+        "_key",
+        "_tail",
+        "client",
+        "delta",
+        "drops",
+        "generation",
+        "kind",
+        "metric",
+        "sample_rate",
+        "tags",
+    )
+
+    def __init__(
+        self, client: Client, kind: str, metric: str, tags: Tags, sample_rate: float | None, delta: bool
+    ) -> None:
+        self.client = client
+        self.kind = kind
+        self.metric = metric
+        self.tags = tags
+        self.sample_rate = sample_rate
+        self.delta = delta
+        self.generation = -1
+        self.drops: tuple = ()
+        self._format = _FORMATS[kind]
+
+    def _build(self) -> None:
+        client = self.client
+        client._ensure()
+        # drop reasons from the pure core: counted on each send, not here
+        self.drops = validation.tag_text(self.tags).drops if self.tags else ()
+        if self.drops:
+            tail = validation.format_tags(self.tags, _UNCOUNTED, client._settings.constant_tags)
+        else:
+            tail = client._tags(self.tags)
+        name = client._name(self.metric)
+        self._head = name + ":"
+        self._tail = "|" + self.kind + wire.parse_sample_rate(self.sample_rate) + tail
+        # merged in the client's buffer within the flush window (see statsd_instrument.transport)
+        mergeable = self.kind in _MERGED and self.sample_rate is None and not self.drops
+        self._key = (name, self.kind, tail) if mergeable else None
+        self.generation = client.settings_generation
+
+    def line(self, value: Any) -> str:
+        """The text ``send(value)`` would buffer (no sampling decision); a bad value raises ``ValueError``."""
+        if self.generation != self.client.settings_generation:
+            self._build()
+        return self._head + self._format(value) + self._tail
+
+    def template(self) -> tuple[str, str]:
+        """``(head, tail)``: the line is ``head + value + tail`` with the value formatted as :mod:`~.wire`
+        does for this type (``format_ms`` for ``ms``), for callers that batch lines and cache the text;
+        valid while :attr:`generation` equals the client's ``settings_generation`` (compare before use).
+
+        >>> c = Client(protocol="null", prefix="shop")
+        >>> c.prepare("c", "orders_total", {"status": "paid"}).template()
+        ('shop.orders_total:', '|c|#status:paid')
+        >>> c.close()
+        """
+        if self.generation != self.client.settings_generation:
+            self._build()
+        return self._head, self._tail
+
+    def key(self) -> tuple[str, str, str] | None:
+        """The buffer key ``(name, type, tag suffix)`` its values merge under in the client's flush window
+        (:mod:`~statsd_instrument.transport`), or None for a line that is never merged (a gauge, a sample
+        rate, tags left out); valid while :attr:`generation` equals the client's ``settings_generation``.
+
+        >>> c = Client(protocol="null", prefix="shop")
+        >>> c.prepare("c", "orders_total", {"status": "paid"}).key()
+        ('shop.orders_total', 'c', '|#status:paid')
+        >>> c.close()
+        """
+        if self.generation != self.client.settings_generation:
+            self._build()
+        return self._key
+
+    def send(self, value: Any) -> None:
+        """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""
+        client = self.client
+        try:
+            if self.generation != client.settings_generation:
+                self._build()
+            key = self._key
+            if key is not None:
+                if self.kind != "c":
+                    client._sample(key, self._format(value))
+                    return
+                if type(value) is int and value >= 0:
+                    client._count(key, value)
+                    return
+            if self.drops:  # tags left out are counted on every send
+                client._tag_policy.dropped(self.drops, self.tags)
+            rate = self.sample_rate
+            if rate is not None and _random() >= rate:
+                return
+            client._add(self.line(value))
+        except Exception as err:
+            client._invalid(self.metric, self.kind, err)
+
+
+class _PreparedGauge(PreparedMetric):
+    """A prepared gauge: ``+N``/``-N`` with ``delta``; else a negative value is set as ``0`` then ``-N``."""
+
+    __slots__ = ()
+
+    def line(self, value: Any) -> str:
+        if self.generation != self.client.settings_generation:
+            self._build()
+        text = self._format(value)
+        if self.delta:
+            return self._head + (text if text[0] == "-" else "+" + text) + self._tail
+        if text[0] == "-":
+            return f"{self._head}0{self._tail}\n{self._head}{text}{self._tail}"
+        return self._head + text + self._tail
+
+
+class _ClientTagPolicy(TagPolicy):
+    """The tag policy of a client: strict as the client is now, drops counted in its current stats."""
+
+    __slots__ = ("client", "dropped_count")
+
+    def __init__(self, client: Client) -> None:  # no super().__init__: counts and strict follow the client
+        self.client = client
+        self.dropped_count = 0
+
+    @property  # type: ignore[override]
+    def strict(self) -> bool:
+        return self.client._strict
+
+    @property  # type: ignore[override]
+    def counts(self) -> dict:
+        return self.client._transport.stats.dropped_tags
+
+    def dropped(self, drops: tuple, tags: object) -> None:
+        self.dropped_count += len(drops)
+        super().dropped(drops, tags)
 
 
 class _NegativeGauge(str):
@@ -539,6 +730,14 @@ class _NegativeGauge(str):
 
 
 _MERGED = frozenset({"c", "ms", "h", "d"})
+_UNCOUNTED = TagPolicy(strict=False)  # PreparedMetric builds its text with it; send() counts the drops
+_FORMATS: dict = {
+    "c": wire.format_number,
+    "g": wire.format_number,
+    "ms": wire.format_ms,
+    "h": wire.format_number,
+    "d": wire.format_number,
+}
 _KINDS = {"c": "counter", "g": "gauge", "ms": "timing", "h": "histogram", "d": "distribution", "s": "set"}
 _NO_SETS = "statsd_exporter does not support sets (|s); count distinct values elsewhere"
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, TypeVar, Union
 
-from statsd_instrument import wire
+from statsd_instrument import validation
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9125
@@ -29,8 +29,8 @@ PROTOCOLS = ("udp", "tcp", "unixgram", "null")
 #: the flush window: how long a metric call may wait in the process's buffer (``STATSD_FLUSH_INTERVAL_MS``)
 DEFAULT_FLUSH_INTERVAL_MS = 50
 FLUSH_INTERVAL_MS_RANGE = (10, 60_000)
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+
+T = TypeVar("T")
 
 TagsArg = Union[Sequence[str], Mapping[str, object], str, None]
 
@@ -75,14 +75,16 @@ class Settings:
         return f"{self.protocol}://{self.host}:{self.port}"
 
 
-def _port(source: str, value: object) -> int:
+def _checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``check(*args)`` of :mod:`statsd_instrument.validation`, its ``ValueError`` as a ConfigError."""
     try:
-        port = int(str(value).strip())
-    except ValueError:
-        port = -1
-    if not 0 < port < 65536:
-        raise ConfigError(f"{source}={value!r}: expected an integer port 1-65535")
-    return port
+        return check(*args, **kwargs)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _port(source: str, value: object) -> int:
+    return _checked(validation.check_port, value, source)
 
 
 def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
@@ -93,22 +95,16 @@ def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
             raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected unix:///absolute/path")
         return "unixgram", None, None, path
     if value.startswith("udp://"):
-        host, sep, port = value[len("udp://") :].rstrip("/").rpartition(":")
-        if not sep or not host:
+        address = value[len("udp://") :].rstrip("/")
+        if not address.rpartition(":")[0].strip("[] "):
             raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port")
-        return "udp", host.strip("[]"), _port("DD_DOGSTATSD_URL", port), None
+        host, port = _checked(validation.parse_host_port, address, "DD_DOGSTATSD_URL")
+        return "udp", host, port, None
     raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port or unix:///path")
 
 
 def _bool(source: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"{source}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
+    return _checked(validation.parse_bool, value, source)
 
 
 def _default_strict() -> bool:
@@ -119,20 +115,7 @@ def _default_strict() -> bool:
 def _constant_tags(source: str, tags: TagsArg) -> tuple:
     if tags is None:
         return ()
-    items: Iterable[object]
-    if isinstance(tags, str):
-        items = [t for t in tags.split(",") if t.strip()]
-    elif isinstance(tags, Mapping):
-        items = [f"{k}:{v}" for k, v in tags.items()]
-    else:
-        items = tags
-    out = []
-    for tag in items:
-        try:
-            out.append(wire.normalise_tag(tag))
-        except ValueError as err:
-            raise ConfigError(f"{source}={tags!r}: {err}") from None
-    return tuple(out)
+    return tuple(_checked(validation.tag_list, tags, source))
 
 
 def load_settings(
@@ -183,9 +166,7 @@ def load_settings(
 
     if host is None:
         host = env.get("STATSD_HOST") or dd_host or env.get("DD_AGENT_HOST") or DEFAULT_HOST
-    host = str(host).strip()
-    if not host or any(c in host for c in " /\n"):
-        raise ConfigError(f"host={host!r}: expected a host name or IP address")
+    host = _checked(validation.check_host, host, "host")
     if port is not None:
         port = _port("port", port)
     elif env.get("STATSD_PORT"):
@@ -204,7 +185,7 @@ def load_settings(
     prefix = prefix.strip()
     if prefix:
         try:
-            wire.check_name(prefix)
+            validation.check_name(prefix)
         except ValueError as err:
             raise ConfigError(f"{source}={prefix!r}: {err}") from None
 
@@ -218,28 +199,25 @@ def load_settings(
         max_datagram_bytes = DEFAULT_MAX_BYTES[protocol]
     if not isinstance(max_datagram_bytes, int) or not 64 <= max_datagram_bytes <= limit:
         raise ConfigError(f"max_datagram_bytes={max_datagram_bytes!r}: expected an integer 64-{limit}")
-    low, high = FLUSH_INTERVAL_MS_RANGE
+    low_ms, high_ms = FLUSH_INTERVAL_MS_RANGE
     if flush_interval_s is None:
-        raw = env.get("STATSD_FLUSH_INTERVAL_MS")
-        if raw is None or not raw.strip():
+        raw = env.get("STATSD_FLUSH_INTERVAL_MS", "")
+        if not raw.strip():
             flush_interval_s = DEFAULT_FLUSH_INTERVAL_MS / 1000
         else:
             try:
-                flush_interval_s = int(raw.strip()) / 1000
+                ms = int(raw.strip())
             except ValueError:
-                flush_interval_s = -1
-            if not low <= flush_interval_s * 1000 <= high:
+                ms = -1
+            if not low_ms <= ms <= high_ms:
                 raise ConfigError(
-                    f"STATSD_FLUSH_INTERVAL_MS={raw!r}: expected whole milliseconds between {low} and {high}"
+                    f"STATSD_FLUSH_INTERVAL_MS={raw!r}: expected whole milliseconds "
+                    f"between {low_ms} and {high_ms}"
                 )
-    if (
-        not isinstance(flush_interval_s, (int, float))
-        or isinstance(flush_interval_s, bool)
-        or not low / 1000 <= flush_interval_s <= high / 1000
-    ):
-        raise ConfigError(
-            f"flush_interval_s={flush_interval_s!r}: expected seconds between {low / 1000} and {high / 1000}"
-        )
+            flush_interval_s = ms / 1000
+    flush_interval_s = _checked(
+        validation.check_seconds, flush_interval_s, "flush_interval_s", low_ms / 1000, high_ms / 1000
+    )
     if multi_value is None:
         raw = env.get("STATSD_MULTI_VALUE")
         multi_value = True if raw is None else _bool("STATSD_MULTI_VALUE", raw)

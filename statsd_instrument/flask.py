@@ -51,13 +51,12 @@ from statsd_instrument.http_metrics import (
     PathFilter,
     RequestRecorder,
     Tags,
-    check_bool,
     check_callable,
-    clean_tag_value,
     log,
     request_tag_list,
     tag_list,
 )
+from statsd_instrument.validation import parse_bool, tag_value
 from statsd_instrument.wsgi import ENDPOINT_KEY, EXCEPTION_KEY, SKIP_KEY, TAGS_KEY, StatsdMiddleware
 
 EXTENSION_KEY = "statsd_instrument"
@@ -133,7 +132,7 @@ class _AppSettings:
                 log.warning("statsd_instrument: STATSD_ENDPOINT failed; using the route", exc_info=True)
                 name = None
             if name:
-                return clean_tag_value(name)
+                return tag_value(name) or UNMATCHED_ENDPOINT
         rule = req.url_rule
         if rule is None and isinstance(req.routing_exception, MethodNotAllowed):
             rule = _rule_for_other_method(app, req, req.routing_exception)
@@ -141,7 +140,7 @@ class _AppSettings:
             return UNMATCHED_ENDPOINT
         template = self._templates.get(rule.rule)
         if template is None:
-            template = self._templates[rule.rule] = clean_tag_value(rule.rule)
+            template = self._templates[rule.rule] = tag_value(rule.rule) or UNMATCHED_ENDPOINT
         return template
 
 
@@ -221,7 +220,7 @@ class StatsdInstrument:
             service=self._setting(app, "STATSD_SERVICE", env=True) or app.name,
             exclude_paths=PathFilter(self._setting(app, "STATSD_EXCLUDE_PATHS"), "STATSD_EXCLUDE_PATHS"),
             tags=tag_list(self._setting(app, "STATSD_TAGS"), "STATSD_TAGS"),
-            in_flight=check_bool(in_flight, "STATSD_IN_FLIGHT"),
+            in_flight=parse_bool(in_flight, "STATSD_IN_FLIGHT"),
             version=self._setting(app, "STATSD_APP_VERSION", env=True),
         )
         settings = _AppSettings(

@@ -28,6 +28,10 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
+from statsd_instrument import validation
+from statsd_instrument.validation import tag_value
+from statsd_instrument.wire import format_ms
+
 log = logging.getLogger("statsd_instrument")
 
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -49,9 +53,6 @@ _getpid = os.getpid
 _monotonic = time.monotonic
 
 BUILTIN_TAG_KEYS = frozenset({"service", "method", "endpoint", "status", "exception", "version"})
-_TAG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]+$")
-# characters that would corrupt a DogStatsD line or be split by the exporter
-_TAG_VALUE_BAD = str.maketrans({",": "_", "|": "_", "#": "_", "\n": "_", "\r": "_"})
 
 Tags = Union[Mapping[str, object], Sequence[str], None]
 PathRule = Union[str, "re.Pattern[str]"]
@@ -67,68 +68,14 @@ def method_label(method: str) -> str:
     return upper if upper in STANDARD_METHODS else OTHER_METHOD
 
 
-def clean_tag_value(value: object) -> str:
-    """``value`` as a tag value the exporter reads back unchanged (no ``,|#``, newlines, edge spaces).
-
-    >>> clean_tag_value("/files/<any(a,b):kind>")
-    '/files/<any(a_b):kind>'
-    >>> clean_tag_value(" 1.2.3 ")
-    '1.2.3'
-    """
-    return str(value).translate(_TAG_VALUE_BAD).strip() or "_"
-
-
-def check_tag_key(key: object, field: str) -> str:
-    """``key`` if the exporter accepts it as a label name, else ``ValueError`` naming ``field``.
-
-    >>> check_tag_key("region", "STATSD_TAGS")
-    'region'
-    >>> check_tag_key("le", "STATSD_TAGS")
-    Traceback (most recent call last):
-    ...
-    ValueError: STATSD_TAGS: invalid tag key 'le' (letters, digits, _; 2+ characters; not 'le' or '__*')
-    """
-    if (
-        not isinstance(key, str)
-        or not _TAG_KEY.match(key)
-        or key in ("le", "quantile")
-        or key.startswith("__")
-    ):
-        raise ValueError(
-            f"{field}: invalid tag key {key!r} (letters, digits, _; 2+ characters; not 'le' or '__*')"
-        )
-    return key
-
-
-def tag_list(tags: Tags, field: str, reserved: Iterable[str] = BUILTIN_TAG_KEYS) -> list[str]:
-    """Static tags (a mapping or ``"k:v"`` strings) as checked ``"k:v"`` strings; errors name ``field``.
+def tag_list(tags: Tags, field: str) -> list[str]:
+    """Static tags of a middleware as checked ``"k:v"`` strings (:func:`statsd_instrument.validation.tag_list`
+    with the keys this module sets itself refused); errors name ``field``.
 
     >>> tag_list({"region": "eu-west", "tier": 1}, "tags")
     ['region:eu-west', 'tier:1']
-    >>> tag_list(["status:x"], "tags")
-    Traceback (most recent call last):
-    ...
-    ValueError: tags: tag key 'status' is set by statsd_instrument itself
     """
-    if not tags:
-        return []
-    if isinstance(tags, Mapping):
-        pairs = list(tags.items())
-    elif isinstance(tags, (list, tuple)):
-        pairs = []
-        for item in tags:
-            if not isinstance(item, str) or ":" not in item:
-                raise ValueError(f"{field}: tag {item!r} is not of the form 'key:value'")
-            pairs.append(tuple(item.split(":", 1)))
-    else:
-        raise TypeError(f"{field}: expected a mapping or a list of 'key:value' strings, got {tags!r}")
-    out = []
-    for key, value in pairs:
-        check_tag_key(key, field)
-        if key in reserved:
-            raise ValueError(f"{field}: tag key {key!r} is set by statsd_instrument itself")
-        out.append(f"{key}:{clean_tag_value(value)}")
-    return out
+    return validation.tag_list(tags, field, reserved=BUILTIN_TAG_KEYS)
 
 
 class PathFilter:
@@ -186,26 +133,6 @@ def check_callable(value: Any, field: str) -> Callable[..., Any] | None:
     return value
 
 
-def check_bool(value: Any, field: str) -> bool:
-    """``value`` as a bool; accepts bools and the strings ``1/0/true/false/yes/no/on/off``.
-
-    >>> check_bool("yes", "STATSD_IN_FLIGHT"), check_bool(False, "STATSD_IN_FLIGHT")
-    (True, False)
-    >>> check_bool("maybe", "STATSD_IN_FLIGHT")
-    Traceback (most recent call last):
-    ...
-    ValueError: STATSD_IN_FLIGHT: expected a boolean, got 'maybe'
-    """
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{field}: expected a boolean, got {value!r}")
-
-
 class RequestRecorder:
     """Emits the metrics of finished requests for one service through one client (never raises).
 
@@ -232,16 +159,17 @@ class RequestRecorder:
         tags_field: str = "tags",
     ) -> None:
         self.client = client
-        self.service_tag = "service:" + clean_tag_value(service)
+        if not tag_value(service):
+            raise ValueError(f"service={service!r}: expected a non-empty service name")
+        self.service_tag = "service:" + tag_value(service)
         self.extra_tags = tag_list(tags, tags_field)
         self.in_flight = in_flight
-        self.info_tags = (
-            None if version is None else [self.service_tag, "version:" + clean_tag_value(version)]
-        )
+        self.info_tags = None if version is None else [self.service_tag, "version:" + tag_value(version)]
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
-        # Per label set, the request's buffer entries as (sender, count key, latency key, in-flight line),
-        # built once through the client; only for a statsd_instrument Client whose calls are not overridden.
-        self._shapes: dict[tuple[str, str | None, object], tuple[Any, Any, Any, bytes | None]] = {}
+        # Per label set, the request's buffer entries as (client settings generation, count key, latency key,
+        # in-flight -1 line or None), made once with Client.prepare; only for a statsd_instrument Client
+        # whose metric calls are not overridden.
+        self._shapes: dict[tuple[str, str | None, object], tuple[int, Any, Any, bytes | None]] = {}
         self._shapes_ok = _plain_client(client)
         self._info_pid = 0
         self._info_at = 0.0
@@ -260,7 +188,7 @@ class RequestRecorder:
             tags = (
                 self.service_tag,
                 "method:" + method_label(method),
-                "endpoint:" + (clean_tag_value(endpoint) if endpoint else UNMATCHED_ENDPOINT),
+                "endpoint:" + ((tag_value(endpoint) if endpoint else "") or UNMATCHED_ENDPOINT),
                 "status:" + (status_text if status_text.isdigit() else "0"),
                 *self.extra_tags,
             )
@@ -304,21 +232,19 @@ class RequestRecorder:
             client = self.client
             if exception is None and not request_tags and self._shapes_ok:
                 # The common case: a label set seen before. The buffer keys of count and latency (exactly
-                # what the calls below use) are handed to the client's transport in one call; the cache
-                # entry holds that bound method, which configure() and capture mode replace, so an entry is
-                # only used while the client's settings and transport are the same.
+                # what the calls below use, from the client's prepared metrics) go to the client's transport
+                # in one call; an entry is only used while the client's settings generation is the one it
+                # was made in (configure() and capture mode change it).
                 shape = self._shapes.get((method, endpoint, status))
                 if (
                     shape is not None
-                    and shape[0] is client._add_request
+                    and shape[0] == client.settings_generation
                     # no getpid() here (a system call): a process's first request finds no cached lines
                     # and takes the path below, which checks the pid; only a child forked after its parent
                     # served requests inherits them, and sends its info gauge within INFO_EVERY_S
                     and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
                 ):
-                    # float ms as wire.format_ms writes them (elapsed is never negative)
-                    ms = f"{elapsed_s * 1000.0:.3f}".rstrip("0").rstrip(".")
-                    shape[0](shape[1], shape[2], ms, shape[3])
+                    client._add_request(shape[1], shape[2], format_ms(elapsed_s * 1000.0), shape[3])
                     return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
@@ -326,7 +252,7 @@ class RequestRecorder:
             client.increment(REQUEST_COUNT, tags=tags)
             client.timing(REQUEST_LATENCY, elapsed_s * 1000.0, tags=tags)
             if exception is not None:
-                exc_tags = (*tags[:3], "exception:" + clean_tag_value(exception), *tags[4:])
+                exc_tags = (*tags[:3], "exception:" + tag_value(exception), *tags[4:])
                 client.increment(REQUEST_EXCEPTIONS, tags=exc_tags)
             if self.in_flight:
                 client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
@@ -344,16 +270,20 @@ class RequestRecorder:
 
     def _remember_shape(self, method: str, endpoint: str | None, status: object, tags: Sequence[str]) -> None:
         client = self.client
+        generation = client.settings_generation
+        count_key = client.prepare("c", REQUEST_COUNT, tags).key()
+        latency_key = client.prepare("ms", REQUEST_LATENCY, tags).key()
+        if count_key is None or latency_key is None:  # a tag left out is counted by each call: not cached
+            return
         line = None
         if self.in_flight:
-            gauge_head, gauge_tail = client.line_template(REQUESTS_IN_FLIGHT, "g", (self.service_tag,))
-            line = (gauge_head + "-1" + gauge_tail).encode()
+            line = client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1).encode()
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         self._shapes[(method, endpoint, status)] = (
-            client._add_request,
-            client.series_key(REQUEST_COUNT, "c", tags),
-            client.series_key(REQUEST_LATENCY, "ms", tags),
+            generation,
+            count_key,
+            latency_key,
             line,
         )
 
@@ -370,7 +300,7 @@ class RequestRecorder:
 
 def _plain_client(client: Any) -> bool:
     """Whether ``client`` is a :class:`statsd_instrument.Client` whose metric calls are the stock ones, so
-    that the buffer keys of its calls can be cached (:meth:`~statsd_instrument.Client.series_key`).
+    that the buffer keys of its calls can be cached (:meth:`~statsd_instrument.client.PreparedMetric.key`).
 
     >>> from statsd_instrument import Client
     >>> c = Client(protocol="null")
@@ -383,15 +313,7 @@ def _plain_client(client: Any) -> bool:
     kind = type(client)
     return isinstance(client, Client) and all(
         getattr(kind, name) is getattr(Client, name)
-        for name in (
-            "increment",
-            "timing",
-            "gauge",
-            "series_key",
-            "line_template",
-            "_install",
-            "capture_lines",
-        )
+        for name in ("increment", "timing", "gauge", "flush", "prepare", "use_transport")
     )
 
 

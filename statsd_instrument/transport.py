@@ -60,6 +60,7 @@ from typing import Callable, Dict, Iterator, List, Tuple
 
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import make_sink
+from statsd_instrument.validation import DROP_REASONS
 
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
@@ -69,11 +70,22 @@ _getpid = os.getpid
 class Stats:
     """Counters of one process's client, readable in-process (reset in a forked child).
 
-    >>> Stats().as_dict()
-    {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0}
+    ``dropped_tags`` counts, per reason, tags that were not sent while their metric was (see
+    :mod:`statsd_instrument.validation`).
+
+    >>> Stats().as_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'sent_datagrams': 0, 'sent_lines': 0, 'dropped_lines': 0, 'send_errors': 0, 'invalid_calls': 0,
+     'dropped_tags': {'bare_tag': 0, 'empty_value': 0, 'empty_key': 0}}
     """
 
-    __slots__ = ("dropped_lines", "invalid_calls", "send_errors", "sent_datagrams", "sent_lines")
+    __slots__ = (
+        "dropped_lines",
+        "dropped_tags",
+        "invalid_calls",
+        "send_errors",
+        "sent_datagrams",
+        "sent_lines",
+    )
 
     def __init__(self) -> None:
         self.sent_datagrams = 0
@@ -81,10 +93,13 @@ class Stats:
         self.dropped_lines = 0
         self.send_errors = 0
         self.invalid_calls = 0
+        self.dropped_tags = dict.fromkeys(DROP_REASONS, 0)
 
     def as_dict(self) -> dict:
-        """The counters as a dict."""
-        return {name: getattr(self, name) for name in Stats._order}
+        """The counters as a dict (a copy)."""
+        out = {name: getattr(self, name) for name in Stats._order}
+        out["dropped_tags"] = dict(self.dropped_tags)
+        return out
 
     def __repr__(self) -> str:
         return f"Stats({self.as_dict()})"

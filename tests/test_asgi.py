@@ -331,5 +331,5 @@ def test_bad_options_raise_errors_naming_the_field():
         StatsdASGIMiddleware(ok_app, exclude_paths=[42])
     with pytest.raises(TypeError, match="endpoint: expected a callable or None, got 'x'"):
         StatsdASGIMiddleware(ok_app, endpoint="x")
-    with pytest.raises(ValueError, match="tags: tag key 'status'"):
+    with pytest.raises(ValueError, match=r"tags=.*: tag key 'status'"):
         StatsdASGIMiddleware(ok_app, tags={"status": "x"})

@@ -113,16 +113,87 @@ def test_unhashable_tag_values_are_formatted_not_refused():
         c.close()
 
 
-def test_line_template_builds_the_line_a_metric_call_would():
+@pytest.mark.parametrize(
+    ("kind", "value", "call"),
+    [
+        ("c", 3, lambda c, tags: c.increment("m", 3, tags=tags)),
+        ("c", 2.5, lambda c, tags: c.increment("m", 2.5, tags=tags)),
+        ("ms", 1.23456, lambda c, tags: c.timing("m", 1.23456, tags=tags)),
+        ("h", 512, lambda c, tags: c.histogram("m", 512, tags=tags)),
+        ("d", 1e-7, lambda c, tags: c.distribution("m", 1e-7, tags=tags)),
+        ("g", 7, lambda c, tags: c.gauge("m", 7, tags=tags)),
+        ("g", -5, lambda c, tags: c.gauge("m", -5, tags=tags)),
+    ],
+)
+def test_a_prepared_metric_sends_the_line_the_metric_call_would(kind, value, call):
     c = Client(protocol="null", strict=True, prefix="app", constant_tags=["env:dev"])
+    tags = ["table:users", "queue.kind:mail"]
     try:
-        with c.capture_lines() as lines:
-            c.timing("db_seconds", 1.5, tags=["table:users"])
-        head, tail = c.line_template("db_seconds", "ms", ["table:users"])
-        assert [head + "1.5" + tail] == lines
-        for bad in (("db seconds", "ms", None), ("db", "ms", {"le": "1"}), ("db", "s", None)):
+        prepared = c.prepare(kind, "m", tags)
+        with c.capture_lines() as by_call:
+            call(c, tags)
+        with c.capture_lines() as prepared_lines:
+            prepared.send(value)
+        assert prepared_lines == by_call
+        assert prepared.line(value) == "\n".join(by_call)
+        assert by_call[-1].startswith("app.m:")
+        assert by_call[-1].endswith("|#env:dev,table:users,queue_kind:mail")
+    finally:
+        c.close()
+
+
+def test_prepare_checks_now_and_sends_deltas_and_sampled_lines():
+    c = Client(protocol="null", strict=True)
+    try:
+        for bad in (("ms", "db seconds"), ("ms", "db", {"le": "1"}), ("s", "db"), ("ms", "db", None, 2)):
             with pytest.raises(ValueError):
-                c.line_template(*bad)
+                c.prepare(*bad)
+        with pytest.raises(ValueError, match="delta"):
+            c.prepare("c", "db", delta=True)
+        in_flight = c.prepare("g", "in_flight", delta=True)
+        sampled = c.prepare("c", "hits", sample_rate=0.5)
+        with c.capture_lines() as lines:
+            in_flight.send(1)
+            in_flight.send(-1)
+            for _ in range(400):
+                sampled.send(1)
+        assert lines[:2] == ["in_flight:+1|g", "in_flight:-1|g"]
+        assert set(lines[2:]) == {"hits:1|c|@0.5"}
+        assert 100 < len(lines) - 2 < 300  # 200 expected; binomial(400, .5) is inside with p > 1 - 1e-20
+    finally:
+        c.close()
+
+
+def test_a_prepared_metric_follows_namespace_constant_tags_and_capture_changes():
+    c = Client(protocol="null", strict=True, prefix="old", constant_tags=["env:dev"])
+    try:
+        prepared = c.prepare("c", "jobs", ["queue:mail"])
+        first = c.settings_generation
+        with c.capture_lines() as lines:
+            prepared.send(1)
+        assert c.settings_generation > first  # entering and leaving capture mode both bump it
+        c.configure(protocol="null", strict=True, prefix="new", constant_tags=["env:prod"])
+        with c.capture_lines() as after:
+            prepared.send(1)
+        assert lines == ["old.jobs:1|c|#env:dev,queue:mail"]
+        assert after == ["new.jobs:1|c|#env:prod,queue:mail"]
+        # outside capture mode the prepared line goes to the real transport, not to a stale capture list
+        prepared.send(1)
+        assert after == ["new.jobs:1|c|#env:prod,queue:mail"]
+        c.flush()
+        assert c.stats["sent_lines"] == 1
+    finally:
+        c.close()
+
+
+def test_a_prepared_metric_with_a_bad_value_is_dropped_and_counted_in_production():
+    c = Client(protocol="null", strict=False)
+    try:
+        prepared = c.prepare("ms", "db")
+        prepared.send("slow")
+        assert c.stats["invalid_calls"] == 1
+        with pytest.raises(ValueError, match="bad timing call for 'db'"), c.capture_lines():
+            prepared.send(None)
     finally:
         c.close()
 

@@ -78,6 +78,46 @@ def test_cached_lines_follow_a_reconfigured_client():
     assert [line.split(":", 1)[0] for line in after] == ["new.request_count", "new.request_latency_seconds"]
 
 
+def test_cached_lines_follow_new_constant_tags_and_a_capture_swap():
+    client = Client(protocol="null", constant_tags=["env:dev"])
+    recorder = RequestRecorder(client, "shop", in_flight=True)
+    tags = "service:shop,method:GET,endpoint:/a,status:200"
+    try:
+        with client.capture_lines() as first:
+            for _ in range(2):  # the second request is sent from the cached lines
+                recorder.finished("GET", "/a", 200, 0.0015)
+        client.configure(protocol="null", constant_tags=["env:prod"])
+        with client.capture_lines() as second:
+            recorder.finished("GET", "/a", 200, 0.0015)
+        # a capture opened after the lines were cached gets them (not the transport they were made under)
+        with client.capture_lines() as third:
+            recorder.finished("GET", "/a", 200, 0.0025)
+    finally:
+        client.close()
+    dev = [
+        f"request_count:1|c|#env:dev,{tags}",
+        f"request_latency_seconds:1.5|ms|#env:dev,{tags}",
+        "request_in_flight:-1|g|#env:dev,service:shop",
+    ]
+    assert first == dev * 2
+    assert second == [line.replace("env:dev", "env:prod") for line in dev]
+    assert third == [line.replace("env:dev", "env:prod").replace(":1.5|", ":2.5|") for line in dev]
+
+
+def test_an_empty_version_is_left_out_and_counted_and_an_empty_service_refused():
+    client = Client(protocol="null", strict=False)
+    recorder = RequestRecorder(client, "shop", version="")  # an empty version: the tag is left out
+    try:
+        for _ in range(3):
+            recorder.finished("GET", "/a", 200, 0.001)
+        assert client.stats["dropped_tags"]["empty_value"] == 1  # the info gauge went out once
+        assert client.stats["invalid_calls"] == 0
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="service=' ': expected a non-empty service name"):
+        RequestRecorder(client, " ")
+
+
 def test_info_gauge_is_sent_again_after_its_interval(monkeypatch):
     client = Client(protocol="null")
     recorder = RequestRecorder(client, "shop", version="2.0")

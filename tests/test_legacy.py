@@ -218,16 +218,20 @@ def test_tags_argument_adds_dogstatsd_tags_after_the_sample_rate(udp_collector):
     ]
 
 
-def test_reserved_tag_keys_are_left_out_and_logged(udp_collector, caplog):
+def test_reserved_tag_keys_refuse_the_line_and_tags_left_out_keep_it(udp_collector, caplog):
+    # one rule with the Client (statsd_instrument.validation): a reserved key refuses the call (logged,
+    # never raised); a bare tag or an empty value is left out and the line is sent
     client = StatsClient("127.0.0.1", udp_collector.port)
     try:
         with caplog.at_level(logging.WARNING, logger="statsd_instrument.legacy"):
-            client.incr("hits", tags={"le": "1", "__name__": "x", "quantile": "0.5", "ok": "yes"})
+            client.incr("hits", tags={"le": "1", "ok": "yes"})
+            client.incr("hits", tags={"__name__": "x"})
+            client.incr("kept", tags=["vip", "kind:", "availability-zone:eu-1a"])
         client.flush()
-        assert udp_collector.wait_for_lines(1) == ["hits:1|c|#ok:yes"]
+        assert udp_collector.wait_for_lines(1) == ["kept:1|c|#availability_zone:eu-1a"]
     finally:
         client.close()
-    assert "'le'" in caplog.text
+    assert "'le'" in caplog.text and "'__name__'" in caplog.text
 
 
 def test_bad_values_are_dropped_and_logged_never_raised(udp_collector, caplog):

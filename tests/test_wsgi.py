@@ -233,7 +233,7 @@ def test_bad_route_templates_are_rejected_naming_the_value(templates, message):
 def test_bad_options_name_the_option():
     with pytest.raises(TypeError, match=r"exclude_paths: .*42"):
         StatsdMiddleware(routes, exclude_paths=[42])
-    with pytest.raises(ValueError, match=r"tags: .*'le'"):
+    with pytest.raises(ValueError, match=r"tags=.*'le'"):
         StatsdMiddleware(routes, tags={"le": "x"})
     with pytest.raises(TypeError, match=r"endpoint: .*'nope'"):
         StatsdMiddleware(routes, endpoint="nope")

@@ -35,6 +35,7 @@ import time
 from typing import Mapping
 
 from statsd_instrument.exporter.ingest import Ingestor
+from statsd_instrument.validation import parse_host_port
 
 TCP_MAX_LINE = 4096
 #: the environment variable that sets :data:`COALESCE_S` in milliseconds (0: no pause, like the Go exporter)
@@ -75,11 +76,7 @@ def parse_address(address: str) -> tuple:
     >>> parse_address(":9125"), parse_address("127.0.0.1:0"), parse_address("[::1]:80")
     (('0.0.0.0', 9125), ('127.0.0.1', 0), ('::1', 80))
     """
-    host, colon, port = address.rpartition(":")
-    if not colon or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"invalid address {address!r}: expected host:port (':9125' for all interfaces)")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    return parse_host_port(address, "address", default_host="0.0.0.0", listen=True)
 
 
 def _bind(kind: int, address: str) -> socket.socket:
@@ -149,7 +146,7 @@ class ListenerLoop:
         >>> ListenerLoop(Ingestor(parse_mapping("{}")), udp="nonsense").start()
         Traceback (most recent call last):
         ...
-        ValueError: invalid address 'nonsense': expected host:port (':9125' for all interfaces)
+        ValueError: address='nonsense': expected HOST:PORT
         """
         self._selector = selectors.DefaultSelector()
         try:

@@ -30,6 +30,8 @@ import socket
 import sys
 from typing import Iterable
 
+from statsd_instrument.validation import parse_host_port
+
 DEFAULT_PACKET_LENGTH = 1400
 MAX_PACKET_LENGTH = 65507  # the largest UDP payload over IPv4
 
@@ -43,10 +45,7 @@ def parse_target(address: str, field: str = "--statsd.relay.address") -> tuple:
     Traceback (most recent call last):
     ValueError: --statsd.relay.address='old-statsd': expected HOST:PORT
     """
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError(f"{field}={address!r}: expected HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    return parse_host_port(address, field)
 
 
 class LineRelay:

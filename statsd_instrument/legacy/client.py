@@ -118,7 +118,12 @@ class StatsClientBase:
         if self._prefix:
             stat = f"{self._prefix}.{stat}"
         if tags or self._constant_tags:
-            return f"{stat}:{value}{join_tags(format_tags(tags) if tags else '', self._constant_tags)}"
+            try:
+                call_tags = format_tags(tags) if tags else ""
+            except ValueError as err:  # a reserved tag key: the line is refused, never raised
+                log.warning("statsd %r dropped: %s", stat, err)
+                return None
+            return f"{stat}:{value}{join_tags(call_tags, self._constant_tags)}"
         return f"{stat}:{value}"
 
     def _bad_value(self, method: str, stat: str, value: object) -> None:

@@ -36,22 +36,9 @@ import sys
 import threading
 from typing import Iterable, Sequence
 
+from statsd_instrument.validation import parse_host_port
+
 log = logging.getLogger("statsd_instrument.legacy.relay")
-
-
-def parse_address(text: str, field: str) -> tuple:
-    """``host:port`` (``[v6]:port`` too) -> (host, port); a clear error names the field and the value.
-
-    >>> parse_address("[::1]:8125", "--to")
-    ('::1', 8125)
-    >>> parse_address("statsd", "--to")
-    Traceback (most recent call last):
-    ValueError: --to='statsd' is not HOST:PORT
-    """
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{field}={text!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Relay:
@@ -61,14 +48,14 @@ class Relay:
 
     >>> Relay("127.0.0.1:8125", ["old-statsd"])
     Traceback (most recent call last):
-    ValueError: --to='old-statsd' is not HOST:PORT
+    ValueError: --to='old-statsd': expected HOST:PORT
     """
 
     def __init__(self, listen: str, targets: Sequence[str]) -> None:
         if not targets:
             raise ValueError("--to: at least one target is needed")
-        self._targets = [parse_address(t, "--to") for t in targets]
-        host, port = parse_address(listen, "--listen")
+        self._targets = [parse_host_port(t, "--to") for t in targets]
+        host, port = parse_host_port(listen, "--listen", listen=True)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.bind((host, port))

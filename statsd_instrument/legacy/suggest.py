@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, TextIO
 
 from statsd_instrument.legacy.templates import Template, find_templates
+from statsd_instrument.validation import parse_host_port
 
 KINDS = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer", "d": "observer"}
 BUCKETS = "[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]"
@@ -108,10 +109,10 @@ def listen(address: str, seconds: float, out: TextIO = sys.stderr) -> Traffic:
     >>> out.getvalue().startswith("listening on 127.0.0.1:")
     True
     """
-    host, _, port = address.rpartition(":")
+    host, port = parse_host_port(address if ":" in address else ":" + address, "--listen", listen=True)
     traffic = Traffic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host or "127.0.0.1", int(port)))
+        sock.bind((host, port))
         print(f"listening on {sock.getsockname()[0]}:{sock.getsockname()[1]} for {seconds:g}s", file=out)
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:

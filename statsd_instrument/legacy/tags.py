@@ -1,57 +1,36 @@
-"""DogStatsD tags for the legacy clients' optional ``tags`` argument.
+"""DogStatsD tags for the legacy clients' optional ``tags`` argument, by the rules of
+:mod:`statsd_instrument.validation` (the one owner of tag rules).
 
-Tags are a mapping (``{"endpoint": "checkout"}``) or a sequence of ``"key:value"`` strings. Characters that
-would break a statsd line (``,`` ``|`` ``#``, newlines) become ``_``, surrounding spaces are stripped (the
-exporter does not trim), and keys the exporter cannot take as label names (``le``, ``quantile``, ``__*``)
-are left out with a warning in the log, so a tag can never corrupt a line or the exporter.
+Tags are a mapping (``{"endpoint": "checkout"}``) or a sequence of ``"key:value"`` strings (one such string
+alone is one tag). A bare tag, an empty value or an empty key is left out (counted in
+:data:`POLICY`'s ``counts``); a reserved key (``le``, ``quantile``, ``__*``) raises ``ValueError``: the
+clients drop that line and log it, as they do for every bad call.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Mapping, Sequence, Union
+from statsd_instrument.validation import TagPolicy, Tags
+from statsd_instrument.validation import format_tags as _format_tags
 
-from statsd_instrument.wire import RESERVED_KEYS, normalise_value
+__all__ = ["POLICY", "Tags", "format_tags", "join_tags"]
 
-Tags = Union[Mapping[str, object], Sequence[str], None]
-
-log = logging.getLogger("statsd_instrument.legacy")
-
-_warned_keys: set[str] = set()
+#: the legacy clients' tag policy: never strict (they never raise into the app); counts what was left out
+POLICY = TagPolicy(strict=False)
 
 
-def _pairs(tags: Tags) -> list[tuple[str, str | None]]:
-    if isinstance(tags, Mapping):
-        return [(str(key), None if value is None else str(value)) for key, value in tags.items()]
-    if isinstance(tags, str):  # one "k:v" string, not a sequence of characters
-        tags = [tags]
-    pairs: list[tuple[str, str | None]] = []
-    for tag in tags or ():
-        key, sep, value = str(tag).partition(":")
-        pairs.append((key, value if sep else None))
-    return pairs
-
-
-def format_tags(tags: Tags) -> str:
+def format_tags(tags: Tags | str) -> str:
     """The ``k:v,k2:v2`` tag text for ``tags`` (empty string for none).
 
     >>> format_tags({"endpoint": "checkout", "status": 200})
     'endpoint:checkout,status:200'
-    >>> format_tags(["region: eu,west", "canary"])
-    'region:eu_west,canary'
+    >>> format_tags(["region: eu,west", "canary", "availability-zone:a"])
+    'region:eu_west,availability_zone:a'
     >>> format_tags(None)
     ''
     """
-    parts = []
-    for raw_key, raw_value in _pairs(tags):
-        key = normalise_value(raw_key).replace(":", "_")
-        if not key or key in RESERVED_KEYS or key.startswith("__"):
-            if key not in _warned_keys:
-                _warned_keys.add(key)
-                log.warning("statsd tag key %r left out: the exporter cannot use it as a label name", key)
-            continue
-        parts.append(key if raw_value is None else f"{key}:{normalise_value(raw_value)}")
-    return ",".join(parts)
+    if isinstance(tags, str):  # one "k:v" string, not a sequence of characters
+        tags = [tags]
+    return _format_tags(tags, POLICY)[2:]
 
 
 def join_tags(call_tags: str, constant_tags: str) -> str:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from statsd_instrument.wire import RESERVED_KEYS
+from statsd_instrument.validation import RESERVED_KEYS
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _STATUS = re.compile(r"[1-5][0-9][0-9]")
