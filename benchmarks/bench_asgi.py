@@ -19,6 +19,7 @@ from benchmarks.bench_flask import (
     free_port,
     interleaved,
     ratio_table,
+    receiver_traffic,
     receivers,
     start,
     stop,
@@ -52,6 +53,7 @@ def run() -> str:
             procs.append(proc)
             groups.setdefault(name, []).append(proc.pid)
         results = interleaved(ports, ROUNDS, SECONDS, groups)
+        traffic = receiver_traffic(groups)
     finally:
         for proc in reversed(procs):
             stop(proc)
@@ -61,6 +63,8 @@ def run() -> str:
         + VARIANT_TEXT.format(receiver=receiver_text)
         + "\n\n"
         + ratio_table(results)
+        + "\n\n"
+        + traffic
         + "\n"
     )
 

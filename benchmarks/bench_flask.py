@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -84,6 +85,10 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
+#: the /metrics URL of each exporter started by ``start_receiver`` (by its process id)
+EXPORTER_URLS: dict[int, str] = {}
+
+
 def start_receiver(port: int, per_datagram: bool = False) -> tuple[subprocess.Popen, str]:
     """The embedded exporter if it exists, else a UDP sink; returns (process, description). ``per_datagram``
     turns the exporter's read-coalescing pause off (it then wakes for every datagram, like the Go one)."""
@@ -103,6 +108,7 @@ def start_receiver(port: int, per_datagram: bool = False) -> tuple[subprocess.Po
         ]
         proc = start(argv, {"STATSD_INSTRUMENT_EXPORTER_COALESCE_MS": "0" if per_datagram else "4"})
         wait_for_port(web, proc)
+        EXPORTER_URLS[proc.pid] = f"http://127.0.0.1:{web}/metrics"
         return proc, "the embedded exporter (`statsd-instrument exporter`, shipped mapping)"
     proc = start([sys.executable, "-c", SINK, str(port)], {})
     time.sleep(0.5)
@@ -161,6 +167,8 @@ def cpu_seconds(groups: list[int]) -> float:
 
 
 Rounds = Dict[str, List[Tuple[float, float]]]
+#: requests each variant served in the last ``interleaved`` run, warm-up included
+SERVED: dict[str, int] = {}
 
 
 def interleaved(ports: dict[str, int], rounds: int, seconds: int, groups: dict[str, list[int]]) -> Rounds:
@@ -169,12 +177,13 @@ def interleaved(ports: dict[str, int], rounds: int, seconds: int, groups: dict[s
     depends on what else the machine runs, so it is the steadier figure on a shared machine."""
     names = list(ports)
     for name in names:  # warm up: imports, first requests, caches
-        wrk(ports[name], 1)
+        SERVED[name] = wrk(ports[name], 1)[1]
     results: Rounds = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             before = cpu_seconds(groups[name])
             rate, requests = wrk(ports[name], seconds)
+            SERVED[name] += requests
             cpu_us = (cpu_seconds(groups[name]) - before) / max(requests, 1) * 1e6
             results[name].append((rate, cpu_us))
             print(f"  round {r + 1} {name}: {rate:.0f} req/s, {cpu_us:.0f} us CPU/request", file=sys.stderr)
@@ -210,6 +219,34 @@ VARIANT_TEXT = (
     "it at once, as the Go statsd_exporter does); `statsd_instrument_null` sends nothing "
     "(`STATSD_PROTOCOL=null`: the Python cost alone, no socket)."
 )
+
+
+def receiver_traffic(groups: dict[str, list[int]]) -> str:
+    """What each receiving variant's exporter took in per request served (datagrams, lines, samples), from
+    its own ``statsd_exporter_*_total`` counters: the cost a receiver pays per request."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    parts = []
+    for name, pids in groups.items():
+        url = next((EXPORTER_URLS[pid] for pid in pids if pid in EXPORTER_URLS), None)
+        if url is None or not SERVED.get(name):
+            continue
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        totals = {
+            s.name: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name in ("statsd_exporter_udp_packets_total", "statsd_exporter_lines_total")
+            or (s.name == "statsd_exporter_samples_total" and not s.labels)
+        }
+        served = SERVED[name]
+        parts.append(
+            f"`{name}`: {totals.get('statsd_exporter_udp_packets_total', 0) / served:.3f} datagrams, "
+            f"{totals.get('statsd_exporter_lines_total', 0) / served:.3f} lines, "
+            f"{totals.get('statsd_exporter_samples_total', 0) / served:.2f} samples"
+        )
+    return "Per request served, the exporter received " + "; ".join(parts) + "." if parts else ""
 
 
 def receivers(procs: list, groups: dict[str, list[int]]) -> tuple[dict[str, dict[str, str]], str]:
@@ -258,11 +295,15 @@ def flask_section(server: str, launch) -> str:
         }
         launch_all(launch, ports, procs, groups, apps)
         results = interleaved(ports, ROUNDS, SECONDS, groups)
+        traffic = receiver_traffic(groups)
     finally:
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return ratio_table(results), VARIANT_TEXT.format(receiver=receiver_text)
+    return (
+        ratio_table(results) + "\n\n" + traffic,
+        VARIANT_TEXT.format(receiver=receiver_text),
+    )
 
 
 def run() -> str:
