@@ -373,29 +373,45 @@ class BufferedTransport:
         return out
 
     def _drain(self) -> None:
-        with self._sink_lock:
-            with self._lock:
+        # At exit, locks are waited for a short while only: uwsgi's stop handlers call exit() from a signal
+        # handler, which may have interrupted this very thread inside a locked block; it never resumes, so
+        # waiting for ever would hang the worker until its master kills it (and its buffer with it).
+        wait_s = EXIT_LOCK_WAIT_S if _exiting else -1
+        sink_locked = self._sink_lock.acquire(timeout=wait_s)
+        try:
+            locked = self._lock.acquire(timeout=wait_s)
+            try:
                 entries = self._entries
                 if not entries:
                     return
                 self._entries, self._seq, self._size = {}, 0, 0
-            try:
-                rendered = self._render(entries)
-            except Exception as err:  # pragma: no cover - a line that cannot be encoded; never raise
-                self._failed(len(entries), err)
-                return
-            batch: List[bytes] = []
-            batch_size = batch_lines = 0
-            for data, calls in rendered:
-                size = len(data) + 1
-                if batch and batch_size + size > self._limit:
-                    self._send(b"\n".join(batch), batch_lines)
-                    batch, batch_size, batch_lines = [], 0, 0
-                batch.append(data)
-                batch_size += size
-                batch_lines += calls
-            if batch:
+            finally:
+                if locked:
+                    self._lock.release()
+            self._send_entries(entries)
+        finally:
+            if sink_locked:
+                self._sink_lock.release()
+
+    def _send_entries(self, entries: Dict[object, object]) -> None:
+        """Render a taken buffer and send it in as few datagrams as the size limit allows."""
+        try:
+            rendered = self._render(entries)
+        except Exception as err:  # pragma: no cover - a line that cannot be encoded; never raise
+            self._failed(len(entries), err)
+            return
+        batch: List[bytes] = []
+        batch_size = batch_lines = 0
+        for data, calls in rendered:
+            size = len(data) + 1
+            if batch and batch_size + size > self._limit:
                 self._send(b"\n".join(batch), batch_lines)
+                batch, batch_size, batch_lines = [], 0, 0
+            batch.append(data)
+            batch_size += size
+            batch_lines += calls
+        if batch:
+            self._send(b"\n".join(batch), batch_lines)
 
     def _send(self, payload: bytes, n_lines: int) -> None:
         """Send one datagram (the caller holds ``_sink_lock``)."""
@@ -472,10 +488,14 @@ class BufferedTransport:
         self._closed = True
         self.stop_flusher()
         if self._pid == _getpid():
-            with self._sink_lock:
+            locked = self._sink_lock.acquire(timeout=EXIT_LOCK_WAIT_S if _exiting else -1)
+            try:
                 if self._sink is not None:
                     self._sink.close()
                     self._sink = None
+            finally:
+                if locked:
+                    self._sink_lock.release()
         _live.discard(self)
 
 
@@ -586,9 +606,16 @@ def _stop_all_before_fork() -> None:
         transport.stop_flusher()
 
 
+#: at exit, how long a flush waits for a lock before it goes on without it (see ``_drain``)
+EXIT_LOCK_WAIT_S = 1.0
+_exiting = False
+
+
 def _flush_all_at_exit() -> None:
     # A second stop signal must not cut the flush short: uwsgi's handlers call exit() again from inside
     # this one (a worker signalled directly and by its master at once); held back, it lands afterwards.
+    global _exiting
+    _exiting = True
     with _signals_blocked():
         for transport in list(_live):
             try:

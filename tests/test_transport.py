@@ -368,3 +368,19 @@ def test_a_restarted_exporter_gets_the_next_datagram_despite_the_refusal_of_one_
             assert back.recv(100) == b"after:1|c"
     finally:
         sink.close()
+
+
+def test_the_exit_flush_does_not_hang_on_a_lock_its_own_interrupted_thread_holds(udp_collector):
+    """uwsgi's stop handlers call exit() from a signal handler: the atexit flush then runs on top of
+    whatever the thread was doing, maybe inside a locked block of the buffer that will never resume."""
+    code = (
+        "import threading, statsd_instrument.transport as t\n"
+        "from statsd_instrument import Client\n"
+        f"c = Client(port={udp_collector.port}, flush_interval_s=60)\n"
+        "c.increment('exit.locked')\n"
+        "c._transport._lock.acquire()  # as if the signal had landed inside _put\n"
+        "c._transport._sink_lock.acquire()\n"
+        "t.EXIT_LOCK_WAIT_S = 0.2\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)  # exits, never hangs
+    assert udp_collector.wait_for_lines(1, timeout_s=10) == ["exit.locked:1|c"]
