@@ -107,6 +107,7 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
+        client._counters = {}
         client.settings_generation = 0
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
@@ -121,6 +122,7 @@ class Client(DogStatsdCompat):
         self._constant_suffix = validation.format_tags(None, self._tag_policy, settings.constant_tags)
         self._names: dict = {}
         self._tag_cache: dict = {}
+        self._counters: dict = {}  # (metric, *tags list) -> the buffer key of an increment (increment())
         self._warned: set = set()
         self._route(BufferedTransport(settings), settings.strict)
         self._pending = None
@@ -224,6 +226,7 @@ class Client(DogStatsdCompat):
                     rest = self._tag_cache.get(tuple(tags.items()))
             except TypeError:  # unhashable values: formatted below without the cache
                 pass
+            rest_cached = rest is not None  # tags seen before, none left out (those are counted per call)
             if rest is None:
                 rest = self._tags(tags)
             if rate is not None and rate != 1:
@@ -235,7 +238,10 @@ class Client(DogStatsdCompat):
                     self._sample((name, kind, rest), text)
                     return
                 if type(text) is int and text >= 0:
-                    self._count((name, kind, rest), text)
+                    series = (name, kind, rest)
+                    if tags.__class__ is list and rest_cached and len(self._counters) < validation.MAX_CACHE:
+                        self._counters[(metric, *tags)] = series  # increment() finds it next time
+                    self._count(series, text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
                 line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
@@ -287,6 +293,15 @@ class Client(DogStatsdCompat):
         >>> lines
         ['orders_total:1|c|#status:paid']
         """
+        # the common case inline: tags as a list (a new one per call, as code writes them) seen before
+        if sample_rate is None and tags.__class__ is list and value.__class__ is int and value >= 0:
+            try:
+                series = self._counters.get((metric, *tags))
+            except TypeError:  # unhashable tags: the general path says what is wrong
+                series = None
+            if series is not None:
+                self._count(series, value)
+                return
         self._emit(metric, value, "c", tags, sample_rate)
 
     count = increment

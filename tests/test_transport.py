@@ -370,6 +370,7 @@ def test_a_restarted_exporter_gets_the_next_datagram_despite_the_refusal_of_one_
         sink.close()
 
 
+@pytest.mark.e2e
 def test_the_exit_flush_does_not_hang_on_a_lock_its_own_interrupted_thread_holds(udp_collector):
     """uwsgi's stop handlers call exit() from a signal handler: the atexit flush then runs on top of
     whatever the thread was doing, maybe inside a locked block of the buffer that will never resume."""

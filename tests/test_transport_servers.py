@@ -326,5 +326,5 @@ def test_sigkilled_uwsgi_workers_lose_at_most_one_flush_window_of_their_requests
         f"answered {len(answered)}, counted {counted}, lost {lost}; the killed workers answered {last_window}"
     )
     print(f"in their last window ({window_s * 1000:.0f} ms), {bound} with {slack_s * 1000:.0f} ms of slack")
-    assert len(answered) > 500 and len({pid for _, pid in answered}) >= 4  # killed workers were replaced
+    assert len(answered) > 100 and len({pid for _, pid in answered}) >= 4  # killed workers were replaced
     assert 0 <= lost <= bound, (lost, bound, len(answered))
