@@ -111,19 +111,22 @@ def _env(collector: UdpCollector, socket_path: str | None = None) -> dict:
     return env
 
 
-def _uwsgi_argv(port: int) -> list:
+def _uwsgi_argv(port: int, app: str = "counter_app", processes: int = 5, *flags: str) -> list:
     # default threading flags: no --enable-threads, no --lazy-apps, no fork hooks
     return [
         python_bin("uwsgi"),
         "--http-socket", f"127.0.0.1:{port}",
-        "--module", "tests.apps.counter_app:application",
+        "--module", f"tests.apps.{app}:application",
         "--home", sys.prefix,
         "--master",
-        "--processes", "5",
-        "--max-requests", "50",
-        "--min-worker-lifetime", "0",
+        "--processes", str(processes),
+        *flags,
         "--disable-logging",
     ]  # fmt: skip
+
+
+#: recycle every worker after 50 requests, however young it is
+RECYCLE_50 = ("--max-requests", "50", "--min-worker-lifetime", "0")
 
 
 @pytest.mark.parametrize("transport", ["udp", "unixgram"])
@@ -134,7 +137,7 @@ def test_uwsgi_recycled_workers_lose_and_duplicate_nothing(transport, tmp_path):
         collector = UdpCollector(unix_path=socket_path)
         try:
             after = _run_scenario(
-                _uwsgi_argv(port),
+                _uwsgi_argv(port, "counter_app", 5, *RECYCLE_50),
                 port,
                 collector,
                 _env(collector, socket_path),
@@ -180,17 +183,7 @@ def test_gunicorn_recycled_workers_lose_and_duplicate_nothing(preload, tmp_path)
 
 def test_uwsgi_workers_flush_at_exit_when_recycled_and_when_stopped(udp_collector, tmp_path):
     port = free_port()
-    argv = [
-        python_bin("uwsgi"),
-        "--http-socket", f"127.0.0.1:{port}",
-        "--module", "tests.apps.exit_app:application",
-        "--home", sys.prefix,
-        "--master",
-        "--processes", "2",
-        "--max-requests", "5",
-        "--min-worker-lifetime", "0",
-        "--disable-logging",
-    ]  # fmt: skip
+    argv = _uwsgi_argv(port, "exit_app", 2, "--max-requests", "5", "--min-worker-lifetime", "0")
     server = ManagedProcess(argv, env=_env(udp_collector), cwd=REPO, log=tmp_path / "uwsgi.log")
     try:
         wait_for_port(port, proc=server.proc)
@@ -268,15 +261,7 @@ def test_sigkilled_uwsgi_workers_lose_at_most_one_flush_window_of_their_requests
     that: the requests it answered within its last flush window. Every other request is counted once."""
     window_s, slack_s = 0.2, 0.1  # slack: the flusher thread's tick may wait for the GIL and the CPU
     port = free_port()
-    argv = [
-        python_bin("uwsgi"),
-        "--http-socket", f"127.0.0.1:{port}",
-        "--module", "tests.apps.counter_app:application",
-        "--home", sys.prefix,
-        "--master",
-        "--processes", "3",
-        "--disable-logging",
-    ]  # fmt: skip
+    argv = _uwsgi_argv(port, "counter_app", 3)
     env = {**_env(udp_collector), "STATSD_FLUSH_INTERVAL_MS": str(int(window_s * 1000))}
     server = ManagedProcess(argv, env=env, cwd=REPO, log=tmp_path / "uwsgi.log")
     answered: list[tuple[float, str]] = []  # (when the response arrived, the worker that answered)
