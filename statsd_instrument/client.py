@@ -40,7 +40,7 @@ import random
 from typing import Any, Callable, Iterator, List, Mapping
 
 from statsd_instrument import validation, wire
-from statsd_instrument.config import Settings, TagsArg, load_settings
+from statsd_instrument.config import ConfigError, Settings, TagsArg, load_settings, strict_default
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
 from statsd_instrument.validation import TagPolicy, Tags
@@ -53,8 +53,10 @@ _MAX_WARNED = 1000
 class Client(DogStatsdCompat):
     """A buffered, fork-safe DogStatsD client (see the module docstring for semantics).
 
-    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults; a bad value
-    raises :class:`~statsd_instrument.config.ConfigError` here.
+    Arguments left as None come from the environment (``STATSD_*``, then ``DD_*``) or defaults (other
+    keywords of :func:`~statsd_instrument.config.load_settings`, such as ``timeout_s``, are passed on); a bad
+    value raises :class:`~statsd_instrument.config.ConfigError` here in strict mode, and otherwise is logged
+    once and the client sends nothing (:func:`settings_or_disabled`); a metric call never raises for it.
 
     >>> c = Client(protocol="null")
     >>> c.increment("jobs_total", tags=["queue:default"]); c.flush()
@@ -76,22 +78,26 @@ class Client(DogStatsdCompat):
         flush_interval_s: float | None = None,
         strict: bool | None = None,
         multi_value: bool | None = None,
+        **settings: Any,
     ) -> None:
         self._pending: dict | None = None
         self._transport: Any = None
         self.settings_generation = 0
         self._install(
-            load_settings(
-                host,
-                port,
-                socket_path,
-                prefix,
-                constant_tags,
-                protocol=protocol,
-                max_datagram_bytes=max_datagram_bytes,
-                flush_interval_s=flush_interval_s,
-                strict=strict,
-                multi_value=multi_value,
+            settings_or_disabled(
+                dict(
+                    host=host,
+                    port=port,
+                    socket_path=socket_path,
+                    prefix=prefix,
+                    constant_tags=constant_tags,
+                    protocol=protocol,
+                    max_datagram_bytes=max_datagram_bytes,
+                    flush_interval_s=flush_interval_s,
+                    strict=strict,
+                    multi_value=multi_value,
+                    **settings,
+                )
             )
         )
 
@@ -116,6 +122,18 @@ class Client(DogStatsdCompat):
 
     def _install(self, settings: Settings) -> None:
         old = self._transport
+        self._restyle(settings)
+        self._warned: set = set()
+        self._route(BufferedTransport(settings), settings.strict)
+        self._pending = None
+        self._emit = self._emit_line  # type: ignore[method-assign]
+        if old is not None:
+            old.close()
+
+    def _restyle(self, settings: Settings) -> None:
+        """Take ``settings`` for what lines look like (prefix, constant tags), keeping the transport (and a
+        capture in progress); :meth:`_install` also replaces the transport. Prepared lines made before are
+        stale."""
         self._settings = settings
         self._prefix = settings.prefix + "." if settings.prefix else ""
         self._tag_policy = _ClientTagPolicy(self)
@@ -123,12 +141,7 @@ class Client(DogStatsdCompat):
         self._names: dict = {}
         self._tag_cache: dict = {}
         self._counters: dict = {}  # (metric, *tags list) -> the buffer key of an increment (increment())
-        self._warned: set = set()
-        self._route(BufferedTransport(settings), settings.strict)
-        self._pending = None
-        self._emit = self._emit_line  # type: ignore[method-assign]
-        if old is not None:
-            old.close()
+        self.settings_generation += 1
 
     def _route(self, transport: Any, strict: bool) -> None:
         """Send through ``transport`` with ``strict`` from now on; prepared lines made before are stale."""
@@ -138,12 +151,26 @@ class Client(DogStatsdCompat):
         self._sample = transport.sample
         self._add_flush = transport.add_flush
         self._add_request = transport.add_request
+        if self._settings.disabled and isinstance(transport, BufferedTransport):
+            # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
+            self._add = self._add_flush = self._drop_lines
+            self._count = self._sample = self._drop_call
+            self._add_request = self._drop_request
         self._strict = strict
         self.settings_generation += 1
 
+    def _drop_lines(self, lines: str) -> None:
+        self._transport.stats.dropped_lines += lines.count("\n") + 1
+
+    def _drop_call(self, key: Any, value: Any) -> None:
+        self._transport.stats.dropped_lines += 1
+
+    def _drop_request(self, count_key: Any, sample_key: Any, text: str, line: bytes | None) -> None:
+        self._transport.stats.dropped_lines += 2 if line is None else 3
+
     def _ensure(self) -> None:
         if self._pending is not None:
-            self._install(load_settings(**self._pending))
+            self._install(settings_or_disabled(self._pending))
 
     def _emit_first(self, metric: Any, text_or_value: Any, kind: str, tags: Tags, rate: Any) -> None:
         self._ensure()
@@ -157,7 +184,7 @@ class Client(DogStatsdCompat):
         'billing'
         >>> c.close()
         """
-        self._install(load_settings(**kwargs))
+        self._install(settings_or_disabled(kwargs))
 
     #: Bumped whenever what a line looks like or where it goes changes (settings, prefix, constant tags,
     #: transport, capture mode): a :class:`PreparedMetric` made under another generation rebuilds itself.
@@ -427,22 +454,24 @@ class Client(DogStatsdCompat):
 
     def timed(
         self,
-        metric: str | None = None,
+        metric: Any = None,
         tags: Tags = None,
         sample_rate: float | None = None,
         use_ms: bool | None = None,
     ) -> Any:
-        """Decorator (sync or async) and context manager timing a block in float ms (``perf_counter``).
+        """Decorator (sync, async or generator; also bare ``@statsd.timed``) and context manager timing a
+        block in float ms (``perf_counter``). ``use_ms`` sets only the unit of ``elapsed`` (datadog's:
+        seconds, or whole ms); a context manager without a metric name raises ``TypeError`` as datadog's.
 
         >>> with statsd.capture_lines() as lines:
-        ...     with statsd.timed("render_seconds"):
+        ...     with statsd.timed("render_seconds") as timer:
         ...         pass
-        >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|ms")
-        True
+        >>> lines[0].startswith("render_seconds:") and lines[0].endswith("|ms"), timer.elapsed >= 0
+        (True, True)
         """
-        from statsd_instrument.instrument import Timed
+        from statsd_instrument.instrument import timed
 
-        return Timed(metric, tags, sample_rate, client=self)
+        return timed(metric, tags, sample_rate, client=self, use_ms=use_ms)
 
     def send_line(self, line: str) -> None:
         """Buffer one already formatted statsd line as is (no checks but: no newline inside).
@@ -736,6 +765,43 @@ class _ClientTagPolicy(TagPolicy):
     def dropped(self, drops: tuple, tags: object) -> None:
         self.dropped_count += len(drops)
         super().dropped(drops, tags)
+
+
+_reported: set = set()
+
+
+def reported(err: ConfigError, strict: bool) -> Settings:
+    """Raise ``err`` in strict mode; otherwise log it once and return settings that send nothing.
+
+    >>> reported(ConfigError("DD_DOGSTATSD_PORT='x': expected an integer port 1-65535"), False).protocol
+    'null'
+    """
+    if strict:
+        raise err
+    settings = Settings(protocol="null", disabled=str(err))
+    if settings.disabled not in _reported:
+        _reported.add(settings.disabled)
+        log.error("statsd_instrument: %s; sending no metrics (counted as dropped)", settings.disabled)
+    return settings
+
+
+def settings_or_disabled(kwargs: Mapping[str, Any]) -> Settings:
+    """``load_settings(**kwargs)``; a :class:`ConfigError` raises in strict mode, and otherwise is logged
+    once (one line naming the variable and the value) and gives settings that send nothing
+    (``disabled`` says why; the client counts each line in ``stats["dropped_lines"]``), so a configuration
+    error surfaces where the configuration is read and never from a metric call.
+
+    >>> settings_or_disabled({"port": "nine", "strict": False}).disabled
+    "port='nine': expected an integer port 1-65535"
+    """
+    try:
+        settings = load_settings(**kwargs)
+    except ConfigError as err:
+        return reported(err, strict_default(kwargs.get("strict"), kwargs.get("env")))
+    if settings.disabled and settings.disabled not in _reported:
+        _reported.add(settings.disabled)
+        log.info("statsd_instrument: %s: sending no metrics", settings.disabled)
+    return settings
 
 
 class _NegativeGauge(str):

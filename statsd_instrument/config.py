@@ -5,7 +5,9 @@ environment variable and the value, so a misconfigured deployment fails at start
 
 Precedence for where to send: explicit arguments, then ``STATSD_SOCKET`` / ``STATSD_HOST`` / ``STATSD_PORT``,
 then datadog's ``DD_DOGSTATSD_URL``, then ``DD_AGENT_HOST`` / ``DD_DOGSTATSD_PORT``, then 127.0.0.1:9125 (the
-statsd_exporter default).
+statsd_exporter default). As in datadog, ``DD_DOGSTATSD_URL`` counts only when no host, port or socket path
+was given at all (explicit or ``STATSD_*``): it never mixes field by field with them. ``DD_DOGSTATSD_DISABLE``
+(``1``/``true``/``True``/``yes``, datadog's values) makes a client send nothing (:attr:`Settings.disabled`).
 
 >>> s = load_settings(env={"STATSD_TAGS": "env:prod,region:eu"}, prefix="shop")
 >>> (s.protocol, s.host, s.port, s.prefix, s.constant_tags)
@@ -15,6 +17,7 @@ statsd_exporter default).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 from typing import Any, Callable, Mapping, Sequence, TypeVar, Union
@@ -23,6 +26,8 @@ from statsd_instrument import validation
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9125
+#: datadog's default port (the agent's), also the default of the datadog and statsd drop-ins
+DATADOG_PORT = 8125
 #: largest payload per datagram: fits one Ethernet frame for UDP; 8 KiB for unixgram and TCP writes
 DEFAULT_MAX_BYTES = {"udp": 1432, "unixgram": 8192, "tcp": 8192, "null": 8192}
 PROTOCOLS = ("udp", "tcp", "unixgram", "null")
@@ -31,6 +36,12 @@ DEFAULT_FLUSH_INTERVAL_MS = 50
 FLUSH_INTERVAL_MS_RANGE = (10, 60_000)
 
 T = TypeVar("T")
+
+log = logging.getLogger("statsd_instrument")
+#: DD_DOGSTATSD_DISABLE values that switch datadog's client off (any other value leaves it on)
+DD_DISABLE_VALUES = ("True", "true", "yes", "1")
+#: datadog's unified service tagging: these variables become constant tags of a datadog drop-in client
+DD_TAG_VARIABLES = (("DD_ENV", "env"), ("DD_SERVICE", "service"), ("DD_VERSION", "version"))
 
 TagsArg = Union[Sequence[str], Mapping[str, object], str, None]
 
@@ -62,6 +73,10 @@ class Settings:
     max_datagram_bytes: int = DEFAULT_MAX_BYTES["udp"]
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_MS / 1000
     strict: bool = False
+    #: why nothing is sent ("" when sending): ``DD_DOGSTATSD_DISABLE`` or a configuration error
+    disabled: str = ""
+    #: socket timeout in seconds of the TCP connect/write (None: the sink's default)
+    timeout_s: float | None = None
     multi_value: bool = True
 
     def address(self) -> str:
@@ -88,19 +103,63 @@ def _port(source: str, value: object) -> int:
 
 
 def _parse_dd_url(value: str) -> tuple[str, str | None, int | None, str | None]:
-    """(protocol, host, port, socket_path) of a DD_DOGSTATSD_URL value."""
-    if value.startswith("unix://"):
-        path = value[len("unix://") :]
-        if not path.startswith("/"):
-            raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected unix:///absolute/path")
-        return "unixgram", None, None, path
-    if value.startswith("udp://"):
-        address = value[len("udp://") :].rstrip("/")
+    """(protocol, host, port, socket_path) of a DD_DOGSTATSD_URL value (datadog's schemes).
+
+    ``unix://`` and ``unixgram://`` send datagrams to the path; ``unixstream://`` too, with a one-line
+    warning: statsd_exporter listens for unix datagrams only. ``udp://host`` without a port uses 8125, as
+    datadog does.
+
+    >>> _parse_dd_url("unixgram:///run/statsd.sock"), _parse_dd_url("udp://agent")
+    (('unixgram', None, None, '/run/statsd.sock'), ('udp', 'agent', 8125, None))
+    """
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme in ("unix", "unixgram", "unixstream"):
+        if not rest.startswith("/"):
+            raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected {scheme}:///absolute/path")
+        if scheme == "unixstream":
+            _note_once(
+                f"DD_DOGSTATSD_URL={value!r}: statsd_exporter has no unix stream listener; sending datagrams "
+                f"to {rest} (run it with --statsd.listen-unixgram={rest})"
+            )
+        return "unixgram", None, None, rest
+    if sep and scheme == "udp":
+        address = rest.rstrip("/")
+        host, colon, port = address.rpartition(":")
+        if not colon or "]" in port:  # no port (or a bare IPv6 address): datadog's default
+            address = f"{address}:{DATADOG_PORT}"
         if not address.rpartition(":")[0].strip("[] "):
             raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port")
-        host, port = _checked(validation.parse_host_port, address, "DD_DOGSTATSD_URL")
-        return "udp", host, port, None
-    raise ConfigError(f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port or unix:///path")
+        host, number = _checked(validation.parse_host_port, address, "DD_DOGSTATSD_URL")
+        return "udp", host, number, None
+    raise ConfigError(
+        f"DD_DOGSTATSD_URL={value!r}: expected udp://host:port, unix:///path or unixgram:///path"
+    )
+
+
+_noted: set = set()
+
+
+def _note_once(message: str) -> None:
+    """Log a configuration warning once per process (a start-up message, not one per client)."""
+    if message not in _noted:
+        _noted.add(message)
+        log.warning("statsd_instrument: %s", message)
+
+
+def datadog_env_tags(env: Mapping[str, str] | None = None) -> list:
+    """The constant tags datadog's client takes from the environment: ``DATADOG_TAGS`` (comma-separated;
+    ``DD_TAGS``, comma- or space-separated, when ``DATADOG_TAGS`` is unset), then ``env``/``service``/
+    ``version`` from ``DD_ENV``/``DD_SERVICE``/``DD_VERSION``.
+
+    >>> datadog_env_tags({"DD_TAGS": "team:web region:eu", "DD_ENV": "prod", "DD_VERSION": "1.2"})
+    ['team:web', 'region:eu', 'env:prod', 'version:1.2']
+    """
+    env = os.environ if env is None else env
+    if "DATADOG_TAGS" in env:
+        tags = [tag for tag in env["DATADOG_TAGS"].split(",") if tag]
+    else:
+        tags = [tag for tag in env.get("DD_TAGS", "").replace(",", " ").split() if tag]
+    return tags + [f"{tag}:{env[var]}" for var, tag in DD_TAG_VARIABLES if env.get(var)]
 
 
 def _bool(source: str, value: object) -> bool:
@@ -130,6 +189,8 @@ def load_settings(
     flush_interval_s: float | None = None,
     strict: bool | None = None,
     multi_value: bool | None = None,
+    timeout_s: float | None = None,
+    default_port: int = DEFAULT_PORT,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from arguments, falling back on ``env`` (default ``os.environ``) and defaults.
@@ -140,14 +201,20 @@ def load_settings(
     'udp://agent:8125'
     """
     env = os.environ if env is None else env
-    dd_proto = dd_host = dd_path = None
+    dd_host = dd_path = None
     dd_port = None
-    if env.get("DD_DOGSTATSD_URL"):
-        dd_proto, dd_host, dd_port, dd_path = _parse_dd_url(env["DD_DOGSTATSD_URL"].strip())
+    given = (
+        host,
+        port,
+        socket_path,
+        env.get("STATSD_SOCKET"),
+        env.get("STATSD_HOST"),
+        env.get("STATSD_PORT"),
+    )
+    if env.get("DD_DOGSTATSD_URL") and all(value is None or value == "" for value in given):
+        _, dd_host, dd_port, dd_path = _parse_dd_url(env["DD_DOGSTATSD_URL"].strip())
     if socket_path is None and host is None:
-        socket_path = env.get("STATSD_SOCKET") or None
-        if socket_path is None and dd_proto == "unixgram" and not env.get("STATSD_HOST"):
-            socket_path = dd_path
+        socket_path = env.get("STATSD_SOCKET") or dd_path
     if protocol is None:
         protocol = (env.get("STATSD_PROTOCOL") or "").strip().lower() or None
         source = "STATSD_PROTOCOL"
@@ -171,12 +238,12 @@ def load_settings(
         port = _port("port", port)
     elif env.get("STATSD_PORT"):
         port = _port("STATSD_PORT", env["STATSD_PORT"])
-    elif dd_port is not None and not env.get("STATSD_HOST"):
+    elif dd_port is not None:
         port = dd_port
     elif env.get("DD_DOGSTATSD_PORT"):
         port = _port("DD_DOGSTATSD_PORT", env["DD_DOGSTATSD_PORT"])
     else:
-        port = DEFAULT_PORT
+        port = default_port
 
     if prefix is None:
         prefix, source = env.get("STATSD_PREFIX", ""), "STATSD_PREFIX"
@@ -194,11 +261,13 @@ def load_settings(
     else:
         tags = _constant_tags("constant_tags", constant_tags)
 
-    limit = 65507 if protocol == "udp" else 1 << 20
     if max_datagram_bytes is None:
         max_datagram_bytes = DEFAULT_MAX_BYTES[protocol]
-    if not isinstance(max_datagram_bytes, int) or not 64 <= max_datagram_bytes <= limit:
-        raise ConfigError(f"max_datagram_bytes={max_datagram_bytes!r}: expected an integer 64-{limit}")
+    check_max_datagram_bytes(max_datagram_bytes, protocol, "max_datagram_bytes")
+    if timeout_s is not None and (
+        not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or not 0 < timeout_s <= 60
+    ):
+        raise ConfigError(f"timeout={timeout_s!r}: expected seconds, more than 0 and at most 60")
     low_ms, high_ms = FLUSH_INTERVAL_MS_RANGE
     if flush_interval_s is None:
         raw = env.get("STATSD_FLUSH_INTERVAL_MS", "")
@@ -229,6 +298,7 @@ def load_settings(
         strict = _default_strict() if raw is None else _bool("STATSD_STRICT", raw)
     else:
         strict = _bool("strict", strict)
+    disabled = env.get("DD_DOGSTATSD_DISABLE", "")
     return Settings(
         protocol=protocol,
         host=host,
@@ -240,4 +310,37 @@ def load_settings(
         flush_interval_s=float(flush_interval_s),
         strict=strict,
         multi_value=multi_value,
+        disabled=f"DD_DOGSTATSD_DISABLE={disabled!r}" if disabled in DD_DISABLE_VALUES else "",
+        timeout_s=None if timeout_s is None else float(timeout_s),
     )
+
+
+def check_max_datagram_bytes(value: object, protocol: str, source: str) -> int:
+    """``value`` if one datagram of ``protocol`` can carry that many bytes (64 at least: one line), else a
+    :class:`ConfigError` naming ``source``.
+
+    >>> check_max_datagram_bytes(40, "udp", "maxudpsize")
+    Traceback (most recent call last):
+    ...
+    statsd_instrument.config.ConfigError: maxudpsize=40: expected an integer 64-65507 (bytes per datagram)
+    """
+    limit = 65507 if protocol == "udp" else 1 << 20
+    if type(value) is not int or not 64 <= value <= limit:
+        raise ConfigError(f"{source}={value!r}: expected an integer 64-{limit} (bytes per datagram)")
+    return value
+
+
+def strict_default(strict: object = None, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a client made with ``strict`` raises, without ever raising itself (for reporting a
+    configuration error: a bad ``STATSD_STRICT`` counts as unset).
+
+    >>> strict_default(False), strict_default(None, {"STATSD_STRICT": "1"})
+    (False, True)
+    """
+    if isinstance(strict, bool):
+        return strict
+    raw = (os.environ if env is None else env).get("STATSD_STRICT")
+    try:
+        return _default_strict() if raw is None else _bool("STATSD_STRICT", raw)
+    except ConfigError:
+        return _default_strict()

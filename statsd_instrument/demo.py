@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     parser.add_argument("--repo", help="checkout holding exporter-mapping.yml, examples/, prometheus.yml")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, data)")
+    parser.add_argument(
+        "--pods",
+        type=int,
+        default=0,
+        help="run N pods (network namespaces, as root), Prometheus agents, a central store (docs/scaling.md)",
+    )
+    parser.add_argument("--scrape-interval", type=float, default=5.0, help="--pods: scrape every N s (5)")
     return parser
 
 
@@ -94,6 +101,10 @@ def _parse(argv: list[str]) -> argparse.Namespace | str:
         return f"--duration: {args.duration:g} is negative (0 runs until Ctrl-C)"
     if args.interval <= 0:
         return f"--interval: {args.interval:g} must be above 0 seconds"
+    if args.pods and not 2 <= args.pods <= 20:
+        return f"--pods: {args.pods} is out of range (2 to 20)"
+    if not 0.5 <= args.scrape_interval <= 60:
+        return f"--scrape-interval: {args.scrape_interval:g} is out of range (0.5 to 60 seconds)"
     return args
 
 
@@ -110,6 +121,10 @@ def main(argv: list[str]) -> int:
     uwsgi = find_uwsgi()
     if uwsgi is None:
         return _error("uwsgi not found; install it with: pip install 'statsd_instrument[uwsgi]'")
+    if args.pods:
+        from statsd_instrument.stack.pods import run_pods  # imports this module: not at the top
+
+        return run_pods(args, files, uwsgi)
     prometheus = None if args.no_prometheus else find_prometheus()
     ports = [
         Port("example app", args.app_port, "tcp", "--app-port"),
@@ -214,15 +229,7 @@ class Demo:
         wait_for_tcp(app, a.app_port)
         wait_for_http_ok(app, f"http://127.0.0.1:{a.app_port}/health")
         if self.alertmanager:
-            self.receiver = AlertReceiver().start()
-            am_config = am.derive_config(
-                self.files.alertmanager_yml, self.workdir, self.receiver.url, timers=am.DEMO_TIMERS
-            )
-            argv = am.alertmanager_argv(
-                self.alertmanager, am_config, self.workdir / "alertmanager-data", a.alertmanager_port
-            )
-            alertmanager = self._spawn("alertmanager", argv)
-            wait_for_http_ok(alertmanager, f"http://127.0.0.1:{a.alertmanager_port}/-/ready")
+            self._start_alertmanager()
         if self.prometheus:
             config = derive_config(
                 self.files.prometheus_yml,
@@ -238,6 +245,20 @@ class Demo:
         self.traffic = Traffic(f"http://127.0.0.1:{a.app_port}", rate_per_s=a.rate).start()
         self.traffic_started = time.time()
         self._where_to_look()
+
+    def _start_alertmanager(self) -> None:
+        """Alertmanager on --alertmanager-port, delivering to the demo's webhook receiver."""
+        assert self.alertmanager is not None
+        a = self.args
+        self.receiver = AlertReceiver().start()
+        am_config = am.derive_config(
+            self.files.alertmanager_yml, self.workdir, self.receiver.url, timers=am.DEMO_TIMERS
+        )
+        argv = am.alertmanager_argv(
+            self.alertmanager, am_config, self.workdir / "alertmanager-data", a.alertmanager_port
+        )
+        alertmanager = self._spawn("alertmanager", argv)
+        wait_for_http_ok(alertmanager, f"http://127.0.0.1:{a.alertmanager_port}/-/ready")
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Child:
         log = self.workdir / (name.split(" ")[0] + ".log")

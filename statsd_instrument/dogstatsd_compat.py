@@ -49,6 +49,9 @@ class DogStatsdCompat:
 
     #: datadog's service check statuses, so ``statsd.service_check(name, statsd.OK)`` runs.
     OK, WARNING, CRITICAL, UNKNOWN = (0, 1, 2, 3)
+    #: datadog's unit switch for ``timed``/``distributed``: the unit of their ``elapsed`` and of what
+    #: ``distributed`` sends; ``timed`` always sends float milliseconds (see the module docstring)
+    use_ms = False
     _told_dropped: set = set()  # kinds ("event", "service_check") already logged in this process
 
     # gauge, increment, _ensure and _invalid come from Client
@@ -123,6 +126,8 @@ class DogStatsdCompat:
         """
         from statsd_instrument.instrument import Distributed
 
+        if use_ms is None:
+            use_ms = self.use_ms
         return Distributed(metric, tags, sample_rate, client=self, use_ms=bool(use_ms))
 
     def _dropped_once(self, kind: str, what: object) -> None:
@@ -200,13 +205,16 @@ class DogStatsdCompat:
 
     flush_buffered_metrics = close_buffer
     flush_aggregated_metrics = close_buffer
-    wait_for_pending = close_buffer
 
-    def stop(self) -> None:
+    def wait_for_pending(self, timeout: float | None = None) -> None:
+        """Send what is buffered now (datadog waits for its background sender's queue here)."""
+        self.flush()  # type: ignore[attr-defined]
+
+    def stop(self, timeout: float | None = None) -> None:
         """Send what is buffered now (datadog stops its background sender here; this client has none)."""
         self.flush()  # type: ignore[attr-defined]
 
-    def close_socket(self) -> None:
+    def close_socket(self, quiet: bool = False) -> None:
         """Send what is buffered and close the socket; the next call opens a new one."""
         self.close()  # type: ignore[attr-defined]
 

@@ -20,11 +20,12 @@ way: a Prometheus metric keeps one label set). Exceptions are always re-raised u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from statsd_instrument.wire import Tags
 
@@ -41,8 +42,26 @@ def _with_outcome(tags: Tags, outcome: str, exception: str) -> Any:
     return [*tags, *(f"{k}:{v}" for k, v in extra.items())]
 
 
+@contextlib.contextmanager
+def _measuring(record: Callable, metric: str) -> Iterator[None]:
+    """Time the block and ``record(metric, start, error)`` at its end (generators; plain and async functions
+    inline the same steps: they are on request paths)."""
+    start = _perf_counter()
+    try:
+        yield
+    except BaseException as error:
+        record(metric, start, error)
+        raise
+    record(metric, start, None)
+
+
 class _Measure:
-    """Shared machinery of :class:`Timed` and :class:`Counted`: decorator, context manager, outcome tags."""
+    """Shared machinery of :class:`Timed`, :class:`Distributed` and :class:`Counted`: decorator, context
+    manager, outcome tags, and datadog's ``use_ms`` / ``elapsed`` (None: the client's ``use_ms``)."""
+
+    #: the last measured duration, in datadog's unit: seconds, or whole milliseconds with ``use_ms``
+    #: (what ``timed`` sends is float milliseconds either way)
+    elapsed: float | None = None
 
     def __init__(
         self,
@@ -52,7 +71,9 @@ class _Measure:
         *,
         outcome: bool = False,
         client: Any = None,
+        use_ms: bool | None = None,
     ) -> None:
+        self.use_ms = use_ms
         self.metric = metric
         self.tags = tags
         self.sample_rate = sample_rate
@@ -81,6 +102,8 @@ class _Measure:
         raise NotImplementedError
 
     def __enter__(self) -> _Measure:
+        if not self.metric:
+            raise TypeError(f"{type(self).__name__} as a context manager needs a metric name")
         stack = getattr(self._local, "starts", None)
         if stack is None:
             stack = self._local.starts = []
@@ -100,8 +123,22 @@ class _Measure:
         self.__exit__(None, None, None)
 
     def __call__(self, func: Callable) -> Callable:
+        """Wrap ``func``: a plain, async, generator or async generator function (a generator is measured
+        from its first to its last item), or a ``staticmethod``/``classmethod`` object. Without a metric
+        name the metric is ``<module>.<function name>``, as datadog names it."""
+        if isinstance(func, (staticmethod, classmethod)):
+            return type(func)(self(func.__func__))
         metric = self.metric or f"{func.__module__}.{func.__name__}"
         record = self._record
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _measuring(record, metric):
+                    async for item in func(*args, **kwargs):
+                        yield item
+
+            return async_gen_wrapper
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -116,6 +153,14 @@ class _Measure:
                 return result
 
             return async_wrapper
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _measuring(record, metric):
+                    return (yield from func(*args, **kwargs))
+
+            return gen_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -143,8 +188,10 @@ class Timed(_Measure):
     """
 
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
-        elapsed_ms = (_perf_counter() - start) * 1000.0
-        self.client.timing(metric, elapsed_ms, self._tags_for(error), self.sample_rate)
+        elapsed_s = _perf_counter() - start
+        self.client.timing(metric, elapsed_s * 1000.0, self._tags_for(error), self.sample_rate)
+        use_ms = self.use_ms if self.use_ms is not None else getattr(self.client, "use_ms", False)
+        self.elapsed = round(elapsed_s * 1000.0) if use_ms else elapsed_s
 
 
 class Distributed(_Measure):
@@ -161,22 +208,11 @@ class Distributed(_Measure):
     ('batch_seconds', True)
     """
 
-    def __init__(
-        self,
-        metric: str | None,
-        tags: Tags = None,
-        sample_rate: float | None = None,
-        *,
-        client: Any = None,
-        use_ms: bool = False,
-    ) -> None:
-        super().__init__(metric, tags, sample_rate, client=client)
-        self.use_ms = use_ms
-
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         elapsed_s = _perf_counter() - start
         value = round(elapsed_s * 1000.0, 3) if self.use_ms else round(elapsed_s, 6)
         self.client.distribution(metric, value, self._tags_for(error), self.sample_rate)
+        self.elapsed = value
 
 
 class Counted(_Measure):
@@ -195,14 +231,28 @@ class Counted(_Measure):
 
 
 def timed(
-    metric: str | None = None,
+    metric: str | Callable | None = None,
     tags: Tags = None,
     sample_rate: float | None = None,
     *,
     outcome: bool = False,
     client: Any = None,
-) -> Timed:
-    """Time a function (sync or async) or a ``with`` block with the module-level ``statsd``.
+    use_ms: bool | None = None,
+) -> Any:
+    """Time a function (sync, async or generator) or a ``with`` block with the module-level ``statsd``.
+
+    ``@timed`` (bare), ``@timed()`` and ``@timed("name")`` all decorate; without a name the metric is
+    ``<module>.<function name>`` (datadog's naming). ``use_ms`` only sets the unit of :attr:`Timed.elapsed`.
+
+    >>> from statsd_instrument import statsd
+    >>> @timed
+    ... def index():
+    ...     return "ok"
+    >>> with statsd.capture_lines() as lines:
+    ...     index()
+    'ok'
+    >>> index.__name__, lines[0].split(":")[0]
+    ('index', 'statsd_instrument.instrument.index')
 
     >>> from statsd_instrument import statsd
     >>> @timed("fetch_seconds")
@@ -215,17 +265,19 @@ def timed(
     >>> lines[0].startswith("fetch_seconds:")
     True
     """
-    return Timed(metric, tags, sample_rate, outcome=outcome, client=client)
+    if callable(metric) or isinstance(metric, (staticmethod, classmethod)):  # bare @timed
+        return Timed(None, tags, sample_rate, outcome=outcome, client=client, use_ms=use_ms)(metric)
+    return Timed(metric, tags, sample_rate, outcome=outcome, client=client, use_ms=use_ms)
 
 
 def counted(
-    metric: str | None = None,
+    metric: str | Callable | None = None,
     tags: Tags = None,
     sample_rate: float | None = None,
     *,
     outcome: bool = False,
     client: Any = None,
-) -> Counted:
+) -> Any:
     """Count calls of a function (sync or async) or runs of a ``with`` block.
 
     >>> from statsd_instrument import statsd
@@ -240,6 +292,8 @@ def counted(
     >>> lines
     ['parse_total:1|c|#outcome:failure,exception:ValueError']
     """
+    if callable(metric) or isinstance(metric, (staticmethod, classmethod)):  # bare @counted
+        return Counted(None, tags, sample_rate, outcome=outcome, client=client)(metric)
     return Counted(metric, tags, sample_rate, outcome=outcome, client=client)
 
 

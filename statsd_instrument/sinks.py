@@ -104,8 +104,9 @@ class UnixgramSink:
     >>> sink.close()
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, wait_s: float = UNIXGRAM_WAIT_S) -> None:
         self.path = path
+        self.wait_s = wait_s
         self._sock: socket.socket | None = None
         self._impatient_until = 0.0
 
@@ -114,10 +115,10 @@ class UnixgramSink:
         sock = self._sock
         if sock is None:
             sock = self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.settimeout(UNIXGRAM_WAIT_S)
+            sock.settimeout(self.wait_s)
         elif self._impatient_until and time.monotonic() >= self._impatient_until:
             self._impatient_until = 0.0
-            sock.settimeout(UNIXGRAM_WAIT_S)
+            sock.settimeout(self.wait_s)
         try:
             sock.sendto(payload, self.path)
         except socket.timeout:  # TimeoutError from Python 3.10
@@ -166,10 +167,11 @@ def make_sink(settings: Settings):  # -> NullSink | UdpSink | UnixgramSink | Tcp
     >>> type(make_sink(Settings())).__name__
     'UdpSink'
     """
+    timeout_s = settings.timeout_s  # a legacy client's ``timeout``; None: each sink's default
     if settings.protocol == "unixgram":
-        return UnixgramSink(settings.socket_path or "")
+        return UnixgramSink(settings.socket_path or "", timeout_s or UNIXGRAM_WAIT_S)
     if settings.protocol == "tcp":
-        return TcpSink(settings.host, settings.port)
+        return TcpSink(settings.host, settings.port, timeout_s or 1.0)
     if settings.protocol == "null":
         return NullSink()
     return UdpSink(settings.host, settings.port)

@@ -126,7 +126,10 @@ class UdpCollector:
     >>> c.close()
     """
 
-    def __init__(self, unix_path: str | None = None) -> None:
+    def __init__(self, unix_path: str | None = None, forward_port: int | None = None) -> None:
+        # forward_port: also send each datagram on, unchanged, to 127.0.0.1:forward_port (a tee)
+        self._forward = None if forward_port is None else ("127.0.0.1", forward_port)
+        self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if forward_port else None
         if unix_path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.sock.bind(unix_path)
@@ -151,6 +154,8 @@ class UdpCollector:
             except OSError:
                 return
             self.datagrams.append(data)
+            if self._out is not None:
+                self._out.sendto(data, self._forward)
 
     def lines(self) -> list[str]:
         return [ln for d in list(self.datagrams) for ln in d.decode().split("\n") if ln]
@@ -197,6 +202,8 @@ class UdpCollector:
         self._closed = True
         self._thread.join(2)
         self.sock.close()
+        if self._out is not None:
+            self._out.close()
 
 
 def http_get(url: str, timeout_s: float = 10.0, method: str = "GET") -> tuple[int, bytes]:

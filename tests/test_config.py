@@ -89,3 +89,38 @@ def test_explicit_client_arguments_are_validated_at_construction():
         Client(max_datagram_bytes=10)
     with pytest.raises(ConfigError, match="flush_interval_s=0"):
         Client(flush_interval_s=0)
+
+
+def test_dogstatsd_url_counts_only_without_any_explicit_address_as_in_datadog():
+    env = {"DD_DOGSTATSD_URL": "udp://url-host:7000", "DD_AGENT_HOST": "agent", "DD_DOGSTATSD_PORT": "7001"}
+    assert load_settings(env=env).address() == "udp://url-host:7000"
+    # an explicit field turns the URL off: the other field comes from DD_AGENT_HOST / DD_DOGSTATSD_PORT
+    assert load_settings(port=7002, env=env).address() == "udp://agent:7002"
+    assert load_settings(host="explicit", env=env).address() == "udp://explicit:7001"
+    assert load_settings(env={**env, "DD_DOGSTATSD_URL": "tcp://ignored"}, host="h", port=1).port == 1
+
+
+@pytest.mark.parametrize("scheme", ["unix", "unixgram", "unixstream"])
+def test_dogstatsd_url_unix_schemes_send_datagrams_to_the_path(scheme):
+    settings = load_settings(env={"DD_DOGSTATSD_URL": f"{scheme}:///run/dsd-{scheme}.sock"})
+    assert (settings.protocol, settings.socket_path) == ("unixgram", f"/run/dsd-{scheme}.sock")
+
+
+@pytest.mark.parametrize(("value", "disabled"), [("1", True), ("true", True), ("True", True), ("yes", True),
+                                                  ("0", False), ("no", False), ("", False)])  # fmt: skip
+def test_dd_dogstatsd_disable_takes_datadogs_values(value, disabled):
+    assert bool(load_settings(env={"DD_DOGSTATSD_DISABLE": value}).disabled) is disabled
+
+
+def test_in_production_a_bad_value_is_logged_once_and_the_client_sends_nothing(caplog):
+    with caplog.at_level("ERROR", logger="statsd_instrument"):
+        clients = [Client(host="127.0.0.1", port="x-production", strict=False) for _ in range(2)]
+    for client in clients:
+        client.increment("a")
+        client.flush()
+        assert client.stats["dropped_lines"] == 1 and client.stats["sent_lines"] == 0
+        client.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "statsd_instrument: port='x-production': expected an integer port 1-65535; sending no metrics "
+        "(counted as dropped)"
+    ]

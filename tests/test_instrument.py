@@ -149,3 +149,128 @@ def test_uninstrumenting_an_inherited_method_restores_the_base_class_lookup():
     finally:
         uninstrument(Special, "get")
     assert "get" not in Special.__dict__ and Special.get is Repository.get
+
+
+# -- every form of timed that datadog code and our users write ----------------------------------------------
+
+
+def test_every_timed_form_decorates_flask_views_that_register_and_answer():
+    import flask
+
+    from statsd_instrument.datadog import statsd as dd_statsd
+
+    app = flask.Flask(__name__)
+
+    @app.route("/bare")
+    @timed
+    def bare():
+        return "bare"
+
+    @app.route("/empty")
+    @timed()
+    def empty():
+        return "empty"
+
+    @app.route("/named")
+    @timed("named_view_seconds")
+    def named():
+        return "named"
+
+    @app.route("/client")
+    @statsd.timed("client_view_seconds", tags=["view:client"])
+    def client_view():
+        return "client"
+
+    @app.route("/datadog")
+    @dd_statsd.timed("datadog_view_seconds")
+    def datadog_view():
+        return "datadog"
+
+    @app.route("/datadog-bare")
+    @dd_statsd.timed
+    def datadog_bare():
+        return "datadog-bare"
+
+    web = app.test_client()
+    with capture() as cap, dd_statsd.capture_lines() as dd_lines:
+        answers = [web.get(path).data.decode() for path in ("/bare", "/empty", "/named", "/client")]
+        answers += [web.get(path).data.decode() for path in ("/datadog", "/datadog-bare")]
+    assert answers == ["bare", "empty", "named", "client", "datadog", "datadog-bare"]
+    assert set(app.view_functions) >= {
+        "bare",
+        "empty",
+        "named",
+        "client_view",
+        "datadog_view",
+        "datadog_bare",
+    }
+    assert [r.name for r in cap.records] == [
+        f"{__name__}.bare",
+        f"{__name__}.empty",
+        "named_view_seconds",
+        "client_view_seconds",
+    ]
+    assert all(r.type == "ms" for r in cap.records) and cap.records[3].tags == {"view": "client"}
+    assert [line.split(":")[0] for line in dd_lines] == ["datadog_view_seconds", f"{__name__}.datadog_bare"]
+
+
+def test_timed_on_methods_classmethods_staticmethods_and_bare_on_each():
+    class Repo:
+        @timed
+        def get(self, key):
+            return key
+
+        @timed("repo_find_seconds")
+        @classmethod
+        def find(cls, key):
+            return (cls.__name__, key)
+
+        @timed
+        @staticmethod
+        def parse(text):
+            return int(text)
+
+    with capture() as cap:
+        assert Repo().get(1) == 1 and Repo.find(2) == ("Repo", 2) and Repo.parse("3") == 3
+    assert [r.name for r in cap.records] == [f"{__name__}.get", "repo_find_seconds", f"{__name__}.parse"]
+
+
+def test_timed_generators_are_measured_over_their_whole_iteration(monkeypatch):
+    import sys
+
+    ticks = iter(range(100))
+    monkeypatch.setattr(sys.modules["statsd_instrument.instrument"], "_perf_counter", lambda: next(ticks))
+
+    @timed("rows_seconds")
+    def rows(n):
+        for index in range(n):
+            next(ticks)  # work per item: one tick
+            yield index
+
+    @timed
+    async def pages(n):
+        for index in range(n):
+            next(ticks)
+            yield index
+
+    async def collect():
+        return [page async for page in pages(2)]
+
+    with capture() as cap:
+        assert list(rows(3)) == [0, 1, 2]
+        assert asyncio.run(collect()) == [0, 1]
+    first, second = cap.records
+    assert first.name == "rows_seconds" and first.value == 4000  # start, 3 items, end: 4 ticks = 4 s
+    assert second.name == f"{__name__}.pages" and second.value == 3000
+    assert inspect.isgeneratorfunction(rows) and inspect.isasyncgenfunction(pages)
+
+
+def test_timed_context_manager_exposes_elapsed_and_needs_a_name():
+    timer = timed("block_seconds")
+    with capture(), timer:
+        pass
+    assert isinstance(timer.elapsed, float) and timer.elapsed >= 0
+    with pytest.raises(TypeError, match="needs a metric name"), timed():
+        pass
+    with pytest.raises(TypeError), statsd.timed():
+        pass

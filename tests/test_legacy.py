@@ -520,3 +520,140 @@ def test_legacy_names_come_out_as_the_documented_series_through_the_exporter(tmp
     # no recipe: the escaped dotted name, as statsd_exporter does (the parser names counter samples *_total)
     assert series[("shop_unknown_shape_total", ())] == 1
     assert code == 0, exporter.output()
+
+
+# -- differential: the same programs on the statsd package and on ours, each into an embedded exporter -------
+
+LEGACY_HEADER = "from statsd import StatsClient, TCPStatsClient\n"
+LEGACY_SETUP = (
+    'statsd = StatsClient("127.0.0.1", PORT, prefix="shop")\n'
+    "plain = StatsClient(host='127.0.0.1', port=PORT, maxudpsize=1400)\n"
+    'tcp = TCPStatsClient("127.0.0.1", TCP_PORT, prefix="tcp", timeout=2)\n'
+)
+LEGACY_PROGRAMS = [
+    'statsd.incr("checkout.GET.200")',
+    'statsd.incr("checkout.POST.201", 3)',
+    'statsd.incr("signups.count", rate=0.99)',
+    'statsd.decr("stock.count")',
+    'statsd.gauge("queue.size", 42)',
+    'statsd.gauge("queue.size", 3, delta=True)',
+    'statsd.gauge("queue.size", -4, delta=True)',
+    'statsd.gauge("temperature", -5)',
+    'statsd.gauge("ratio", 0.5, rate=0.9)',
+    'statsd.set("visitors", "alice")',
+    'statsd.timing("checkout.GET.200", 320)',
+    'statsd.timing("report.time", 12.5, rate=0.5)',
+    'statsd.timing("report.time", timedelta(seconds=1.5))',
+    'with statsd.timer("render.time"):\n    pass',
+    '@statsd.timer("job.time")\ndef job():\n    return 1\njob()',
+    't = statsd.timer("manual.time").start()\nt.stop()',
+    't = statsd.timer("manual.time").start()\nt.stop(send=False)\nt.send()',
+    'plain.incr("no.prefix")',
+    'with statsd.pipeline() as pipe:\n    pipe.incr("piped.count")\n    pipe.timing("piped.time", 5)\n'
+    '    pipe.gauge("piped.depth", -1)',
+    'pipe = statsd.pipeline()\nfor _ in range(50):\n    pipe.incr("bulk.count")\npipe.send()',
+    'with statsd.pipeline() as pipe:\n    inner = pipe.pipeline()\n    inner.incr("nested.count")\n'
+    "    inner.send()",
+    'tcp.incr("checkout.GET.200")\ntcp.gauge("tcp.depth", 7)',
+    'with tcp.pipeline() as pipe:\n    pipe.incr("signups.count", 2)\n    pipe.timing("tcp.time", 40)',
+]
+
+
+@pytest.fixture(scope="module")
+def legacy_sides(tmp_path_factory):
+    """(statsd side, our side) with one setup program run, and a stepping clock in both timers."""
+    import statsd.client.timer
+
+    import statsd_instrument.legacy.timer as our_timer
+    from tests.differential import Program, Side, run
+
+    tmp = tmp_path_factory.mktemp("legacy")
+    ticks = iter(range(10**6))
+    clock = lambda: 500.0 + 0.125 * next(ticks)  # noqa: E731
+    saved = (statsd.client.timer.time_now, our_timer.time)
+    statsd.client.timer.time_now = clock
+    our_timer.time = type("Clock", (), {"perf_counter": staticmethod(clock)})
+    theirs, ours = Side("statsd", str(tmp / "t.sock")), Side("ours", str(tmp / "o.sock"))
+    try:
+        for side in (theirs, ours):
+            side.namespace.update(TCP_PORT=side.exporter.tcp_port, timedelta=timedelta)
+            source = LEGACY_HEADER + LEGACY_SETUP
+            run(side, Program(source), swapped(source) if side is ours else source, -1, _legacy_flush)
+        yield theirs, ours
+    finally:
+        statsd.client.timer.time_now, our_timer.time = saved
+        for side in (theirs, ours):
+            for value in side.namespace.values():
+                if hasattr(value, "close") and type(value).__name__.endswith("StatsClient"):
+                    value.close()
+            side.close()
+
+
+def _legacy_flush(namespace: dict) -> None:
+    for value in namespace.values():
+        if hasattr(value, "flush") and type(value).__name__.endswith("StatsClient"):
+            value.flush()  # ours batch; the original sent at once and has no flush()
+
+
+@pytest.mark.parametrize("index", range(len(LEGACY_PROGRAMS)), ids=[p[:50] for p in LEGACY_PROGRAMS])
+def test_legacy_program_exports_the_same_series_and_lines_as_the_statsd_package(legacy_sides, index):
+    from tests.differential import Program, run
+
+    theirs_side, ours_side = legacy_sides
+    source = LEGACY_HEADER + LEGACY_PROGRAMS[index]
+    theirs_lines, theirs_series = run(theirs_side, Program(source), source, index, _legacy_flush)
+    ours_lines, ours_series = run(ours_side, Program(source), swapped(source), index, _legacy_flush)
+    assert ours_lines == theirs_lines
+    assert ours_series == theirs_series
+    if not LEGACY_PROGRAMS[index].startswith(("statsd.set", "statsd.decr")):  # no sets; no negative counts
+        assert ours_series, "the program exports something"
+
+
+def test_maxudpsize_no_datagram_can_carry_fails_at_construction():
+    for size in (40, 0, 70000, "512"):
+        with pytest.raises(ValueError, match=rf"^maxudpsize={size!r}: expected an integer 64-65507"):
+            StatsClient("127.0.0.1", 8125, maxudpsize=size)
+    with pytest.raises(ValueError, match=r"^STATSD_MAXUDPSIZE='40' "):
+        client_from_env({"STATSD_MAXUDPSIZE": "40"})
+    StatsClient("127.0.0.1", 8125, maxudpsize=64).close()
+
+
+def test_timeout_bounds_the_tcp_connect_and_the_unix_send(tmp_path):
+    from statsd_instrument.legacy import TCPStatsClient, UnixSocketStatsClient
+    from statsd_instrument.sinks import make_sink
+
+    tcp = TCPStatsClient("127.0.0.1", 9, timeout=0.25)
+    unix = UnixSocketStatsClient(str(tmp_path / "none.sock"), timeout=0.5)
+    try:
+        tcp.connect()
+        unix.connect()
+        assert tcp._client.settings.timeout_s == 0.25 and unix._client.settings.timeout_s == 0.5
+        assert make_sink(tcp._client.settings).timeout_s == 0.25
+        assert make_sink(unix._client.settings).wait_s == 0.5
+    finally:
+        tcp.close()
+        unix.close()
+
+
+def test_defaults_django_reads_django_settings_like_the_original(udp_collector):
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure()
+    values = dict(STATSD_HOST="127.0.0.1", STATSD_PORT=udp_collector.port, STATSD_PREFIX="dj")
+    for name, value in values.items():
+        setattr(settings, name, value)
+    try:
+        import statsd.defaults.django as original
+
+        from statsd_instrument.legacy.defaults.django import statsd as ours
+
+        original.statsd.incr("views.count")
+        ours.incr("views.count")
+        ours.flush()
+        assert udp_collector.wait_for_lines(2) == ["dj.views.count:1|c", "dj.views.count:1|c"]
+        assert ours._maxudpsize == original.statsd._maxudpsize == 512
+        original.statsd._sock.close()
+    finally:
+        for name in values:
+            delattr(settings, name)

@@ -74,6 +74,21 @@ def test_app_is_built_from_its_dockerfile_and_runs_uwsgi_with_five_workers():
     assert any(p.split(":")[-1] == "8000" for p in app["ports"])
 
 
+def test_app_scales_to_three_replicas_with_the_files_as_shipped():
+    # `docker compose ... up --scale app=3`: no fixed container name, no single fixed host port on the app
+    app = sf.load_yaml(sf.COMPOSE_APP)["services"]["app"]
+    assert "container_name" not in app
+    for spec in app.get("ports", []):
+        published = spec.split(":")[-2] if spec.count(":") >= 1 else ""
+        if published:
+            first, _, last = published.partition("-")
+            assert last and int(last) - int(first) + 1 >= 3, f"app port {spec!r} allows one replica"
+    assert "deploy" not in app or "replicas" not in app["deploy"]  # --scale decides
+    # every replica finds the exporter by service name (compose DNS), not by a container name
+    name, _ = exporter_service()
+    assert app["environment"]["STATSD_HOST"] == name
+
+
 def test_app_pushes_to_the_exporter_service_on_its_udp_port():
     name, exporter = exporter_service()
     app = sf.load_yaml(sf.COMPOSE_APP)["services"]["app"]

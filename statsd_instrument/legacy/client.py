@@ -8,7 +8,9 @@ labels), and the constructors take constant ``tags`` added to every line.
 
 Differences, all on purpose: sending never raises (the original's TCP client raised socket errors into the
 app); ``UnixSocketStatsClient`` sends datagrams, which is what statsd_exporter listens for
-(``--statsd.listen-unixgram``); ``timeout`` is accepted and kept but the transport has its own.
+(``--statsd.listen-unixgram``). ``timeout`` bounds the TCP connect and write and the wait of a unix send.
+A ``maxudpsize`` no datagram can carry (below 64 or above 65507) raises ``ValueError`` at construction:
+lines are batched into datagrams of at most that size.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from statsd_instrument.client import Client
+from statsd_instrument.config import check_max_datagram_bytes
 from statsd_instrument.legacy.tags import Tags, format_tags, join_tags
 from statsd_instrument.legacy.timer import Timer
 
@@ -237,9 +240,9 @@ class StatsClient(_TransportClient):
         *,
         tags: Tags = None,
     ) -> None:
+        self._maxudpsize = check_max_datagram_bytes(maxudpsize, "udp", "maxudpsize")
         self._init_common(prefix, tags)
         self._addr = _resolve(host, port, ipv6, socket.SOCK_DGRAM)
-        self._maxudpsize = maxudpsize
 
     def _make_transport(self) -> Client:
         host, port = self._addr
@@ -271,7 +274,7 @@ class TCPStatsClient(_TransportClient):
 
     def _make_transport(self) -> Client:
         host, port = _resolve(self._host, self._port, self._ipv6, socket.SOCK_STREAM)
-        return _transport(host=host, port=port, protocol="tcp")
+        return _transport(host=host, port=port, protocol="tcp", timeout_s=self._timeout)
 
     def connect(self) -> None:
         """Prepare the connection now instead of at the first metric."""
@@ -301,7 +304,7 @@ class UnixSocketStatsClient(_TransportClient):
         self._timeout = timeout
 
     def _make_transport(self) -> Client:
-        return _transport(socket_path=self._socket_path, protocol="unixgram")
+        return _transport(socket_path=self._socket_path, protocol="unixgram", timeout_s=self._timeout)
 
     def connect(self) -> None:
         """Prepare the socket now instead of at the first metric."""

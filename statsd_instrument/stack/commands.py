@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 
-def exporter_argv(mapping: Path, statsd_port: int, web_port: int) -> list[str]:
-    """The embedded exporter on 127.0.0.1: UDP statsd on ``statsd_port``, /metrics on ``web_port``.
+def exporter_argv(mapping: Path, statsd_port: int, web_port: int, web_host: str = "127.0.0.1") -> list[str]:
+    """The embedded exporter: UDP statsd on 127.0.0.1:``statsd_port``, /metrics on ``web_host:web_port``.
 
     >>> exporter_argv(Path("m.yml"), 9125, 9102)[3:]  # doctest: +NORMALIZE_WHITESPACE
     ['exporter', '--statsd.listen-udp=127.0.0.1:9125', '--statsd.listen-tcp=',
@@ -25,7 +25,7 @@ def exporter_argv(mapping: Path, statsd_port: int, web_port: int) -> list[str]:
         "exporter",
         f"--statsd.listen-udp=127.0.0.1:{statsd_port}",
         "--statsd.listen-tcp=",
-        f"--web.listen-address=127.0.0.1:{web_port}",
+        f"--web.listen-address={web_host}:{web_port}",
         f"--statsd.mapping-config={mapping}",
     ]
 
@@ -40,15 +40,15 @@ def find_uwsgi() -> str | None:
     return str(beside) if beside.exists() else shutil.which("uwsgi")
 
 
-def app_argv(uwsgi: str, uwsgi_ini: Path, port: int) -> list[str]:
-    """The example app under uwsgi (its ini: master + 5 workers) serving HTTP on 127.0.0.1:``port``.
+def app_argv(uwsgi: str, uwsgi_ini: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The example app under uwsgi (its ini: master + 5 workers) serving HTTP on ``host:port``.
 
     Inside a virtualenv, uwsgi is told so, so the app imports flask and statsd_instrument from it.
 
     >>> app_argv("uwsgi", Path("uwsgi.ini"), 8000)[:5]
     ['uwsgi', '--ini', 'uwsgi.ini', '--http-socket', '127.0.0.1:8000']
     """
-    argv = [uwsgi, "--ini", str(uwsgi_ini), "--http-socket", f"127.0.0.1:{port}"]
+    argv = [uwsgi, "--ini", str(uwsgi_ini), "--http-socket", f"{host}:{port}"]
     if sys.prefix != sys.base_prefix:
         argv += ["--virtualenv", sys.prefix]
     return argv

@@ -51,6 +51,15 @@ class StackFiles:
         return self.root / "prometheus.yml"
 
     @property
+    def rules_dir(self) -> Path:
+        return self.root / "prometheus" / "rules"
+
+    @property
+    def kubernetes_scrape_config(self) -> Path:
+        """The annotations overlay's Prometheus job (kubernetes_sd), which ``demo --pods`` runs natively."""
+        return self.root / "deploy" / "kubernetes" / "overlays" / "annotations" / "prometheus.yml"
+
+    @property
     def alertmanager_yml(self) -> Path:
         return self.root / "alertmanager" / "alertmanager.yml"
 

@@ -166,7 +166,7 @@ class PrometheusAPI:
 
     def firing_alerts(self) -> list[dict[str, Any]]:
         """Alerts in state ``firing``, each with its ``labels`` and ``annotations``."""
-        return [a for a in self._get("/api/v1/alerts")["alerts"] if a.get("state") == "firing"]
+        return [a for a in self._get("/api/v1/alerts")["alerts"] or [] if a.get("state") == "firing"]
 
     def targets_up(self) -> int:
         """How many scrape targets are up."""

@@ -62,17 +62,26 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None or math.isnan(value) else spec.format(value)
 
 
-def from_prometheus(api: PrometheusAPI) -> Summary:
-    """Read the summary from Prometheus (figures without data yet stay None)."""
-    summary = Summary("Prometheus, last 1m")
+def from_prometheus(
+    api: PrometheusAPI,
+    source: str = "Prometheus",
+    requests_query: str = QUERIES["requests"],
+    alerts_api: PrometheusAPI | None = None,
+) -> Summary:
+    """Read the summary from Prometheus, or any store with its query API (figures without data stay None).
+
+    ``requests_query`` replaces the requests figure's query (the multi-pod demo sums ``increase()`` so a
+    pod that is gone still counts); ``alerts_api`` is where firing alerts are read, if not ``api``.
+    """
+    summary = Summary(f"{source}, last 1m")
     try:
-        summary.requests = api.scalar(QUERIES["requests"])
+        summary.requests = api.scalar(requests_query)
         summary.rate_per_s = api.scalar(QUERIES["rate"])
         summary.error_ratio = api.scalar(QUERIES["error_ratio"])
         summary.p99_s = api.scalar(QUERIES["p99"])
-        summary.firing = sorted({a["labels"]["alertname"] for a in api.firing_alerts()})
+        summary.firing = sorted({a["labels"]["alertname"] for a in (alerts_api or api).firing_alerts()})
     except PromQLError as err:
-        summary.source = f"Prometheus unreachable: {err}"
+        summary.source = f"{source} unreachable: {err}"
     return summary
 
 

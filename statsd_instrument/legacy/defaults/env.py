@@ -44,7 +44,7 @@ def client_from_env(env: Mapping[str, str] = os.environ) -> StatsClient:
     """
     port = _integer(env, "STATSD_PORT", defaults.PORT, 1, 65535, "a port number (1-65535)")
     maxudpsize = _integer(
-        env, "STATSD_MAXUDPSIZE", defaults.MAXUDPSIZE, 1, 65507, "a datagram size (1-65507)"
+        env, "STATSD_MAXUDPSIZE", defaults.MAXUDPSIZE, 64, 65507, "a datagram size (64-65507)"
     )
     ipv6 = _integer(env, "STATSD_IPV6", int(defaults.IPV6), 0, 1, "0 or 1")
     return StatsClient(
