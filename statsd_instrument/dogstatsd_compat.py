@@ -5,7 +5,7 @@ can use without losing anything:
 
 * ``gauge_with_timestamp`` / ``count_with_timestamp``: a plain gauge / counter line, **without** datadog's
   ``|T<unix ts>`` field. statsd_exporter never forwards source timestamps to Prometheus (0.31+ checks the
-  field and ignores it), and exporters before 0.31 drop the whole line as ``invalid_sample_factor``. So the
+  field and ignores it), 0.30 drops the whole line and 0.28 counts an ``invalid_sample_factor``. So the
   value is counted at arrival on every exporter version; the timestamp is checked (a number) and dropped.
 * ``distributed``: like ``timed`` (decorator, sync or async, and context manager), sending a distribution
   (``|d``, which the exporter does *not* divide) in **seconds**, datadog's default unit, measured with
@@ -15,7 +15,8 @@ can use without losing anything:
   (every one counts a ``statsd_exporter_sample_errors_total`` and is dropped), so they are accepted, never
   sent, and logged once per process and kind on the ``statsd_instrument`` logger.
 * ``cardinality=`` (on every metric call): accepted and ignored. datadog appends ``|card:<value>``, which
-  statsd_exporter rejects (``malformed_container_id``), losing the line.
+  statsd_exporter counts as an error (0.28: ``invalid_sample_factor``; 0.30: ``malformed_container_id``,
+  losing the line).
 
 >>> from statsd_instrument import Client
 >>> c = Client(protocol="null")

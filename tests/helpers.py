@@ -227,6 +227,23 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
+def process_tree(root_pid: int) -> set[int]:
+    """``root_pid`` and every live descendant of it (from each /proc/<pid>/stat's parent pid)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree = {root_pid}
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        if not more:
+            return tree
+        tree |= more
+
+
 def python_bin(name: str) -> str:
     """Path of a console script installed in the test interpreter's environment (uwsgi, gunicorn, ...)."""
     return str(VENV_BIN / name)

@@ -58,6 +58,25 @@ def volume_mounts(service: dict) -> dict[str, tuple[str, str]]:
     return mounts
 
 
+def published_ports(service: dict) -> list[tuple[str, int, int, str]]:
+    """A service's published ports: (host ip, first host port, container port, protocol); "" = every address.
+
+    >>> published_ports({"ports": ["127.0.0.1:80-89:8080", "9125:9125/udp", {"target": 1, "published": "2"}]})
+    [('127.0.0.1', 80, 8080, 'tcp'), ('', 9125, 9125, 'udp'), ('', 2, 1, 'tcp')]
+    """
+    out = []
+    for item in service.get("ports", []):
+        if isinstance(item, dict):
+            host_ip, protocol = item.get("host_ip", ""), item.get("protocol", "tcp")
+            out.append((host_ip, int(item["published"]), int(item["target"]), protocol))
+            continue
+        spec, _, protocol = str(item).partition("/")
+        *host, container = spec.split(":")
+        host_ip, host_port = (host[0], host[1]) if len(host) == 2 else ("", host[0] if host else container)
+        out.append((host_ip, int(host_port.split("-")[0]), int(container), protocol or "tcp"))
+    return out
+
+
 def rule_files() -> list[Path]:
     """The rule files prometheus.yml loads (its globs resolved relative to it, as Prometheus does)."""
     found: list[Path] = []

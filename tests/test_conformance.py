@@ -1,11 +1,11 @@
 """Conformance suite: mapping + datagrams -> expected series, written from statsd_exporter's docs and source.
 
 Each ``tests/conformance/*.yml`` holds ``cases``; a case gives a mapping (YAML text, optional), parser
-flags, datagrams, and what must follow: ``series`` (every non-self-metric sample, exactly, unless
-``subset: true``), ``stats`` (self-metric samples), ``help`` (family help texts), ``load_error`` (the
-exporter refuses the mapping; text it must say) or ``findings`` (check-mapping lines: line + text).
-Cases run against the emulation's ingestion path, and again through a real UDP socket of an in-process
-``Exporter``; pages are parsed with prometheus_client's parser.
+flags, datagrams (``datagrams_hex``: bytes that are not UTF-8), and what must follow: ``series`` (every
+non-self-metric sample, exactly, unless ``subset: true``), ``stats`` (self-metric samples), ``help``
+(family help texts), ``load_error`` (the exporter refuses the mapping; text it must say) or ``findings``
+(check-mapping lines: line + text). Cases run against the emulation's ingestion path, and again through a
+real UDP socket of an in-process ``Exporter``; pages are parsed with prometheus_client's parser.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def run_case(case: dict, transport: str) -> tuple:
     config = parse_mapping(case.get("mapping") or "{}")
     flags = ParserFlags(**case.get("flags", {}))
     datagrams = [d.encode() for d in case.get("datagrams", [])]
+    datagrams += [bytes.fromhex(d) for d in case.get("datagrams_hex", [])]  # bytes text cannot hold
     if transport == "ingest":
         ingest = Ingestor(config, flags)
         for i, datagram in enumerate(datagrams):

@@ -16,7 +16,7 @@ import pytest
 from statsd_instrument import demo
 from statsd_instrument.stack.ports import port_is_free
 from statsd_instrument.stack.prometheus import PrometheusAPI, PromQLError
-from tests.helpers import ManagedProcess, free_port, python_bin, wait_until
+from tests.helpers import ManagedProcess, free_port, process_tree, python_bin, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +48,37 @@ def processes_mentioning(ports: dict[str, int]) -> list[str]:
             continue
         if any(n in cmdline for n in needles):
             found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def listening_sockets(pids: set[int]) -> set[tuple[str, str, int]]:
+    """(protocol, local ip, port) of the listening TCP and unconnected UDP sockets of ``pids`` (/proc/net)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table, listening in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if inode in inodes and state == listening and set(remote.split(":")[0]) == {"0"}:
+                hex_ip, hex_port = local.split(":")
+                ip = (
+                    socket.inet_ntop(socket.AF_INET, bytes.fromhex(hex_ip)[::-1])
+                    if len(hex_ip) == 8
+                    else "ipv6"
+                )
+                found.add((table.rstrip("6"), ip, int(hex_port, 16)))
     return found
 
 
@@ -116,6 +147,15 @@ def test_demo_runs_the_whole_stack_for_its_duration_and_leaves_nothing_listening
             time.sleep(1)
             requests = counted()
         assert requests and requests > 0, proc.output()  # Prometheus answers with the app's traffic
+        # every listener of every process the demo started is on loopback, none on 0.0.0.0 or IPv6: each
+        # listening TCP socket, and the UDP sockets on the ports the demo was given. (A worker's client
+        # socket only sends: it is no listener. Unconnected, the kernel binds it to 0.0.0.0:<ephemeral> at
+        # its first send; connected to the exporter, to 127.0.0.1.)
+        sockets = listening_sockets(process_tree(proc.proc.pid))
+        listeners = {s for s in sockets if s[0] == "tcp" or s[2] == ports["--statsd-port"]}
+        given = {ports[f] for f in ("--app-port", "--exporter-port", "--prometheus-port", "--statsd-port")}
+        assert given <= {port for _, _, port in listeners}, (given, listeners)
+        assert {ip for _, ip, _ in listeners} == {"127.0.0.1"}, listeners
         assert proc.proc.wait(90) == 0, proc.output()
     finally:
         proc.stop()

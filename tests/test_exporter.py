@@ -195,3 +195,21 @@ def test_a_steady_stream_and_a_burst_are_read_in_full_while_the_listener_pauses_
         and samples["burst_total"] == 1000
     )
     assert ingest.current_stats().udp_packets == 1200
+
+
+def test_series_limit_refuses_new_series_counts_them_keeps_old_ones_and_frees_room_on_expiry(capsys):
+    ingest = Ingestor(parse_mapping("defaults: {ttl: 10s}"), max_series=3)
+    ingest.handle_datagram(b"\n".join(b"n%d:1|c" % i for i in range(5)), now=0.0)
+    ingest.handle_datagram(b"n0:1|c\nn1:1|c|#new:label", now=5.0)  # n1{new} would be a fourth series
+    page = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(ingest.render(now=5.0))
+        for s in f.samples
+    }
+    assert page[("n0_total", ())] == 2 and ("n3_total", ()) not in page
+    assert page[("statsd_exporter_events_error_total", (("reason", "series_limit"),))] == 3
+    assert capsys.readouterr().err.count("series reached") == 1  # logged once
+    ingest.expire(now=12.0)  # n1, n2 expire (n0 was updated at 5 s): room for two new series
+    ingest.handle_datagram(b"n3:1|c\nn4:1|c", now=12.0)
+    assert ingest.store.series_count == 3 and ingest.stats.event_errors["series_limit"] == 3
+    assert Ingestor(parse_mapping("{}"), max_series=0).store.max_series == 0  # 0: no limit

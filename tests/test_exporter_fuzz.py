@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import socket
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -139,3 +140,69 @@ def test_random_datagrams_over_udp_keep_metrics_answering():
         samples = scrape(exporter.metrics_url)
         assert samples[("http_requests_total", (("status", "200"),))] == 1.0
         assert samples[("statsd_exporter_udp_packets_total", ())] == 301.0
+
+
+#: every hostile class of issue 11, as raw lines (what a client without guard rails would send); each would
+#: break or crash the real v0.28.0 exporter or cost it a label. The emulation must shrug them all off.
+HOSTILE_CLASSES = {
+    "exporter's own series as a name": [
+        "go_goroutines:1|c",
+        "process_resident_memory_bytes:5|g",
+        "statsd_exporter_lines_total:1|c",
+        "statsd_exporter_sample_errors_total:1|c|#reason:x",
+        "promhttp_metric_handler_requests_total:1|c",
+        "statsd_metric_mapper_cache_length:1|g",
+        "go_gc_duration_seconds:1|ms",
+    ],
+    "reserved label keys": ["h_hist:1|h|#le:1", "s_sum:1|ms|#quantile:0.5", "c_res:1|c|#__name__:x"],
+    "empty, bare and odd tags": [
+        "t_tags:1|c|#kind:",
+        "t_tags:1|c|#:v",
+        "t_tags:1|c|#bare",
+        "t_tags:1|c|#,,",
+        "t_tags:1|c|#a:b:c",
+        "t_tags:1|c|#sp ace:x",
+    ],
+    "tag values that corrupt a line": [
+        "t_corrupt:1|c|#path:/a|b",
+        "t_corrupt:1|c|#q:a,b#c",
+        't_corrupt:1|c|#q:"\\',
+    ],
+    "type conflicts": ["t_type:1|c", "t_type:1|g", "t_type:1|ms", "t_hist:1|h", "t_hist_sum:1|c"],
+    "histogram and summary sample names": ["lat:1|ms", "lat_count:1|c", "lat_sum:1|g", "lat_bucket:1|c"],
+    "values": [
+        "v_nan:NaN|g",
+        "v_inf:+Inf|c",
+        "v_neg:-5|c",
+        "v_huge:1e308|c",
+        "v_huge:1e308|c",
+        "v_sep:1_000|g",
+        "v_hex:0x1p3|g",
+        "v_bad:1..2|c",
+        "v_rate:1|c|@1e999",
+        "v_rate:1|ms|@1e-7",
+    ],
+    "names": ["", ":1|c", "é:1|c", "9lives:1|c", "a..b:1|c", "-:1|c", "x" * 5000 + ":1|c", "a\x00b:1|c"],
+    "fields": ["f:1|c|c:abc", "f:1|c|T1|card:low", "f:1|c|@0.5|#a:b|T1|e:x", "f:1|c||", "f:1|s"],
+}
+LEGIT = ["request_count:1|c|#status:200,service:hostile", "request_latency_seconds:12.5|ms|#status:200"]
+
+
+@pytest.mark.parametrize("klass", sorted(HOSTILE_CLASSES))
+def test_each_hostile_class_leaves_every_later_scrape_working_and_legit_samples_counted(klass):
+    rounds = 3
+    with Exporter(MAPPING, udp="127.0.0.1:0", web="127.0.0.1:0") as exporter:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for _ in range(rounds):  # hostile lines in their own datagrams and mixed with legit ones
+                for line in HOSTILE_CLASSES[klass]:
+                    sock.sendto(line.encode("utf-8", "surrogateescape"), ("127.0.0.1", exporter.udp_port))
+                    sock.sendto(
+                        "\n".join([LEGIT[0], line, LEGIT[1]]).encode(), ("127.0.0.1", exporter.udp_port)
+                    )
+        assert exporter.wait_for_packets(rounds * 2 * len(HOSTILE_CLASSES[klass]))
+        for _ in range(2):  # this scrape and every later one
+            samples = scrape(exporter.metrics_url)  # parsed by prometheus_client: raises if broken
+            requests = (("service", "hostile"), ("status", "200"))
+            assert samples[("http_requests_total", requests)] == rounds * len(HOSTILE_CLASSES[klass])
+            count = sum(v for (n, labels), v in samples.items() if n == "http_request_duration_seconds_count")
+            assert count == rounds * len(HOSTILE_CLASSES[klass])

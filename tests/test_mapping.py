@@ -118,3 +118,14 @@ def test_go_number_and_duration_syntax():
     assert parse_go_duration("250ms") == 0.25
     assert format_go_float(1e-05) == "1e-05"
     assert format_go_float(-0.5) == "-0.5"
+
+
+def test_legacy_default_quantiles_replace_the_whole_default_summary_options_as_v0_28_0_does():
+    config = parse_mapping(
+        "defaults:\n  quantiles: [{quantile: 0.9, error: 0.01}]\n"
+        "  summary_options: {max_age: 1m, age_buckets: 3}\n"
+    )
+    assert config.defaults.summary.quantiles == ((0.9, 0.01),)
+    assert (config.defaults.summary.max_age_s, config.defaults.summary.age_buckets) == (0.0, 0)
+    kept = parse_mapping("defaults:\n  summary_options: {max_age: 1m}\n").defaults.summary
+    assert kept.max_age_s == 60.0 and len(kept.quantiles) == 3

@@ -95,7 +95,6 @@ def test_app_pushes_to_the_exporter_service_on_its_udp_port():
     assert app["environment"]["STATSD_HOST"] == name
     udp_port = port_of(sf.command_flags(exporter)["--statsd.listen-udp"])
     assert int(app["environment"]["STATSD_PORT"]) == udp_port == 9125
-    assert f"{udp_port}:{udp_port}/udp" in exporter["ports"]
 
 
 def test_exporter_loads_the_shipped_mapping_mounted_read_only():
@@ -200,3 +199,78 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
     source, mode = mounts[provider["options"]["path"]]
     assert (REPO / source).resolve() == sf.DASHBOARD.parent and mode == "ro"
     assert sf.DASHBOARD.exists()
+
+
+#: what each image must write, and so gets a volume or a tmpfs under a read-only root (the exporter: nothing)
+WRITABLE_PATHS = {
+    "statsd-instrument-example": {"/tmp"},
+    "prom/statsd-exporter": set(),
+    "prom/prometheus": {"/prometheus"},
+    "grafana/grafana": {"/var/lib/grafana", "/tmp"},
+    "prom/alertmanager": {"/alertmanager"},
+    "python": set(),  # the alert receiver
+}
+
+
+def test_published_ports_bind_to_loopback_and_never_the_statsd_port():
+    _, exporter = exporter_service()
+    flags = sf.command_flags(exporter)
+    statsd_ports = {port_of(flags[f]) for f in ("--statsd.listen-udp", "--statsd.listen-tcp") if flags.get(f)}
+    assert statsd_ports == {9125}
+    published = [(name, p) for name, svc in sf.compose_services().items() for p in sf.published_ports(svc)]
+    assert {name for name, _ in published} >= {"statsd-exporter", "prometheus", "grafana"}
+    for name, (host_ip, _, container_port, _) in published:
+        where = host_ip or "every address"
+        assert host_ip == "127.0.0.1", f"service {name} publishes {container_port} on {where}"
+        assert name != "statsd-exporter" or container_port not in statsd_ports, f"publishes {container_port}"
+    assert ("127.0.0.1", 9102, 9102, "tcp") in sf.published_ports(exporter)
+
+
+def test_grafana_admin_password_has_no_default_and_comes_from_the_environment():
+    env = sf.compose_services()["grafana"]["environment"]
+    # ${VAR:?message}: compose refuses to start while VAR is unset or empty
+    assert re.fullmatch(r"\$\{GF_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"])
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE" not in env
+    assert "admin" not in {str(v) for v in env.values()}
+
+
+@pytest.mark.parametrize("name", sorted(sf.compose_services()))
+def test_every_container_is_non_root_on_a_read_only_root_with_a_place_to_write(name):
+    svc = sf.compose_services()[name]
+    uid = str(svc.get("user", "")).split(":")[0]
+    assert uid and uid not in ("0", "root"), f"service {name}: user {svc.get('user')!r}"
+    assert svc.get("read_only") is True, f"service {name}: root filesystem not read-only"
+    assert svc.get("cap_drop") == ["ALL"], f"service {name}: capabilities kept"
+    assert "no-new-privileges:true" in svc.get("security_opt", []), f"service {name}"
+    writable = set(sf.volume_mounts(svc)) | set(svc.get("tmpfs", []))
+    needs = WRITABLE_PATHS[svc["image"].split(":")[0]]
+    assert needs <= writable, f"service {name}: {needs - writable} must be a volume or a tmpfs"
+    for target, (_, mode) in sf.volume_mounts(svc).items():
+        assert mode == "ro" or target in needs, f"service {name}: {target} mounted writable"
+
+
+def test_app_image_runs_as_the_same_unprivileged_user_as_its_service():
+    users = re.findall(r"^USER\s+(\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert users[-1] == "nobody"  # uid 65534 in python:*-slim-bookworm, as the app service says
+    assert sf.load_yaml(sf.COMPOSE_APP)["services"]["app"]["user"].split(":")[0] == "65534"
+
+
+def test_native_demo_binds_every_listener_to_loopback():
+    from statsd_instrument.stack.commands import app_argv, exporter_argv
+    from statsd_instrument.stack.prometheus import prometheus_argv
+
+    argvs = [
+        exporter_argv(PurePosixPath("m.yml"), 9125, 9102),
+        app_argv("uwsgi", PurePosixPath("uwsgi.ini"), 8000),
+        prometheus_argv("prometheus", PurePosixPath("p.yml"), PurePosixPath("data"), 9090),
+    ]
+    addresses = []
+    for argv in argvs:
+        for i, arg in enumerate(argv):
+            flag, _, value = arg.partition("=")
+            if flag in ("--http-socket", "--socket"):
+                value = argv[i + 1]
+            if flag.startswith("--") and ("listen" in flag or "socket" in flag) and value:
+                addresses.append(value)
+    assert len(addresses) == 4, addresses  # exporter UDP + HTTP, uwsgi HTTP, Prometheus HTTP
+    assert all(a.startswith("127.0.0.1:") for a in addresses), addresses

@@ -18,6 +18,7 @@ import threading
 from statsd_instrument.exporter.lineparser import ParserFlags
 from statsd_instrument.exporter.relay import DEFAULT_PACKET_LENGTH
 from statsd_instrument.exporter.server import Exporter
+from statsd_instrument.exporter.store import DEFAULT_MAX_SERIES
 from statsd_instrument.mapping import MappingError, load_mapping
 
 # Flags of statsd_exporter that have no effect here (no internal queue, no mapper cache to size).
@@ -58,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--statsd.unixsocket-mode", dest="unixsocket_mode", default="755", help="permission of the socket")
     add("--statsd.mapping-config", dest="mapping", default="", help="mapping configuration file")
     add("--statsd.read-buffer", dest="read_buffer", type=int, default=0, help="socket receive buffer (bytes)")
+    add(
+        "--emulation.max-series",
+        dest="max_series",
+        type=int,
+        default=DEFAULT_MAX_SERIES,
+        help="emulation only (statsd_exporter has no limit): series kept at most; events creating more are "
+        f'dropped and counted as events_error_total{{reason="series_limit"}}; 0 = no limit '
+        f"(default {DEFAULT_MAX_SERIES})",
+    )
     add(
         "--statsd.relay.address",
         dest="relay",
@@ -122,6 +132,7 @@ def main(argv: list[str]) -> int:
         unixsocket_mode=args.unixsocket_mode,
         relay=[target for target in args.relay if target],
         relay_packet_length=args.relay_packet_length,
+        max_series=args.max_series,
     )
     exporter.mapping_path = args.mapping or None
     stop = threading.Event()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import time
 from typing import Iterable
@@ -31,7 +32,14 @@ from typing import Iterable
 from statsd_instrument.exporter.exposition import render_page
 from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, Event, ParserFlags, parse_line
 from statsd_instrument.exporter.stats import Stats
-from statsd_instrument.exporter.store import HistogramSeries, Series, Store, SummarySeries
+from statsd_instrument.exporter.store import (
+    DEFAULT_MAX_SERIES,
+    HistogramSeries,
+    Series,
+    SeriesLimitError,
+    Store,
+    SummarySeries,
+)
 from statsd_instrument.mapping.model import MappingConfig
 from statsd_instrument.mapping.resolve import Resolver
 
@@ -85,11 +93,14 @@ class Ingestor:
     0
     """
 
-    def __init__(self, config: MappingConfig, flags: ParserFlags = DEFAULT_FLAGS) -> None:
+    def __init__(
+        self, config: MappingConfig, flags: ParserFlags = DEFAULT_FLAGS, max_series: int = DEFAULT_MAX_SERIES
+    ) -> None:
         self.lock = threading.Lock()
         self.flags = flags
         self.stats = Stats()
-        self.store = Store()
+        self.store = Store(max_series)
+        self._warned_limit = False
         self.resolver = Resolver(config)
         self.stats.loaded_mappings = len(config.rules)
         self._shapes: dict = {}
@@ -279,7 +290,12 @@ class Ingestor:
         if event.metric_type == "counter" and value < 0:
             stats.event_errors["illegal_negative_counter"] += weight
             return None
-        series = self.store.series_for(outcome, now)
+        try:
+            series = self.store.series_for(outcome, now)
+        except SeriesLimitError:
+            stats.event_errors["series_limit"] += weight
+            self._warn_series_limit()
+            return None
         if series is None:
             stats.conflicts[event.metric_type] += weight
             return None
@@ -293,6 +309,16 @@ class Ingestor:
             series.observe(value, weight, now)
         stats.events[event.metric_type] += weight
         return series
+
+    def _warn_series_limit(self) -> None:
+        if not self._warned_limit:
+            self._warned_limit = True
+            print(
+                f"statsd-instrument exporter: {self.store.max_series} series reached "
+                "(--emulation.max-series): events creating new series are dropped and counted in "
+                'statsd_exporter_events_error_total{reason="series_limit"} (logged once)',
+                file=sys.stderr,
+            )
 
     # --- reading --------------------------------------------------------------------------------------
     def expire(self, now: float | None = None) -> None:

@@ -1,10 +1,13 @@
-"""statsd_exporter's line parser: ``name:value|type[|@rate][|#tags][|c:id][|Tts]`` into events.
+"""statsd_exporter v0.28.0's line parser: ``name:value|type[|@rate][|#tags]`` into events.
 
-Follows the Go exporter's ``pkg/line``: DogStatsD, InfluxDB (``name,k=v``), Librato (``name#k=v``) and
-SignalFX (``name[k=v]``) tags; sample rates (counters divided, timers repeated, gauges ignored); gauge
-deltas (a leading ``+``/``-``); ``ms`` divided by 1000; multi-value lines (``name:1:2:3|ms``) and the older
-``name:1|c:2|g`` form; the sample and tag error counters with the same reasons. One difference: a ``]``
-before ``[`` in a name (which panics the Go exporter) counts a tag error and leaves the name as it is.
+Follows the Go exporter's ``pkg/line`` at the version the compose file pins (v0.28.0): DogStatsD, InfluxDB
+(``name,k=v``), Librato (``name#k=v``) and SignalFX (``name[k=v]``) tags; sample rates (counters divided,
+timers repeated, gauges ignored); gauge deltas (a leading ``+``/``-``); ``ms`` divided by 1000; multi-value
+lines (``name:1:2:3|ms``) and the older ``name:1|c:2|g`` form; at most 4 ``|`` fields; any other field
+(DogStatsD's ``|c:<container id>``, ``|T<timestamp>``, ``|e:...``) counts an ``invalid_sample_factor`` and
+is ignored, the sample kept (newer releases drop it or turn ``c:`` into a label); the sample and tag error
+counters with the same reasons. One difference: a ``]`` before ``[`` in a name (which panics the Go
+exporter) counts a tag error and leaves the name as it is.
 
 >>> from statsd_instrument.exporter.stats import Stats
 >>> stats = Stats()
@@ -22,7 +25,7 @@ import dataclasses
 import math
 
 from statsd_instrument.exporter.stats import Stats
-from statsd_instrument.mapping.gosyntax import escape_metric_name, parse_go_float
+from statsd_instrument.mapping.gosyntax import escape_metric_name, parse_go_float, parse_go_float_result
 
 _TYPES = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer", "d": "observer"}
 
@@ -158,7 +161,7 @@ def parse_line(line: str, flags: ParserFlags, stats: Stats) -> list:
 def _parse_sample(sample: str, metric: str, labels: dict, flags: ParserFlags, stats: Stats):
     stats.samples += 1
     components = sample.split("|")
-    if len(components) < 2 or len(components) > 8:
+    if len(components) < 2 or len(components) > 4:
         stats.sample_errors["malformed_component"] += 1
         return None
     value_text, stat_type = components[0], components[1]
@@ -175,10 +178,10 @@ def _parse_sample(sample: str, metric: str, labels: dict, flags: ParserFlags, st
     for component in extras:
         first = component[0]
         if first == "@":
-            rate = parse_go_float(component[1:])
-            if rate is None:
+            # Go goes on with ParseFloat's value after an error: 0 (read as 1) or +-Inf out of range
+            rate, ok = parse_go_float_result(component[1:])
+            if not ok:
                 stats.sample_errors["invalid_sample_factor"] += 1
-                rate = 0.0
             if rate == 0:
                 rate = 1.0
             if stat_type == "c":
@@ -188,20 +191,8 @@ def _parse_sample(sample: str, metric: str, labels: dict, flags: ParserFlags, st
         elif first == "#":
             if flags.dogstatsd:
                 _parse_dogstatsd_tags(component[1:], labels, stats)
-        elif first == "c":
-            if component.startswith("c:") and len(component) > 2:
-                labels["container_id"] = component[2:]
-            else:
-                stats.sample_errors["malformed_container_id"] += 1
-                return None
-        elif first == "T":
-            digits = component[1:]
-            if not digits or not _is_go_int64(digits):
-                stats.sample_errors["malformed_timestamp"] += 1
-                return None
-        else:
+        else:  # v0.28.0 counts any other field and keeps the sample
             stats.sample_errors["invalid_sample_factor"] += 1
-            return None
     if labels:
         stats.tags += 1
     if weight <= 0:
@@ -213,10 +204,3 @@ def _parse_sample(sample: str, metric: str, labels: dict, flags: ParserFlags, st
     if stat_type == "ms":
         value /= 1000.0
     return Event(metric, metric_type, value, relative, dict(labels), weight)
-
-
-def _is_go_int64(text: str) -> bool:
-    body = text[1:] if text[0] in "+-" else text
-    if not body.isdigit() or not body.isascii():
-        return False
-    return -(2**63) <= int(text) < 2**63

@@ -30,6 +30,7 @@ from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, ParserFlags
 from statsd_instrument.exporter.listeners import ListenerLoop, parse_address
 from statsd_instrument.exporter.relay import DEFAULT_PACKET_LENGTH, LineRelay
+from statsd_instrument.exporter.store import DEFAULT_MAX_SERIES
 from statsd_instrument.mapping import MappingConfig, MappingError, load_mapping, parse_mapping
 
 _LANDING = """<html>
@@ -130,6 +131,7 @@ class Exporter:
         unixsocket_mode: str = "755",
         relay: Sequence[str] = (),
         relay_packet_length: int = DEFAULT_PACKET_LENGTH,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.mapping_path = None if mapping is None or isinstance(mapping, MappingConfig) else str(mapping)
         if isinstance(mapping, MappingConfig):
@@ -138,7 +140,7 @@ class Exporter:
             config = load_mapping(self.mapping_path)
         else:
             config = parse_mapping("{}")
-        self.ingest = Ingestor(config, flags)
+        self.ingest = Ingestor(config, flags, max_series)
         self.listeners = ListenerLoop(self.ingest, udp, tcp, unixgram, unixsocket_mode, read_buffer)
         self.relay_targets = [relay] if isinstance(relay, str) else list(relay)
         self.relay_packet_length = relay_packet_length

@@ -5,6 +5,11 @@ give an existing name (or one of its ``_bucket``/``_sum``/``_count`` samples) a 
 (the caller counts it in ``statsd_exporter_events_conflict_total``). Series carry their last update time so
 ``expire()`` can drop the ones whose mapping ``ttl`` passed.
 
+Emulation only: the store holds at most ``max_series`` series (``--emulation.max-series``, default
+``DEFAULT_MAX_SERIES``; the Go exporter has no limit). An event that would create one more is refused with
+``SeriesLimitError`` (counted as ``statsd_exporter_events_error_total{reason="series_limit"}``); series
+that exist keep counting, so a flood of new names cannot grow memory without bound.
+
 Summaries emulate the Go client's sliding window (``max_age`` split in ``age_buckets``) with exact
 quantiles over the kept observations (at most ``buf_cap`` x 20 per age bucket, sampled beyond that); the
 Go client uses a streaming estimator with the configured error, so values can differ within that error.
@@ -28,6 +33,13 @@ import random
 from statsd_instrument.mapping.gosyntax import format_go_float
 from statsd_instrument.mapping.model import DEFAULT_AGE_BUCKETS, DEFAULT_BUF_CAP, DEFAULT_MAX_AGE_S
 from statsd_instrument.mapping.resolve import Outcome, family_names
+
+#: series the emulation keeps at most by default (a few kB each at most; the Go exporter has no limit)
+DEFAULT_MAX_SERIES = 20_000
+
+
+class SeriesLimitError(Exception):
+    """The store is full: the event would create series number ``max_series`` + 1."""
 
 
 def escape_label_value(value: str) -> str:
@@ -196,9 +208,11 @@ class Store:
     ''
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_series: int = 0) -> None:
         self.families: dict = {}
         self._owners: dict = {}  # sample name -> family name, to refuse cross-type collisions
+        self.max_series = max_series  # 0: no limit
+        self.series_count = 0
 
     def series_for(self, outcome: Outcome, now: float) -> Series | None:
         """The series for an accepted outcome, created if new; None if the name conflicts by type.
@@ -208,8 +222,14 @@ class Store:
         0.0
         >>> store.series_for(Outcome("unmapped", "x", {}, "gauge"), now=0.0) is None
         True
+        >>> Store(max_series=1).series_for(Outcome("unmapped", "y", {}, "counter"), now=0.0).value
+        0.0
         """
         family = self.families.get(outcome.name)
+        if self.max_series and self.series_count >= self.max_series:
+            key = tuple(sorted(outcome.labels.items()))
+            if family is None or key not in family.series:
+                raise SeriesLimitError(outcome.name)
         if family is None:
             names = family_names(outcome.name, outcome.kind)
             if any(n in self._owners for n in names):
@@ -231,6 +251,7 @@ class Store:
             else:
                 series = Series(key, outcome.ttl_s, now)
             family.series[key] = series
+            self.series_count += 1
         else:
             series.ttl_s = outcome.ttl_s
             series.updated = now
@@ -251,6 +272,7 @@ class Store:
             for key in stale:
                 del family.series[key]
             removed += len(stale)
+            self.series_count -= len(stale)
             if not family.series:
                 del self.families[name]
                 for n in family_names(name, family.kind):

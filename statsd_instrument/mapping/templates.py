@@ -27,21 +27,85 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 def expand_glob(template: str, captures: Sequence[str]) -> str:
     """Expand a glob rule's ``name``/label template with the ``*`` captures (1-based references).
 
-    >>> expand_glob("$1.$2.${3}", ["a", "b"])
-    'a.b.'
+    Like statsd_exporter v0.28.0's formatter: each reference found is replaced everywhere by a ``%s`` verb
+    (or by nothing when it is not a capture number), then the result goes through Go's ``fmt.Sprintf``
+    with the captures. So a ``%`` of a template with references is a verb: ``${1}%`` renders as
+    ``api%!(NOVERB)``; a template without references is kept as written.
+
+    >>> expand_glob("$1.$2.${3}", ["a", "b"]), expand_glob("${1}%", ["api"]), expand_glob("100%", ["api"])
+    ('a.b.', 'api%!(NOVERB)', '100%')
     """
-    if "$" not in template:
+    matches = [(m.group(0), m.group(1)) for m in GLOB_REFERENCE.finditer(template)] if "$" in template else []
+    if not matches:
         return template
+    pattern = template
+    indexes = []
+    for whole, ref in matches:
+        index = int(ref) if ref.isdigit() and ref.isascii() and len(ref) < 19 else 0
+        if 1 <= index <= len(captures):
+            pattern = pattern.replace(whole, "%s")
+            indexes.append(index - 1)
+        else:
+            pattern = pattern.replace(whole, "")
+    if not indexes:
+        return pattern
+    return go_sprintf(pattern, [captures[i] for i in indexes])
 
-    def substitute(found: Match[str]) -> str:
-        ref = found.group(1)
-        if ref.isdigit() and ref.isascii():
-            index = int(ref)
-            if 1 <= index <= len(captures):
-                return captures[index - 1]
-        return ""
 
-    return GLOB_REFERENCE.sub(substitute, template)
+_VERB = re.compile(r"%([-+# 0]*)([0-9]*)(?:\.([0-9]*))?(.?)", re.DOTALL)
+
+
+def go_sprintf(pattern: str, args: Sequence[str]) -> str:
+    """Go's ``fmt.Sprintf(pattern, args...)`` for string arguments, error notes included.
+
+    ``%s``/``%v`` (with width, precision and ``-``), ``%q``, ``%x``/``%X`` and ``%%`` are formatted; any
+    other verb writes ``%!c(string=...)``, a missing argument ``%!c(MISSING)``, a lone ``%`` at the end
+    ``%!(NOVERB)`` and unused arguments ``%!(EXTRA string=...)``.
+
+    >>> go_sprintf("%s-%d %5s|%-3s|%.2s %%", ["a", "b", "c", "d", "efg"])
+    'a-%!d(string=b)     c|d  |ef %'
+    >>> go_sprintf("%s %s", ["a"]), go_sprintf("x", ["a", "b"])
+    ('a %!s(MISSING)', 'x%!(EXTRA string=a, string=b)')
+    """
+    out = []
+    next_arg = 0
+    pos = 0
+    while True:
+        percent = pattern.find("%", pos)
+        if percent < 0:
+            out.append(pattern[pos:])
+            break
+        out.append(pattern[pos:percent])
+        found = _VERB.match(pattern, percent)
+        assert found is not None  # every part of the pattern is optional
+        flags, width, precision, verb = found.groups()
+        pos = found.end()
+        if not verb:
+            out.append("%!(NOVERB)")
+            break
+        if verb == "%":
+            out.append("%")
+            continue
+        if next_arg >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        arg = args[next_arg]
+        next_arg += 1
+        if verb in "sv":
+            text = arg[: int(precision)] if precision else ("" if precision == "" else arg)
+        elif verb == "q":
+            text = '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elif verb in "xX":
+            text = arg.encode().hex()
+            text = text.upper() if verb == "X" else text
+        else:
+            out.append(f"%!{verb}(string={arg})")
+            continue
+        pad = int(width) - len(text) if width else 0
+        out.append(text + " " * pad if "-" in flags else " " * pad + text)
+    if next_arg < len(args):
+        out.append("%!(EXTRA " + ", ".join(f"string={a}" for a in args[next_arg:]) + ")")
+    return "".join(out)
 
 
 def glob_references(template: str) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from statsd_instrument.mapping.gosyntax import parse_go_duration, parse_go_float
+from statsd_instrument.mapping.gosyntax import parse_go_duration
 from statsd_instrument.mapping.model import (
     DEFAULT_BUCKETS,
     DEFAULT_QUANTILES,
@@ -24,7 +24,7 @@ from statsd_instrument.mapping.model import (
     Rule,
     SummaryOptions,
 )
-from statsd_instrument.mapping.templates import compile_re2, glob_references, regex_references
+from statsd_instrument.mapping.templates import compile_re2, expand_glob, glob_references, regex_references
 from statsd_instrument.mapping.yamlload import LinedDict, LinedList
 
 _SEGMENT = r"[a-zA-Z_](?:-?[a-zA-Z0-9_])*"
@@ -126,33 +126,37 @@ class _Builder:
             return None
         if isinstance(value, (int, float)):
             return float(value)
-        parsed = parse_go_float(str(value)) if isinstance(value, str) else None
-        if parsed is None:
-            self.error(line, path, f"expected a number, got {_show(value)}")
-        return parsed
+        # Go's YAML refuses a string (quoted "0.5", or text that is no YAML number) for a number field
+        self.error(line, path, f"expected a number, got {_show(value)}")
+        return None
 
     def integer(self, node: LinedDict, key: str, path: str) -> int:
         value = node.get(key)
         if value is None:
             return 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        # an unsigned 32-bit field: Go's YAML truncates a float into it
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2**32:
             self.error(
                 node.key_lines[key], path + key, f"expected a non-negative integer, got {_show(value)}"
             )
             return 0
-        return value
+        return int(value)
 
     def duration(self, node: LinedDict, key: str, path: str) -> float:
         value = node.get(key)
         line = node.key_lines.get(key, node.line)
         if value is None:
             return 0.0
-        if isinstance(value, (bool, dict, list, float)):
+        if isinstance(value, (bool, dict, list)) or (
+            isinstance(value, (int, float)) and not -(2**63) <= value < 2**63
+        ):
             self.error(line, path + key, f"expected a duration like '60s' or '10m', got {_show(value)}")
             return 0.0
-        if isinstance(value, int):
-            self.warn(line, path + key, f"integer {key} {value} is read as nanoseconds; write {value}s")
-            return value / 1e9
+        if isinstance(value, (int, float)):
+            # Go's YAML stores a number into a time.Duration as nanoseconds (a float truncated)
+            kind = "integer" if isinstance(value, int) else "number"
+            self.warn(line, path + key, f"{kind} {key} {value} is read as nanoseconds; write {value}s")
+            return int(value) / 1e9
         try:
             return parse_go_duration(str(value))
         except ValueError as err:
@@ -266,17 +270,20 @@ class _Builder:
             )
         legacy_buckets = self.number_list(node, "buckets", "defaults.")
         self.bucket_lint(legacy_buckets, node.key_lines.get("buckets", 0), "defaults.buckets")
-        summary = SummaryOptions()
+        summary = SummaryOptions(())
         if "summary_options" in node:
             summary = (
                 self.summary_options(
                     node["summary_options"], node.key_lines["summary_options"], "defaults.summary_options"
                 )
-                or SummaryOptions()
+                or summary
             )
         legacy_quantiles = self.quantiles(node, "quantiles", "defaults.")
-        if not summary.quantiles:
-            summary = SummaryOptions(legacy_quantiles or DEFAULT_QUANTILES, *_summary_rest(summary))
+        if not summary.quantiles and legacy_quantiles:
+            # v0.28.0 replaces the whole summary_options by the legacy quantiles (max_age etc. reset)
+            summary = SummaryOptions(legacy_quantiles)
+        elif not summary.quantiles:
+            summary = SummaryOptions(DEFAULT_QUANTILES, *_summary_rest(summary))
         return Defaults(
             observer_type=self.observer_type(node, "defaults."),
             match_type=match_type,
@@ -447,10 +454,9 @@ class _Builder:
         else:
             # Observer type left to the defaults at event time: keep what the rule says.
             rule.buckets = legacy_buckets or hist or None
-            if summary or legacy_quantiles:
-                base = summary or SummaryOptions(())
+            if summary:  # v0.28.0 reads top-level quantiles only for summary rules: here they are ignored
                 rule.summary = SummaryOptions(
-                    legacy_quantiles or base.quantiles or defaults.summary.quantiles, *_summary_rest(base)
+                    summary.quantiles or defaults.summary.quantiles, *_summary_rest(summary)
                 )
             if hist is not None or summary is not None:
                 self.warn(
@@ -465,9 +471,18 @@ class _Builder:
         if rule.match_type == "glob":
             captures = rule.match.split(".").count("*")
             for key, template in templates:
-                for ref in glob_references(template):
+                refs = glob_references(template)
+                for ref in refs:
                     self._check_ref(
                         rule, path + key, ref, ref.isdigit() and 1 <= int(ref) <= captures, captures
+                    )
+                if refs and "%" in template:
+                    self.warn(
+                        rule.line_of("labels" if key.startswith("labels") else "name"),
+                        path + key,
+                        f"'%' in {template!r} is a Go fmt verb once the template has a reference: "
+                        f"statsd_exporter renders it as {expand_glob(template, ['x'] * captures)!r} "
+                        "(with x for each capture)",
                     )
         elif rule.regex is not None:
             groups = rule.regex.groups

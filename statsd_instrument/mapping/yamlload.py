@@ -3,6 +3,8 @@
 Findings about a mapping file must say ``FILE:LINE``; plain ``yaml.safe_load`` forgets positions, so this
 loader returns ``LinedDict``/``LinedList`` objects that carry them, plus each scalar's raw text (Go's yaml
 decoder puts the raw text of any scalar into a string field: ``help: yes`` is ``"yes"``, not ``True``).
+Unquoted scalars are read as the exporter's Go YAML library reads them (``resolve_go_yaml``), not as
+PyYAML would: ``1e3`` is a number, ``y`` a boolean; a quoted scalar is always a string.
 
 >>> doc = load_yaml("a: 1\\nb:\\n  - x\\n  - y\\n")
 >>> doc.line, doc.key_lines["b"], doc["b"].item_lines, doc.raw["a"]
@@ -14,6 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+
+from statsd_instrument.mapping.gosyntax import resolve_go_yaml
+
+_GO_PLAIN = "tag:statsd-instrument,2024:go-plain"
 
 
 class LinedDict(dict):
@@ -47,6 +53,11 @@ class LinedList(list):
 
 
 class _LinedLoader(yaml.SafeLoader):
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:  # type: ignore[override]
+        if kind is yaml.ScalarNode and implicit[0] and value != "<<":
+            return _GO_PLAIN  # an unquoted, untagged scalar: Go's rules decide what it is
+        return super().resolve(kind, value, implicit)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LinedDict:  # type: ignore[override]
         out = LinedDict()
         out.line = node.start_mark.line + 1
@@ -76,6 +87,7 @@ class _LinedLoader(yaml.SafeLoader):
 
 _LinedLoader.add_constructor("tag:yaml.org,2002:map", _LinedLoader.construct_mapping)
 _LinedLoader.add_constructor("tag:yaml.org,2002:seq", _LinedLoader.construct_sequence)
+_LinedLoader.add_constructor(_GO_PLAIN, lambda loader, node: resolve_go_yaml(node.value))
 
 
 def load_yaml(text: str) -> Any:

@@ -148,6 +148,13 @@ class PrometheusAPI:
             return [({}, float(data["result"][1]))]
         return [(item["metric"], float(item["value"][1])) for item in data["result"]]
 
+    def raw_samples(self, selector: str, window_s: float, at: float) -> list[tuple[dict[str, str], list]]:
+        """Stored samples of ``selector`` in the ``window_s`` seconds up to ``at``: [(labels, [(t, v)])]."""
+        data = self._get("/api/v1/query", query=f"{selector}[{round(window_s * 1000)}ms]", time=f"{at:.3f}")
+        return [
+            (item["metric"], [(float(t), float(v)) for t, v in item["values"]]) for item in data["result"]
+        ]
+
     def query_range(
         self, expr: str, start: float, end: float, step_s: float
     ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:

@@ -89,6 +89,7 @@ class Traffic:
         mix: Sequence[Route] = DEFAULT_MIX,
         total: int | None = None,
         seed: int = 0,
+        record: bool = False,
     ) -> None:
         if not 0 < rate_per_s <= MAX_RATE_PER_S:
             raise ValueError(
@@ -105,6 +106,8 @@ class Traffic:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stats = TrafficStats()
+        #: with ``record``: (monotonic time answered, round trip s, status or None, path) of every request
+        self.answers: list[tuple[float, float, int | None, str]] | None = [] if record else None
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def start(self) -> Traffic:
@@ -159,6 +162,8 @@ class Traffic:
             status = self._send(method, path)
             elapsed = time.perf_counter() - started
             with self._lock:
+                if self.answers is not None:
+                    self.answers.append((time.monotonic(), elapsed, status, path))
                 if status is None:
                     self._stats.no_answer += 1
                 else:
