@@ -39,7 +39,7 @@ import logging
 import random
 from typing import Any, Callable, Iterator, List, Mapping
 
-from statsd_instrument import validation, wire
+from statsd_instrument import guard, validation, wire
 from statsd_instrument.config import ConfigError, Settings, TagsArg, load_settings, strict_default
 from statsd_instrument.dogstatsd_compat import DogStatsdCompat
 from statsd_instrument.transport import BufferedTransport, CaptureTransport, Stats
@@ -124,11 +124,33 @@ class Client(DogStatsdCompat):
         old = self._transport
         self._restyle(settings)
         self._warned: set = set()
-        self._route(BufferedTransport(settings), settings.strict)
+        self._buffered = BufferedTransport(settings)
+        self._buffered.telemetry_tags = self._telemetry_tags()
+        self._route(self._buffered, settings.strict)
         self._pending = None
         self._emit = self._emit_line  # type: ignore[method-assign]
         if old is not None:
             old.close()
+
+    def _telemetry_tags(self) -> str:
+        """The tags of this client's telemetry lines: the constant tags, with a ``service``."""
+        tags = self._settings.constant_tags
+        if any(tag.startswith("service:") for tag in tags):
+            return validation.format_tags(None, _UNCOUNTED, tags)
+        service = {"service": getattr(self, "_service", None) or "unknown"}
+        return validation.format_tags(service, _UNCOUNTED, tags)
+
+    def note_service(self, service: str) -> None:
+        """Name the service whose telemetry this client pushes (integrations call it with theirs), unless
+        a constant ``service`` tag names it already.
+
+        >>> c = Client(protocol="null"); c.note_service("shop"); c._buffered.telemetry_tags
+        '|#service:shop'
+        >>> c.close()
+        """
+        self._service = service
+        if self._pending is None:
+            self._buffered.telemetry_tags = self._telemetry_tags()
 
     def _restyle(self, settings: Settings) -> None:
         """Take ``settings`` for what lines look like (prefix, constant tags), keeping the transport (and a
@@ -138,10 +160,18 @@ class Client(DogStatsdCompat):
         self._prefix = settings.prefix + "." if settings.prefix else ""
         self._tag_policy = _ClientTagPolicy(self)
         self._constant_suffix = validation.format_tags(None, self._tag_policy, settings.constant_tags)
-        self._names: dict = {}
+        # checked names per metric kind: a name passes the guard rails once per type (statsd_instrument.guard)
+        self._names: dict = {kind: {} for kind in guard.EVENT_TYPES}
+        # one record per exporter this process sends to (a null client sends nowhere: its own record)
+        if settings.protocol == "null":
+            self._sent = guard.SentSeries()
+        else:
+            self._sent = SENT_IN_PROCESS.setdefault(settings.address(), guard.SentSeries())
         self._tag_cache: dict = {}
         self._counters: dict = {}  # (metric, *tags list) -> the buffer key of an increment (increment())
         self.settings_generation += 1
+        if getattr(self, "_buffered", None) is not None:  # constant tags may have changed
+            self._buffered.telemetry_tags = self._telemetry_tags()
 
     def _route(self, transport: Any, strict: bool) -> None:
         """Send through ``transport`` with ``strict`` from now on; prepared lines made before are stale."""
@@ -199,12 +229,14 @@ class Client(DogStatsdCompat):
 
     # -- building lines --------------------------------------------------------------------------------------
 
-    def _name(self, metric: Any) -> str:
-        name = self._names.get(metric)
+    def _name(self, metric: Any, kind: str) -> str:
+        names = self._names[kind]
+        name = names.get(metric)
         if name is None:
             name = self._prefix + validation.check_name(metric)
-            if len(self._names) < validation.MAX_CACHE:
-                self._names[metric] = name
+            guard.check_series(name, kind, self._sent)
+            if len(names) < validation.MAX_CACHE:
+                names[metric] = name
         return name
 
     def _tags(self, tags: Tags) -> str:
@@ -241,7 +273,7 @@ class Client(DogStatsdCompat):
     def _emit_line(self, metric: Any, text: Any, kind: str, tags: Tags, rate: Any) -> None:
         """Build ``metric:text|kind...`` and buffer it; ``text`` is already formatted unless kind is c."""
         try:
-            name = self._names.get(metric) or self._name(metric)
+            name = self._names[kind].get(metric) or self._name(metric, kind)
             if kind == "c" and type(text) is not int:
                 text = wire.format_number(text)
             # the common cases inline: a list or dict of str tags seen before (cached suffix)
@@ -286,7 +318,11 @@ class Client(DogStatsdCompat):
             raise ValueError(
                 f"statsd_instrument: bad {_KINDS.get(kind, kind)} call for {metric!r}: {err}"
             ) from err
-        self._transport.stats.invalid_calls += 1
+        stats = self._transport.stats
+        stats.invalid_calls += 1
+        reason = getattr(err, "reason", "invalid_call")
+        stats.invalid_reasons[reason] = stats.invalid_reasons.get(reason, 0) + 1
+        self._buffered.telemetry_due()  # a process that only drops still reports it
         key = (metric if isinstance(metric, str) else repr(metric), kind)
         if key not in self._warned and len(self._warned) < _MAX_WARNED:
             self._warned.add(key)
@@ -587,11 +623,15 @@ class Client(DogStatsdCompat):
         """
         self._ensure()
         capture = CaptureTransport(self._settings)
+        # names are checked afresh against what this capture sent: tests do not see each other's types
+        saved = self._names, self._sent
+        self._names, self._sent = {kind: {} for kind in guard.EVENT_TYPES}, guard.SentSeries()
         restore = self.use_transport(capture, strict)
         try:
             yield capture.lines
         finally:
             restore()
+            self._names, self._sent = saved
 
     def use_transport(self, transport: Any, strict: bool | None = None) -> Callable[[], None]:
         """Send through ``transport`` (anything with ``add``, ``count``, ``sample``, ``add_request``,
@@ -663,7 +703,7 @@ class PreparedMetric:
             tail = validation.format_tags(self.tags, _UNCOUNTED, client._settings.constant_tags)
         else:
             tail = client._tags(self.tags)
-        name = client._name(self.metric)
+        name = client._name(self.metric, self.kind)
         self._head = name + ":"
         self._tail = "|" + self.kind + wire.parse_sample_rate(self.sample_rate) + tail
         # merged in the client's buffer within the flush window (see statsd_instrument.transport)
@@ -811,6 +851,9 @@ class _NegativeGauge(str):
 
 
 _MERGED = frozenset({"c", "ms", "h", "d"})
+#: What the clients of this process have sent, per destination (``settings.address()``): the names one
+#: exporter receives must keep one type each and not collide.
+SENT_IN_PROCESS: dict = {}
 _UNCOUNTED = TagPolicy(strict=False)  # PreparedMetric builds its text with it; send() counts the drops
 _FORMATS: dict = {
     "c": wire.format_number,

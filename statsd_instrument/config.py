@@ -16,6 +16,7 @@ was given at all (explicit or ``STATSD_*``): it never mixes field by field with 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -73,6 +74,7 @@ class Settings:
     max_datagram_bytes: int = DEFAULT_MAX_BYTES["udp"]
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_MS / 1000
     strict: bool = False
+    telemetry_interval_s: float = 10.0  # how often a process pushes what it dropped; 0: never
     #: why nothing is sent ("" when sending): ``DD_DOGSTATSD_DISABLE`` or a configuration error
     disabled: str = ""
     #: socket timeout in seconds of the TCP connect/write (None: the sink's default)
@@ -189,6 +191,7 @@ def load_settings(
     flush_interval_s: float | None = None,
     strict: bool | None = None,
     multi_value: bool | None = None,
+    telemetry_interval_s: float | None = None,
     timeout_s: float | None = None,
     default_port: int = DEFAULT_PORT,
     env: Mapping[str, str] | None = None,
@@ -298,6 +301,15 @@ def load_settings(
         strict = _default_strict() if raw is None else _bool("STATSD_STRICT", raw)
     else:
         strict = _bool("strict", strict)
+    source, value = "telemetry_interval_s", telemetry_interval_s
+    if value is None:
+        source, value = "STATSD_TELEMETRY_INTERVAL", env.get("STATSD_TELEMETRY_INTERVAL", "10")
+        with contextlib.suppress(ValueError):
+            value = float(value)  # type: ignore[arg-type]
+    if type(value) in (int, float) and value == 0:  # 0: no telemetry
+        telemetry_interval_s = 0.0
+    else:
+        telemetry_interval_s = _checked(validation.check_seconds, value, source, 0.01, 3600)
     disabled = env.get("DD_DOGSTATSD_DISABLE", "")
     return Settings(
         protocol=protocol,
@@ -310,6 +322,7 @@ def load_settings(
         flush_interval_s=float(flush_interval_s),
         strict=strict,
         multi_value=multi_value,
+        telemetry_interval_s=float(telemetry_interval_s),
         disabled=f"DD_DOGSTATSD_DISABLE={disabled!r}" if disabled in DD_DISABLE_VALUES else "",
         timeout_s=None if timeout_s is None else float(timeout_s),
     )

@@ -22,6 +22,7 @@ methods cannot create new series.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -162,6 +163,10 @@ class RequestRecorder:
         if not tag_value(service):
             raise ValueError(f"service={service!r}: expected a non-empty service name")
         self.service_tag = "service:" + tag_value(service)
+        with contextlib.suppress(
+            Exception
+        ):  # the client's telemetry is labelled with this service (if it can)
+            client.note_service(tag_value(service))
         self.extra_tags = tag_list(tags, tags_field)
         self.in_flight = in_flight
         self.info_tags = None if version is None else [self.service_tag, "version:" + tag_value(version)]

@@ -14,17 +14,36 @@ Record(name='orders_total', type='c', value=1.0, tags={'status': 'paid'}, sample
 >>> _ = cap.assert_emitted("orders_total", type="c", tags={"status": "paid"})
 >>> cap.assert_emitted("db_query_seconds", value=12.5).type
 'ms'
+>>> cap.assert_consistent()
+
+``assert_consistent()`` is the check a project runs once in its own suite, after exercising its code paths:
+one type per name (and no name that collides with another's ``_sum``/``_count``/``_bucket`` or with the
+exporter's own metrics, as :mod:`statsd_instrument.guard` judges them), and **bounded** tag values. A tag is
+bounded when, for each metric and tag key, the capture holds at most ``max_values`` distinct values (default
+50) and none of them carries an identifier: a run of 6 or more digits (ids, timestamps), a UUID, or 16 or
+more hexadecimal characters in a row (hashes, tokens). Each such value would become a new Prometheus series.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, Iterator, List, NamedTuple
+
+from statsd_instrument import guard
 
 try:
     import pytest
 except ImportError:  # pragma: no cover - capture() works without pytest; only the fixture needs it
     pytest = None  # type: ignore[assignment]
+
+
+#: Tag values that carry an identifier (see the module docstring): unbounded by nature.
+IDENTIFIER_VALUE = re.compile(
+    r"[0-9]{6}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{16}"
+)
+#: Kinds of the records ``assert_consistent`` judges (sets are refused by the client anyway).
+_GUARDED_KINDS = frozenset(guard.EVENT_TYPES)
 
 
 class Record(NamedTuple):
@@ -138,6 +157,49 @@ class Capture:
         """
         if self.filter(name, None, tags):
             self._fail(f"unexpected record {name!r}" + (f" with tags {tags!r}" if tags else ""))
+
+    def assert_consistent(self, max_values: int = 50) -> None:
+        """Assert one type per name, no collision with another family or the exporter's own metrics, and
+        bounded tag values (defined in the module docstring); every problem is listed.
+
+        >>> Capture(["jobs:1|c", "jobs:5|ms", "hits:1|c|#user:1234567"]).assert_consistent()
+        Traceback (most recent call last):
+        ...
+        AssertionError: metrics that break the exporter or Prometheus:
+          'jobs' (jobs, histogram) was already sent as a counter in this process; ...
+          hits: tag user='1234567' carries an identifier (a new series per value)
+        records captured (3):
+        ...
+        """
+        problems: list = []
+        sent = guard.SentSeries()
+        judged: set = set()
+        values: dict = {}
+        for record in self.records:
+            if (record.name, record.type) not in judged and record.type in _GUARDED_KINDS:
+                judged.add((record.name, record.type))
+                try:
+                    guard.check_series(record.name, record.type, sent)
+                except guard.GuardError as err:
+                    problems.append(str(err))
+            for key, value in record.tags.items():
+                seen = values.setdefault((record.name, key), set())
+                if value not in seen and IDENTIFIER_VALUE.search(value):
+                    problems.append(
+                        f"{record.name}: tag {key}={value!r} carries an identifier (a new series per value)"
+                    )
+                seen.add(value)
+        for (name, key), seen in values.items():
+            if len(seen) > max_values:
+                sample = ", ".join(sorted(seen)[:5])
+                count = len(seen)
+                problems.append(
+                    f"{name}: tag {key} has {count} distinct values (more than {max_values}: {sample}, ...)"
+                )
+        if problems:
+            self._fail(
+                "metrics that break the exporter or Prometheus:\n" + "\n".join(f"  {p}" for p in problems)
+            )
 
     def total(self, name: str, tags: dict | None = None) -> float:
         """Sum of the values of the matching records (a counter's total).

@@ -38,6 +38,18 @@ Send errors (exporter down, host unresolvable, full socket buffer) never raise: 
 ``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger. ``sent_lines``
 and ``dropped_lines`` count the lines an unaggregated client would have sent (one per metric call).
 
+Telemetry: what a process dropped reaches Prometheus as the counter ``statsd_instrument_client_dropped``
+(``statsd_instrument_client_dropped_total`` under the shipped mapping) with labels ``reason`` and
+``service``, no per-process label. At most every ``telemetry_interval_s`` (10 s) a process sends the
+increase since its last report, piggybacked on a send or a dropped call (so no thread is needed, and a uwsgi
+master works too) and once more at exit. The report is its own datagram through the same socket, outside the
+buffer, so that a failed report is known: its counts go out with the next one instead of being lost.
+Reasons: ``send_failed`` (lines lost to send errors), the client's dropped calls: ``invalid_call``,
+``reserved_name``, ``type_conflict``, ``series_collision`` (:mod:`statsd_instrument.guard`), and tags left
+out of lines that were sent: ``bare_tag``, ``empty_value``, ``empty_key``
+(:mod:`statsd_instrument.validation`); each is sent as 0 by the first report, so that ``increase()`` sees
+the first drop.
+
 >>> t = BufferedTransport(Settings(protocol="null"))
 >>> t.add("a:1|c"); t.add("b:2|c"); t.flush()
 >>> t.stats.as_dict()["sent_lines"]
@@ -65,6 +77,17 @@ from statsd_instrument.validation import DROP_REASONS
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
 _getpid = os.getpid
+_monotonic = time.monotonic
+#: The telemetry counter (see the module docstring) and the reasons every first report carries.
+TELEMETRY_METRIC = "statsd_instrument_client_dropped"
+TELEMETRY_REASONS = (
+    "send_failed",
+    "invalid_call",
+    "reserved_name",
+    "type_conflict",
+    "series_collision",
+    *DROP_REASONS,
+)
 
 
 class Stats:
@@ -82,6 +105,7 @@ class Stats:
         "dropped_lines",
         "dropped_tags",
         "invalid_calls",
+        "invalid_reasons",
         "send_errors",
         "sent_datagrams",
         "sent_lines",
@@ -94,6 +118,7 @@ class Stats:
         self.send_errors = 0
         self.invalid_calls = 0
         self.dropped_tags = dict.fromkeys(DROP_REASONS, 0)
+        self.invalid_reasons: dict = {}  # reason (statsd_instrument.guard's, or invalid_call) -> calls
 
     def as_dict(self) -> dict:
         """The counters as a dict (a copy)."""
@@ -183,6 +208,9 @@ class BufferedTransport:
         self._multi_value = settings.multi_value
         self._closed = False
         self._last_warning = -WARN_EVERY_S
+        # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
+        self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
+        self.telemetry_tags = ""  # the client sets its constant tags with a service
         self._reset_process_state()
         _live.add(self)
 
@@ -201,6 +229,8 @@ class BufferedTransport:
         self._token: object | None = None
         self._wake = threading.Event()
         self.stats = Stats()
+        self._reported: dict = {}  # reason -> count the exporter was told about
+        self._telemetry_at = _monotonic() + self._telemetry_s if self._telemetry_s else float("inf")
 
     def _forked(self) -> None:
         """First use in a child process: forget the parent's buffer, locks, socket and thread."""
@@ -406,6 +436,8 @@ class BufferedTransport:
         finally:
             if sink_locked:
                 self._sink_lock.release()
+        if self._telemetry_at <= _monotonic():
+            self._report()
 
     def _send_entries(self, entries: Dict[object, object]) -> None:
         """Render a taken buffer and send it in as few datagrams as the size limit allows."""
@@ -438,6 +470,53 @@ class BufferedTransport:
         else:
             self.stats.sent_datagrams += 1
             self.stats.sent_lines += n_lines
+
+    def telemetry_due(self) -> None:
+        """Send the telemetry report if it is due (the client calls it when it drops a call)."""
+        if self._telemetry_at <= _monotonic() and self._pid == _getpid():
+            self._report()
+
+    def telemetry_counts(self) -> dict:
+        """What this process dropped so far, per reason (see the module docstring).
+
+        >>> t = BufferedTransport(Settings(protocol="null")); t.stats.invalid_reasons["type_conflict"] = 2
+        >>> t.telemetry_counts()["type_conflict"], t.telemetry_counts()["send_failed"]
+        (2, 0)
+        """
+        counts = dict.fromkeys(TELEMETRY_REASONS, 0)
+        counts["send_failed"] = self.stats.dropped_lines
+        counts.update(self.stats.invalid_reasons)
+        counts.update(self.stats.dropped_tags)  # tags left out (their metric was sent)
+        return counts
+
+    def _report(self, final: bool = False) -> None:
+        """Send the increase of each reason's count since the last report, in a datagram of its own."""
+        # one report at a time: two threads finding it due must not both send it (at exit: see _drain)
+        locked = self._sink_lock.acquire(timeout=EXIT_LOCK_WAIT_S if _exiting else -1)
+        try:
+            if not final and self._telemetry_at > _monotonic():
+                return
+            self._telemetry_at = _monotonic() + self._telemetry_s
+            counts = self.telemetry_counts()
+            reported = self._reported
+            more_tags = "," + self.telemetry_tags[2:] if self.telemetry_tags else ""  # after reason, no |#
+            lines = [
+                f"{TELEMETRY_METRIC}:{count - reported.get(reason, 0)}|c|#reason:{reason}{more_tags}"
+                for reason, count in counts.items()
+                if count > reported.get(reason, 0) or (reason not in reported and not final)
+            ]
+            if not lines:
+                return
+            try:
+                if self._sink is None:
+                    self._sink = self._make_sink(self.settings)
+                self._sink.send("\n".join(lines).encode())
+            except Exception:  # not reported: these counts go out with the next report
+                return
+            reported.update(counts)
+        finally:
+            if locked:
+                self._sink_lock.release()
 
     def _failed(self, n_lines: int, err: BaseException) -> None:
         self.stats.dropped_lines += n_lines
@@ -502,6 +581,8 @@ class BufferedTransport:
         self._closed = True
         self.stop_flusher()
         if self._pid == _getpid():
+            if self._telemetry_s:
+                self._report(final=True)
             locked = self._sink_lock.acquire(timeout=EXIT_LOCK_WAIT_S if _exiting else -1)
             try:
                 if self._sink is not None:

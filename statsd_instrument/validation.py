@@ -2,6 +2,9 @@
 
 Every caller (the client, the request metrics, the legacy clients, the datadog compatibility layer, the
 configuration, the exporter's command line) checks through these functions; nothing else holds a copy.
+What a valid name *means* to the exporter (one of its own metrics, a second type for a name, a collision
+with a histogram's ``_sum``/``_count``/``_bucket``) is :mod:`statsd_instrument.guard`'s, checked after
+:func:`check_name` once per name and type.
 
 **Tags** (``["k:v", ...]`` or ``{"k": v}``), as statsd_exporter v0.28.0 reads them: it splits the ``|#``
 field on ``,``, strips one leading ``#`` of each tag, splits a tag at its first ``:`` and escapes the key

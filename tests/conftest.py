@@ -8,12 +8,15 @@ without the marker fails and says so, so the fast layer stays fast as tests are 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import pytest
 from hypothesis import settings
 
-from tests.helpers import UdpCollector
+from statsd_instrument import Client
+from statsd_instrument.stack.commands import exporter_argv
+from tests.helpers import REPO, ManagedProcess, UdpCollector, free_port, wait_for_port
 
 # Hypothesis' default 200 ms deadline per example is a timed assertion: on a loaded 2-core machine it fails
 # tests that are correct. Speed is measured in benchmarks, never asserted.
@@ -27,6 +30,28 @@ def udp_collector():
     collector = UdpCollector()
     yield collector
     collector.close()
+
+
+@pytest.fixture
+def production():
+    """A client in production mode (bad calls dropped, counted, logged once) sending nowhere."""
+    c = Client(protocol="null", strict=False)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def exporter(tmp_path):
+    """The embedded exporter with the shipped mapping: (statsd UDP port, /metrics URL)."""
+    udp, web = free_port(socket.SOCK_DGRAM), free_port()
+    proc = ManagedProcess(
+        exporter_argv(REPO / "exporter-mapping.yml", udp, web), log=tmp_path / "exporter.log"
+    )
+    try:
+        wait_for_port(web, proc=proc.proc)
+        yield udp, f"http://127.0.0.1:{web}/metrics"
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(autouse=True)

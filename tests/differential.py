@@ -183,7 +183,11 @@ DIFFERENCES: dict[str, Callable[[list[str]], list[str]]] = {
     "timestamps": lambda lines: [re.sub(r"\|T\d+", "", ln) for ln in lines],
     "cardinality": lambda lines: [re.sub(r"\|card:\w+", "", ln) for ln in lines],
     "events and service checks": lambda lines: [ln for ln in lines if not ln.startswith(("_e{", "_sc|"))],
-    "client telemetry": lambda lines: [ln for ln in lines if not ln.startswith("datadog.dogstatsd.client.")],
+    "client telemetry": lambda lines: [
+        ln
+        for ln in lines
+        if not ln.startswith(("datadog.dogstatsd.client.", "statsd_instrument_client_dropped:"))
+    ],
     "origin detection": lambda lines: [re.sub(r"\|(c|e):[^|]*", "", ln) for ln in lines],
 }
 
@@ -265,13 +269,16 @@ def as_ours(theirs: list[str], ours: list[str], differences: tuple) -> tuple[lis
     for name in ("client telemetry", *differences):
         if name in DIFFERENCES:
             theirs = DIFFERENCES[name](theirs)
-    return tags_sorted(theirs), tags_sorted(ours)
+    return tags_sorted(theirs), tags_sorted(DIFFERENCES["client telemetry"](ours))
 
 
 def normalised(changes: dict, timer_seconds: tuple, scale: float) -> dict:
-    """Series changes with the observations of ``timer_seconds`` metrics reduced to count and scaled sum."""
+    """Series changes with the observations of ``timer_seconds`` metrics reduced to count and scaled sum,
+    without the client's own telemetry ("client telemetry")."""
     out = {}
     for (name, labels), value in changes.items():
+        if name == "statsd_instrument_client_dropped_total":
+            continue
         base = re.sub(r"_(bucket|count|sum)$", "", name)
         if base in timer_seconds:
             if name.endswith("_bucket"):

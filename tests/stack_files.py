@@ -136,6 +136,7 @@ def with_bool_comparisons(expr: str) -> str:
 SHORT_WINDOWS = {
     "1m": "4s",
     "5m": "4s",
+    "10m": "5s",
     "30m": "6s",
     "1h": "8s",
     "2h": "10s",

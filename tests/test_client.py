@@ -9,13 +9,6 @@ import pytest
 from statsd_instrument import Client
 
 
-@pytest.fixture
-def production():
-    c = Client(protocol="null", strict=False)
-    yield c
-    c.close()
-
-
 def test_strict_mode_raises_naming_the_metric():
     c = Client(protocol="null", strict=True)
     try:

@@ -494,3 +494,14 @@ def test_a_bare_constant_tag_is_left_out_never_costing_the_client(monkeypatch):
     assert list(client.constant_tags) == ["pod-name:web-1", "tier:", "team:web", "canary"]  # as given
     with pytest.warns(DroppedTagWarning):
         DogStatsd(constant_tags=["canary"], strict=True).close()
+
+
+def test_disable_telemetry_turns_off_the_report_of_what_the_client_drops(udp_collector):
+    for disable in (True, False):  # the second client's report arrives after anything the first one sent
+        client = DogStatsd("127.0.0.1", udp_collector.port, disable_telemetry=disable, strict=False)
+        client.increment("go_goroutines")  # refused: the exporter serves it itself
+        client.close()  # the exit report
+    lines = udp_collector.wait_for_lines(1)
+    assert [ln.split(",")[0] for ln in lines] == [
+        "statsd_instrument_client_dropped:1|c|#reason:reserved_name"
+    ]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import collections
 import random
-import socket
-import sys
 import threading
 import time
 import uuid
@@ -68,30 +66,6 @@ def drive(port: int, requests: list[tuple[str, str, str]], threads: int = 4) -> 
         t.join()
     assert not errors, errors
     return seen
-
-
-@pytest.fixture
-def exporter(tmp_path):
-    """The embedded exporter with the shipped mapping: (statsd UDP port, /metrics URL)."""
-    udp, web = free_port(socket.SOCK_DGRAM), free_port()
-    proc = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "statsd_instrument.cli",
-            "exporter",
-            f"--statsd.listen-udp=127.0.0.1:{udp}",
-            "--statsd.listen-tcp=",
-            f"--web.listen-address=127.0.0.1:{web}",
-            f"--statsd.mapping-config={REPO / 'exporter-mapping.yml'}",
-        ],
-        log=tmp_path / "exporter.log",
-    )
-    try:
-        wait_for_port(web, proc=proc.proc)
-        yield udp, f"http://127.0.0.1:{web}/metrics"
-    finally:
-        proc.stop()
 
 
 def settled_scrape(url: str, total: int, timeout_s: float = 15.0) -> dict:

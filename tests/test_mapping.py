@@ -34,6 +34,28 @@ def test_check_mapping_exits_1_with_one_line_per_finding(tmp_path, capsys):
     assert all(line.startswith(f"{path}:") for line in out)
 
 
+def test_check_mapping_flags_the_exporters_own_names_and_a_second_type_for_a_name(tmp_path, capsys):
+    path = tmp_path / "m.yml"
+    path.write_text(
+        "defaults:\n  observer_type: histogram\nmappings:\n"
+        "- match: a.b\n  name: go_goroutines\n"  # line 5: one of the exporter's own series
+        "- match: x.*\n  match_metric_type: counter\n  name: go_gc_duration_seconds_count\n"  # 8: a sample
+        "- match: c.d\n  match_metric_type: counter\n  name: jobs\n"  # 9
+        "- match: e.f\n  match_metric_type: observer\n  name: jobs\n"  # 12: jobs again, as a histogram
+        "- match: g.h\n  match_metric_type: observer\n  name: lat\n"  # 15
+        "- match: g.i\n  match_metric_type: gauge\n  name: lat_bucket\n"  # 18: a sample of lat
+        "- match: k.l\n  match_metric_type: counter\n  name: jobs\n"  # 21: same name, same type: fine
+        "- match: m.*\n  match_metric_type: gauge\n  name: go_${1}\n"  # 24: templated: not judged
+    )
+    assert check.main([str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in out] == [f"{path}:{n}" for n in (5, 8, 14, 20)], out
+    assert "go_goroutines is a metric statsd_exporter serves itself" in out[0]
+    assert "go_gc_duration_seconds_count is a metric statsd_exporter serves itself (go_gc_dur" in out[1]
+    assert "jobs is a histogram here but rule 2 (line 9) makes jobs a counter" in out[2]
+    assert "lat_bucket is a gauge here but rule 4 (line 15) makes lat a histogram (its _sum" in out[3]
+
+
 def test_check_mapping_exits_2_for_unreadable_or_not_yaml(tmp_path, capsys):
     assert check.main([str(tmp_path / "missing.yml")]) == 2
     broken = tmp_path / "broken.yml"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import time
 import urllib.request
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from statsd_instrument.guard import EXPORTER_OWN_FAMILIES
 from statsd_instrument.stack import alertmanager as am
 from statsd_instrument.stack import summary
 from statsd_instrument.stack.alert_receiver import AlertReceiver, Notification
@@ -287,13 +289,23 @@ def _returns_numbers(api: PrometheusAPI, expr: str):
     return [value for _, value in api.query(expr) if not math.isnan(value)]
 
 
+def _reads_exporter_errors(expr: str) -> bool:
+    """Whether an alert reads only the exporter's own error counters (no series on a healthy exporter)."""
+    names = set(re.findall(r"\bstatsd_exporter_\w+", expr))
+    assert names <= set(EXPORTER_OWN_FAMILIES), names - set(EXPORTER_OWN_FAMILIES)  # names of the Go exporter
+    return bool(names)
+
+
 def test_every_rule_and_dashboard_query_evaluates_and_returns_data(stack, known_mix):
     queries = [(f"rule {r['record']}", r["expr"]) for r in sf.rules() if "record" in r]
-    queries += [
+    alerts = [
         (f"alert {r['alert']} (bool)", sf.with_bool_comparisons(r["expr"]))
         for r in sf.rules()
         if "alert" in r
     ]
+    queries += [(what, expr) for what, expr in alerts if not _reads_exporter_errors(expr)]
+    for _, expr in alerts:  # the rest must at least be valid PromQL that Prometheus evaluates
+        stack.prom.query(expr)
     queries += [(f"panel {title}", expr) for title, expr in sf.dashboard_panel_queries()]
     queries += [(f"demo summary {name}", expr) for name, expr in summary.QUERIES.items()]
     assert len(queries) >= 35
@@ -317,3 +329,15 @@ def test_demo_mix_reaches_every_endpoint_and_status(stack, known_mix):
     assert {"/test/", "/test1/", "/user/<int:user_id>"} <= endpoints
     assert ("/test1/", "500") in seen
     assert {status for _, status in seen} >= {"200", "404", "405", "500"}
+
+
+def test_every_uwsgi_worker_reports_its_drops_as_one_series_per_reason(stack, known_mix):
+    from statsd_instrument.transport import TELEMETRY_REASONS
+
+    def reported():
+        return stack.prom.query(f'statsd_instrument_client_dropped_total{{service="{SERVICE}"}}')
+
+    assert wait_until(lambda: {labels["reason"] for labels, _ in reported()} >= set(TELEMETRY_REASONS), 30)
+    for labels, value in reported():  # summed over the workers by the exporter: no per-process label
+        assert set(labels) == {"__name__", "job", "instance", "service", "reason"}, labels
+        assert value == 0, labels  # the example app drops nothing

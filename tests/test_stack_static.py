@@ -133,7 +133,11 @@ def test_prometheus_container_sees_the_same_config_and_rule_files():
 @pytest.mark.e2e
 def test_promtool_accepts_the_config_and_its_rule_files():
     files = sf.rule_files()
-    assert {f.name for f in files} == {"http-red.rules.yml", "http-slo.rules.yml"}
+    assert {f.name for f in files} == {
+        "http-red.rules.yml",
+        "http-slo.rules.yml",
+        "statsd-pipeline.rules.yml",
+    }
     result = run(["promtool", "check", "config", str(sf.PROMETHEUS_YML)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(files)} rule files found" in result.stdout
@@ -158,10 +162,31 @@ def test_rules_have_the_red_and_slo_series_the_dashboard_uses():
 @pytest.mark.e2e
 def test_promtool_rule_unit_tests_pass():
     tests = sorted(sf.RULE_TESTS_DIR.glob("*.test.yml"))
-    assert len(tests) == 2
+    assert len(tests) == 3
     result = run(["promtool", "test", "rules", *map(str, tests)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(tests)
+
+
+def test_pipeline_alerts_watch_client_drops_and_the_exporters_own_losses():
+    alerts = {r["alert"]: r for r in sf.rules() if "alert" in r}
+    watched = {
+        "StatsdClientDroppedMetrics": "statsd_instrument_client_dropped_total",
+        "StatsdExporterUDPPacketDrops": "statsd_exporter_udp_packet_drops_total",
+        "StatsdExporterLineErrors": "statsd_exporter_sample_errors_total",
+        "StatsdExporterTagErrors": "statsd_exporter_tag_errors_total",
+        "StatsdExporterEventConflicts": "statsd_exporter_events_conflict_total",
+    }
+    for name, metric in watched.items():
+        alert = alerts[name]
+        assert metric in alert["expr"], name
+        assert alert["labels"]["severity"] == "ticket", name
+        assert alert["annotations"]["summary"] and alert["annotations"]["description"], name
+    # the client's counter is the name the shipped mapping gives the line the client pushes
+    from statsd_instrument.guard import prometheus_name
+    from statsd_instrument.transport import TELEMETRY_METRIC
+
+    assert prometheus_name(TELEMETRY_METRIC, "c") == "statsd_instrument_client_dropped_total"
 
 
 @pytest.mark.e2e

@@ -382,3 +382,150 @@ def test_the_exit_flush_does_not_hang_on_a_lock_its_own_interrupted_thread_holds
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)  # exits, never hangs
     assert udp_collector.wait_for_lines(1, timeout_s=10) == ["exit.locked:1|c"]
+
+
+def telemetry_of(lines: list[str]) -> dict:
+    """{(reason, tags after it): value} of the telemetry lines among ``lines``."""
+    out = {}
+    for line in lines:
+        if line.startswith("statsd_instrument_client_dropped:"):
+            value, _, tags = line.split(":", 1)[1].partition("|c|#")
+            reason, _, rest = tags.partition(",")
+            out[(reason.split(":", 1)[1], rest)] = out.get((reason.split(":", 1)[1], rest), 0) + int(value)
+    return out
+
+
+def wait_for_telemetry(collector: UdpCollector, client: Client, want: dict, timeout_s: float = 10.0) -> dict:
+    """Keep sending a legitimate line until the telemetry lines received add up to ``want``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        client.increment("telemetry_test_ticks")
+        client.flush()
+        got = telemetry_of(collector.lines())
+        if all(got.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_drops_are_reported_per_reason_as_increases_with_service_and_no_pid(udp_collector):
+    c = Client(port=udp_collector.port, strict=False, telemetry_interval_s=0.2, constant_tags=["env:dev"])
+    c.note_service("shop")
+    try:
+        c.increment("go_goroutines")  # reserved_name
+        c.increment("bad name")  # invalid_call
+        got = wait_for_telemetry(udp_collector, c, {("reserved_name", "env:dev,service:shop"): 1})
+        assert got[("invalid_call", "env:dev,service:shop")] == 1
+        # the first report carries every reason, 0 when nothing was dropped: increase() sees the first drop
+        assert got[("type_conflict", "env:dev,service:shop")] == 0
+        assert got[("send_failed", "env:dev,service:shop")] == 0
+        assert not any("pid" in tags for _, tags in got)
+        before = len(udp_collector.lines())
+        for _ in range(3):
+            c.increment("go_goroutines")
+        got = wait_for_telemetry(udp_collector, c, {("reserved_name", "env:dev,service:shop"): 4})
+        later = [ln for ln in udp_collector.lines()[before:] if ln.startswith("statsd_instrument_client")]
+        assert later == ["statsd_instrument_client_dropped:3|c|#reason:reserved_name,env:dev,service:shop"]
+    finally:
+        c.close()
+
+
+def test_a_report_that_cannot_be_sent_is_sent_with_the_next_one(udp_collector):
+    from statsd_instrument.transport import BufferedTransport, Settings
+
+    attempts = []
+
+    class FlakySink:  # the exporter is down for the first 5 sends: 3 flushes, then 2 reports
+        def __init__(self, settings):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        def send(self, payload: bytes) -> None:
+            attempts.append(payload)
+            if len(attempts) <= 5:
+                raise OSError("exporter down")
+            self.sock.sendto(payload, ("127.0.0.1", udp_collector.port))
+
+        def close(self) -> None:
+            self.sock.close()
+
+    t = BufferedTransport(Settings(telemetry_interval_s=0.05), sink_factory=FlakySink)
+    t.telemetry_tags = "|#service:shop"
+    try:
+        for _ in range(3):
+            t.add("a:1|c")
+            t.flush()  # dropped: send_failed
+        deadline = time.monotonic() + 10
+        while len(attempts) < 6 and time.monotonic() < deadline:
+            time.sleep(0.06)
+            t.telemetry_due()
+        got = telemetry_of(udp_collector.wait_for_lines(5))
+        assert got[("send_failed", "service:shop")] == 3  # none lost with the reports that failed
+    finally:
+        t.close()
+
+
+def test_telemetry_can_be_turned_off_and_is_reported_at_exit(udp_collector):
+    off = Client(port=udp_collector.port, strict=False, telemetry_interval_s=0)
+    off.increment("go_goroutines")
+    off.close()
+    on = Client(port=udp_collector.port, strict=False)  # 10 s: only the exit report comes in time
+    on.note_service("shop")
+    on.increment("go_goroutines")
+    on.increment("fine")
+    on.close()
+    lines = udp_collector.wait_for_lines(2)
+    assert lines == ["fine:1|c", "statsd_instrument_client_dropped:1|c|#reason:reserved_name,service:shop"]
+
+
+def test_telemetry_needs_no_thread_where_none_may_run(udp_collector, monkeypatch):
+    from statsd_instrument import transport
+
+    monkeypatch.setattr(transport, "threads_allowed", lambda: False)  # as in a uwsgi master
+    c = Client(port=udp_collector.port, strict=False, telemetry_interval_s=0.1)
+    c.note_service("shop")
+    try:
+        c.increment("go_goroutines")
+        deadline = time.monotonic() + 10
+        while not telemetry_of(udp_collector.lines()) and time.monotonic() < deadline:
+            c.increment("telemetry_test_ticks")  # sent at once, carrying the report when it is due
+            time.sleep(0.05)
+        assert telemetry_of(udp_collector.lines())[("reserved_name", "service:shop")] == 1
+        assert c._transport._thread is None
+    finally:
+        c.close()
+
+
+def test_reports_from_many_threads_add_up_to_what_was_dropped(udp_collector):
+    c = Client(port=udp_collector.port, strict=False, telemetry_interval_s=0.01)
+    c.note_service("shop")
+
+    def work() -> None:
+        for _ in range(200):
+            c.increment("go_goroutines")
+            c.increment("telemetry_test_ticks")
+            c.flush()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    c.close()  # the exit report carries the rest
+    deadline = time.monotonic() + 10
+    while telemetry_of(udp_collector.lines()).get(("reserved_name", "service:shop")) != 800:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert telemetry_of(udp_collector.lines())[("reserved_name", "service:shop")] == 800
+
+
+def test_a_disabled_client_sends_no_telemetry_either(udp_collector):
+    c = Client(
+        port=udp_collector.port, strict=False, telemetry_interval_s=0.01, env={"DD_DOGSTATSD_DISABLE": "1"}
+    )
+    for _ in range(20):
+        c.increment("go_goroutines")
+        c.increment("fine")
+        time.sleep(0.01)
+    c.close()
+    time.sleep(0.2)  # nothing may arrive: a bounded wait for an absence
+    assert udp_collector.lines() == []

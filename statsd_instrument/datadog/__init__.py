@@ -19,9 +19,10 @@ default address is datadog's port on 127.0.0.1 (8125): run statsd_exporter with 
 or set ``DD_DOGSTATSD_PORT=9125``.
 
 Honoured: host, port, socket_path, namespace, constant_tags, default_sample_rate, use_ms (unit of
-``elapsed`` and of ``distributed``), use_default_route, max_buffer_len (bytes per datagram), flush_interval.
+``elapsed`` and of ``distributed``), use_default_route, max_buffer_len (bytes per datagram), flush_interval,
+disable_telemetry (no ``statsd_instrument_client_dropped`` report).
 Accepted, meaningless here: max_buffer_size, disable_buffering, disable_aggregation (disable_aggregating),
-max_metric_samples_per_context, disable_telemetry and the telemetry_* options, container_id,
+max_metric_samples_per_context, the telemetry_* options, container_id,
 origin_detection_enabled, cardinality, socket_timeout, socket_connect_timeout, socket_connect_retry,
 disable_background_sender, sender_queue_*, track_instance.
 
@@ -178,6 +179,7 @@ class DogStatsd(Client):
         self.encoding = "utf-8"
         self._default_sample_rate = default_sample_rate
         self._flush_interval = flush_interval
+        self._telemetry = not disable_telemetry
         self._max_buffer_len = max_buffer_len
         self._namespace = None if namespace is None else str(namespace)
         self._constant_tags = TagList([*(constant_tags or ()), *datadog_env_tags()], self._reconfigure)
@@ -214,6 +216,8 @@ class DogStatsd(Client):
             max_datagram_bytes=self._max_buffer_len or None,
             flush_interval_s=interval,
             strict=self._strict_arg,
+            # disable_telemetry=True: no report of what the client drops either (docs/client.md)
+            **({} if self._telemetry else {"telemetry_interval_s": 0}),
         )
 
     def _sent_constant_tags(self) -> list:
