@@ -1,8 +1,9 @@
 """Cost of one ``increment`` with 3 tags: statsd_instrument (ad hoc and declared) vs datadog's DogStatsd() vs
 statsd.StatsClient.
 
-Every client sends to the same local UDP socket, drained by a separate process. Rounds are interleaved
-(each round times every client once, in a rotating order) and the table reports per-client medians.
+Tags are written inline, as real code does: a new list literal per call. Every client sends to the same
+local UDP socket, drained by a separate process. Rounds are interleaved (each round times every client once,
+in a rotating order) and the table reports per-client medians.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import warnings
 TITLE = "Client: µs per increment with 3 tags"
 ROUNDS = 15
 CALLS = 20_000
-TAGS_LIST = ["status:paid", "method:GET", "endpoint:/orders/<id>"]
 TAGS_DICT = {"status": "paid", "method": "GET", "endpoint": "/orders/<id>"}
 
 _DRAIN = """
@@ -41,13 +41,18 @@ def _clients(port: int) -> dict:
     drop_in = DropIn(host="127.0.0.1", port=port, strict=False)
     orders = Counter("orders_total", "Orders.", tags=tuple(TAGS_DICT), client=ours)
     paid = orders.labels(**TAGS_DICT)
-    prepared = ours.prepare("c", "orders_total", TAGS_LIST)
+    prepared = ours.prepare("c", "orders_total", ["status:paid", "method:GET", "endpoint:/orders/<id>"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dog = DogStatsd(host="127.0.0.1", port=port)
     pystatsd = StatsClient("127.0.0.1", port)
     return {
-        "statsd_instrument (tags list)": (lambda: ours.increment("orders_total", tags=TAGS_LIST), ours),
+        "statsd_instrument (inline tag list)": (
+            lambda: ours.increment(
+                "orders_total", tags=["status:paid", "method:GET", "endpoint:/orders/<id>"]
+            ),
+            ours,
+        ),
         "statsd_instrument (tags dict)": (lambda: ours.increment("orders_total", tags=TAGS_DICT), ours),
         "statsd_instrument Client.prepare() line": (lambda: prepared.send(1), ours),
         "statsd_instrument declared Counter": (
@@ -55,7 +60,12 @@ def _clients(port: int) -> dict:
             ours,
         ),
         "statsd_instrument declared .labels() series": (lambda: paid.increment(), ours),
-        "datadog DogStatsd() default": (lambda: dog.increment("orders_total", tags=TAGS_LIST), dog),
+        "datadog DogStatsd() default": (
+            lambda: dog.increment(
+                "orders_total", tags=["status:paid", "method:GET", "endpoint:/orders/<id>"]
+            ),
+            dog,
+        ),
         "statsd StatsClient (no tags: unsupported)": (lambda: pystatsd.incr("orders_total"), pystatsd),
         # as users write it: a new list literal per call
         "statsd_instrument.datadog DogStatsd (inline tags)": (
@@ -111,11 +121,13 @@ def run() -> str:
         )
     return (
         f"{ROUNDS} interleaved rounds of {CALLS:,} calls each; all clients send to one local UDP socket "
-        "drained by another process. statsd_instrument batches lines into ≤1,432-byte datagrams "
-        "(its sends are included); DogStatsd() and StatsClient send one datagram per call.\n\n"
+        "drained by another process; tags are a list literal written in the call (a new list each time). "
+        "statsd_instrument merges the calls of each flush window and sends ≤1,432-byte datagrams (its sends "
+        "are included); DogStatsd() and StatsClient send one datagram per call.\n\n"
         + "\n".join(rows)
-        + "\n\nTarget: statsd_instrument at most 0.25x DogStatsd's median; a declared metric's call at most "
-        "0.5 µs (statsd_instrument.metrics: one dict lookup and one prepared line)."
+        + "\n\nTargets: statsd_instrument with inline tags at most 1 µs per call and at most 0.25x "
+        "DogStatsd's median; a declared metric's call at most 0.5 µs (statsd_instrument.metrics: one dict "
+        "lookup and one prepared line)."
     )
 
 

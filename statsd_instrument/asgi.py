@@ -3,7 +3,8 @@
 ``app = StatsdASGIMiddleware(app, service="shop")``: every HTTP request is counted and timed until the last
 body message has been sent (a streamed response is timed until fully sent; work the app does after that,
 such as background tasks, is not), tagged with a bounded ``endpoint`` and ``method`` (see
-:mod:`statsd_instrument.http_metrics`), and all its metrics leave in one datagram when the app's call ends.
+:mod:`statsd_instrument.http_metrics`); its metrics are buffered together when the app's call ends and
+leave within the client's flush window.
 ``lifespan`` and ``websocket`` scopes pass through untouched. Starlette's
 ``app.add_middleware(StatsdASGIMiddleware, service="shop")`` works too; nothing here imports Starlette.
 
@@ -48,8 +49,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _clock = time.perf_counter
 
-# the message types that can end a response, and the flag that says more of the same type follows
-_BODY, _TRAILERS, _PATHSEND = "http.response.body", "http.response.trailers", "http.response.pathsend"
+# the message that starts a response, and those that can end it
+_START = "http.response.start"
+_BODY, _TRAILERS, _PATHSEND = (
+    "http.response.body",
+    "http.response.trailers",
+    "http.response.pathsend",
+)
 
 # route templates with their Mount prefixes, per route object or, for routers that do not set
 # scope["route"], per endpoint (both unhashable or not always hashable: keyed by id, the object kept in the
@@ -170,65 +176,37 @@ class StatsdASGIMiddleware(MiddlewareBase):
         if scope.get("type") != "http" or (self.filtering and self.skipped(scope)):
             await self.app(scope, receive, send)
             return
-        request = _Request(self, scope, send)
-        if self.recorder.in_flight:
-            self.recorder.started()
+        # The request's state lives in this frame and the closure below (no per-request object): the status
+        # sent, and when the last message of the response was sent (0.0 while it is not).
+        start = _clock()
+        status: object = 500  # what the server answers if the app never starts a response
+        end = 0.0
+        trailers = False
+
+        async def send_noting_the_end(message: Message) -> None:
+            nonlocal status, end, trailers
+            kind = message.get("type")
+            if kind == _START:
+                status = message.get("status", 0)
+                trailers = bool(message.get("trailers", False))
+                await send(message)
+                return
+            await send(message)
+            if kind == _BODY:
+                if not trailers and not message.get("more_body", False):
+                    end = _clock()
+            elif kind == _TRAILERS:
+                if not message.get("more_trailers", False):
+                    end = _clock()
+            elif kind == _PATHSEND and not trailers:
+                end = _clock()
+
+        recorder = self.recorder
+        if recorder.in_flight:
+            recorder.started()
         try:
-            await self.app(scope, receive, request.send)
+            await self.app(scope, receive, send_noting_the_end)
         except BaseException as error:
-            if not request.started:
-                request.status = 500
-            request.exception = type(error).__name__
-            request.finish()
+            self.finish(scope, (end or _clock()) - start, status, type(error).__name__)
             raise
-        request.finish()
-
-
-class _Request:
-    """One HTTP request in flight: wraps ``send`` to note the status and stop the clock once the last
-    message of the response has been sent; its metrics leave when the app's call ends (so an exception the
-    app raises after answering, as Starlette's error middleware does after sending its 500, is counted)."""
-
-    __slots__ = (
-        "_send",
-        "end",
-        "exception",
-        "middleware",
-        "scope",
-        "start",
-        "started",
-        "status",
-        "trailers",
-    )
-
-    def __init__(self, middleware: StatsdASGIMiddleware, scope: Scope, send: Send) -> None:
-        self.middleware = middleware
-        self.scope = scope
-        self._send = send
-        self.start = _clock()
-        self.end = 0.0  # when the last message of the response was sent; 0.0 while it is not
-        self.status: object = 500  # what the server answers if the app never starts a response
-        self.exception: str | None = None
-        self.started = False
-        self.trailers = False
-
-    async def send(self, message: Message) -> None:
-        """The ``send`` the app gets: passes every message on; notes when the last one has been sent."""
-        kind = message.get("type")
-        if kind == "http.response.start":
-            self.started = True
-            self.status = message.get("status", 0)
-            self.trailers = bool(message.get("trailers", False))
-        await self._send(message)
-        if kind == _BODY:
-            if not message.get("more_body", False) and not self.trailers:
-                self.end = _clock()
-        elif kind == _TRAILERS:
-            if not message.get("more_trailers", False):
-                self.end = _clock()
-        elif kind == _PATHSEND and not self.trailers:
-            self.end = _clock()
-
-    def finish(self) -> None:
-        """Send the request's metrics (the app's call has ended); never raises."""
-        self.middleware.finish(self.scope, (self.end or _clock()) - self.start, self.status, self.exception)
+        self.finish(scope, (end or _clock()) - start, status, None)

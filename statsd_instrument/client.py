@@ -78,8 +78,9 @@ class Client(DogStatsdCompat):
         *,
         protocol: str | None = None,
         max_datagram_bytes: int | None = None,
-        flush_interval_s: float | None = 1.0,
+        flush_interval_s: float | None = None,
         strict: bool | None = None,
+        multi_value: bool | None = None,
         **settings: Any,
     ) -> None:
         self._pending: dict | None = None
@@ -98,6 +99,7 @@ class Client(DogStatsdCompat):
                     max_datagram_bytes=max_datagram_bytes,
                     flush_interval_s=flush_interval_s,
                     strict=strict,
+                    multi_value=multi_value,
                     **settings,
                 )
             )
@@ -115,6 +117,7 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
+        client._counters = {}
         client.settings_generation = 0
         client._start_providers = []
         client._emit = client._emit_first  # type: ignore[method-assign]
@@ -171,6 +174,7 @@ class Client(DogStatsdCompat):
         else:
             self._sent = SENT_IN_PROCESS.setdefault(settings.address(), guard.SentSeries())
         self._tag_cache: dict = {}
+        self._counters: dict = {}  # (metric, *tags list) -> the buffer key of an increment (increment())
         self.settings_generation += 1
         if getattr(self, "_buffered", None) is not None:  # constant tags may have changed
             self._buffered.telemetry_tags = self._telemetry_tags()
@@ -179,15 +183,26 @@ class Client(DogStatsdCompat):
         """Send through ``transport`` with ``strict`` from now on; prepared lines made before are stale."""
         self._transport = transport
         self._add = transport.add
+        self._count = transport.count
+        self._sample = transport.sample
         self._add_flush = transport.add_flush
+        self._add_request = transport.add_request
         if self._settings.disabled and isinstance(transport, BufferedTransport):
             # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
             self._add = self._add_flush = self._drop_lines
+            self._count = self._sample = self._drop_call
+            self._add_request = self._drop_request
         self._strict = strict
         self.settings_generation += 1
 
     def _drop_lines(self, lines: str) -> None:
         self._transport.stats.dropped_lines += lines.count("\n") + 1
+
+    def _drop_call(self, key: Any, value: Any) -> None:
+        self._transport.stats.dropped_lines += 1
+
+    def _drop_request(self, count_key: Any, sample_key: Any, text: str, line: bytes | None) -> None:
+        self._transport.stats.dropped_lines += 2 if line is None else 3
 
     def _ensure(self) -> None:
         if self._pending is not None:
@@ -249,6 +264,7 @@ class Client(DogStatsdCompat):
             suffix = validation.format_tags(tags, self._tag_policy, self._settings.constant_tags)
             # cache only all-str values (1, 1.0 and True are equal keys but print differently) and only tags
             # of which none was left out (each call must count that)
+            suffix.encode()  # a lone surrogate cannot be sent: refused here, never when the buffer leaves
             values = tags.values() if isinstance(tags, Mapping) else tags
             if (
                 key is not None
@@ -264,8 +280,8 @@ class Client(DogStatsdCompat):
         """Build ``metric:text|kind...`` and buffer it; ``text`` is already formatted unless kind is c."""
         try:
             name = self._names[kind].get(metric) or self._name(metric, kind)
-            if kind == "c":
-                text = str(text) if type(text) is int else wire.format_number(text)
+            if kind == "c" and type(text) is not int:
+                text = wire.format_number(text)
             # the common cases inline: a list or dict of str tags seen before (cached suffix)
             rest = None
             try:
@@ -275,11 +291,22 @@ class Client(DogStatsdCompat):
                     rest = self._tag_cache.get(tuple(tags.items()))
             except TypeError:  # unhashable values: formatted below without the cache
                 pass
+            rest_cached = rest is not None  # tags seen before, none left out (those are counted per call)
             if rest is None:
                 rest = self._tags(tags)
             if rate is not None and rate != 1:
                 rest = wire.sample_rate_suffix(rate) + rest
                 if _random() >= rate:
+                    return
+            elif kind in _MERGED:  # merged within the flush window (see transport)
+                if kind != "c":
+                    self._sample((name, kind, rest), text)
+                    return
+                if type(text) is int and text >= 0:
+                    series = (name, kind, rest)
+                    if tags.__class__ is list and rest_cached and len(self._counters) < validation.MAX_CACHE:
+                        self._counters[(metric, *tags)] = series  # increment() finds it next time
+                    self._count(series, text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
                 line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
@@ -335,6 +362,15 @@ class Client(DogStatsdCompat):
         >>> lines
         ['orders_total:1|c|#status:paid']
         """
+        # the common case inline: tags as a list (a new one per call, as code writes them) seen before
+        if sample_rate is None and tags.__class__ is list and value.__class__ is int and value >= 0:
+            try:
+                series = self._counters.get((metric, *tags))
+            except TypeError:  # unhashable tags: the general path says what is wrong
+                series = None
+            if series is not None:
+                self._count(series, value)
+                return
         self._emit(metric, value, "c", tags, sample_rate)
 
     count = increment
@@ -648,8 +684,9 @@ class Client(DogStatsdCompat):
             self._names, self._sent = saved
 
     def use_transport(self, transport: Any, strict: bool | None = None) -> Callable[[], None]:
-        """Send through ``transport`` (anything with ``add``, ``add_flush``, ``flush``, ``close`` and
-        ``stats``, e.g. a :class:`~statsd_instrument.transport.CaptureTransport`) until the returned function
+        """Send through ``transport`` (anything with ``add``, ``count``, ``sample``, ``add_request``,
+        ``add_flush``, ``flush``, ``close`` and ``stats``, e.g. a
+        :class:`~statsd_instrument.transport.CaptureTransport`) until the returned function
         is called, which brings back the transport in use before; what was buffered is flushed first.
         ``strict`` True/False overrides the strict mode meanwhile. Prepared lines follow both switches.
 
@@ -682,6 +719,7 @@ class PreparedMetric:
     __slots__ = (
         "_format",
         "_head",
+        "_key",
         "_tail",
         "client",
         "delta",
@@ -715,8 +753,12 @@ class PreparedMetric:
             tail = validation.format_tags(self.tags, _UNCOUNTED, client._settings.constant_tags)
         else:
             tail = client._tags(self.tags)
-        self._head = client._name(self.metric, self.kind) + ":"
+        name = client._name(self.metric, self.kind)
+        self._head = name + ":"
         self._tail = "|" + self.kind + wire.sample_rate_suffix(self.sample_rate) + tail
+        # merged in the client's buffer within the flush window (see statsd_instrument.transport)
+        mergeable = self.kind in _MERGED and self.sample_rate is None and not self.drops
+        self._key = (name, self.kind, tail) if mergeable else None
         self.generation = client.settings_generation
 
     def line(self, value: Any) -> str:
@@ -739,12 +781,34 @@ class PreparedMetric:
             self._build()
         return self._head, self._tail
 
+    def key(self) -> tuple[str, str, str] | None:
+        """The buffer key ``(name, type, tag suffix)`` its values merge under in the client's flush window
+        (:mod:`~statsd_instrument.transport`), or None for a line that is never merged (a gauge, a sample
+        rate, tags left out); valid while :attr:`generation` equals the client's ``settings_generation``.
+
+        >>> c = Client(protocol="null", prefix="shop")
+        >>> c.prepare("c", "orders_total", {"status": "paid"}).key()
+        ('shop.orders_total', 'c', '|#status:paid')
+        >>> c.close()
+        """
+        if self.generation != self.client.settings_generation:
+            self._build()
+        return self._key
+
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""
         client = self.client
         try:
             if self.generation != client.settings_generation:
                 self._build()
+            key = self._key
+            if key is not None:
+                if self.kind != "c":
+                    client._sample(key, self._format(value))
+                    return
+                if type(value) is int and value >= 0:
+                    client._count(key, value)
+                    return
             if self.drops:  # tags left out are counted on every send
                 client._tag_policy.dropped(self.drops, self.tags)
             rate = self.sample_rate
@@ -836,6 +900,7 @@ class _NegativeGauge(str):
     __slots__ = ()
 
 
+_MERGED = frozenset({"c", "ms", "h", "d"})
 #: What the clients of this process have sent, per destination (``settings.address()``): the names one
 #: exporter receives must keep one type each and not collide.
 SENT_IN_PROCESS: dict = {}

@@ -32,6 +32,9 @@ DATADOG_PORT = 8125
 #: largest payload per datagram: fits one Ethernet frame for UDP; 8 KiB for unixgram and TCP writes
 DEFAULT_MAX_BYTES = {"udp": 1432, "unixgram": 8192, "tcp": 8192, "null": 8192}
 PROTOCOLS = ("udp", "tcp", "unixgram", "null")
+#: the flush window: how long a metric call may wait in the process's buffer (``STATSD_FLUSH_INTERVAL_MS``)
+DEFAULT_FLUSH_INTERVAL_MS = 50
+FLUSH_INTERVAL_MS_RANGE = (10, 60_000)
 
 T = TypeVar("T")
 
@@ -69,13 +72,14 @@ class Settings:
     prefix: str = ""
     constant_tags: tuple = ()
     max_datagram_bytes: int = DEFAULT_MAX_BYTES["udp"]
-    flush_interval_s: float = 1.0
+    flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_MS / 1000
     strict: bool = False
     telemetry_interval_s: float = 10.0  # how often a process pushes what it dropped; 0: never
     #: why nothing is sent ("" when sending): ``DD_DOGSTATSD_DISABLE`` or a configuration error
     disabled: str = ""
     #: socket timeout in seconds of the TCP connect/write (None: the sink's default)
     timeout_s: float | None = None
+    multi_value: bool = True
 
     def address(self) -> str:
         """Where lines go, for messages.
@@ -184,8 +188,9 @@ def load_settings(
     *,
     protocol: str | None = None,
     max_datagram_bytes: int | None = None,
-    flush_interval_s: float | None = 1.0,
+    flush_interval_s: float | None = None,
     strict: bool | None = None,
+    multi_value: bool | None = None,
     telemetry_interval_s: float | None = None,
     timeout_s: float | None = None,
     default_port: int = DEFAULT_PORT,
@@ -266,9 +271,30 @@ def load_settings(
         not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or not 0 < timeout_s <= 60
     ):
         raise ConfigError(f"timeout={timeout_s!r}: expected seconds, more than 0 and at most 60")
+    low_ms, high_ms = FLUSH_INTERVAL_MS_RANGE
     if flush_interval_s is None:
-        flush_interval_s = 1.0
-    flush_interval_s = _checked(validation.check_seconds, flush_interval_s, "flush_interval_s", 0.01, 60)
+        raw = env.get("STATSD_FLUSH_INTERVAL_MS", "")
+        if not raw.strip():
+            flush_interval_s = DEFAULT_FLUSH_INTERVAL_MS / 1000
+        else:
+            try:
+                ms = int(raw.strip())
+            except ValueError:
+                ms = -1
+            if not low_ms <= ms <= high_ms:
+                raise ConfigError(
+                    f"STATSD_FLUSH_INTERVAL_MS={raw!r}: expected whole milliseconds "
+                    f"between {low_ms} and {high_ms}"
+                )
+            flush_interval_s = ms / 1000
+    flush_interval_s = _checked(
+        validation.check_seconds, flush_interval_s, "flush_interval_s", low_ms / 1000, high_ms / 1000
+    )
+    if multi_value is None:
+        raw = env.get("STATSD_MULTI_VALUE")
+        multi_value = True if raw is None else _bool("STATSD_MULTI_VALUE", raw)
+    else:
+        multi_value = _bool("multi_value", multi_value)
 
     if strict is None:
         raw = env.get("STATSD_STRICT")
@@ -295,6 +321,7 @@ def load_settings(
         max_datagram_bytes=max_datagram_bytes,
         flush_interval_s=float(flush_interval_s),
         strict=strict,
+        multi_value=multi_value,
         telemetry_interval_s=float(telemetry_interval_s),
         disabled=f"DD_DOGSTATSD_DISABLE={disabled!r}" if disabled in DD_DISABLE_VALUES else "",
         timeout_s=None if timeout_s is None else float(timeout_s),

@@ -1,8 +1,8 @@
 """Flask extension: rate, errors and latency per route template, pushed as DogStatsD by every worker.
 
 ``StatsdInstrument(app)`` (or ``ext = StatsdInstrument(); ext.init_app(app)`` in an app factory) makes the app
-send the request metrics of :mod:`statsd_instrument.http_metrics` for every request, all of one request in
-one datagram flushed once the response has been fully sent (streamed responses included).
+send the request metrics of :mod:`statsd_instrument.http_metrics` for every request, buffered together once
+the response has been fully sent (streamed responses included) and sent within the client's flush window.
 
 How: ``init_app`` wraps ``app.wsgi_app`` in a :class:`statsd_instrument.wsgi.StatsdMiddleware` (timing,
 status, sending); wraps the app's ``full_dispatch_request`` so that, once Flask's dispatch (hooks, view,

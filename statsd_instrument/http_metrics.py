@@ -3,8 +3,9 @@ and the :class:`RequestRecorder` that sends them; the middlewares that feed it s
 :mod:`statsd_instrument.middleware`.
 
 The integrations (Flask, WSGI, ASGI) describe a finished request the same way (service, method, endpoint,
-status, exception) and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract in one
-batch and flushes it, so all metrics of one request leave in one datagram when the request ends:
+status, exception) and hand it to a :class:`RequestRecorder`, which writes the metrics of the contract into
+the client's buffer in one call; they leave within the client's flush window (see
+:mod:`statsd_instrument.transport`), merged with the other requests of that window:
 
 =========================== ======= ======================================= ==============================
 on the wire                 type    tags                                    exported as (shipped mapping)
@@ -127,9 +128,9 @@ def tag_list(tags: Tags, field: str) -> list[str]:
 class RequestRecorder:
     """Emits the metrics of finished requests for one service through one client (never raises).
 
-    ``started()`` is called when a request begins (it only sends the in-flight +1 when that gauge is on);
-    ``finished()`` when the response has been fully sent: it writes count, latency and the exception if any,
-    then flushes, so they leave together.
+    ``started()`` is called when a request begins (it only buffers the in-flight +1 when that gauge is on);
+    ``finished()`` when the response has been fully sent: it buffers count, latency and the exception if any;
+    they leave within the client's flush window.
 
     >>> from statsd_instrument import statsd
     >>> rec = RequestRecorder(statsd, service="shop")
@@ -161,10 +162,10 @@ class RequestRecorder:
         self.in_flight = in_flight
         self.info_tags = None if version is None else [self.service_tag, "version:" + tag_value(version)]
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
-        # Per label set, the request's lines as (client settings generation, client.send_lines, the text
-        # before the latency value, the text after it), made once with Client.prepare; only for a
-        # statsd_instrument Client whose metric calls are not overridden.
-        self._shapes: dict[tuple[str, str | None, object], tuple[int, Any, str, str]] = {}
+        # Per label set, the request's buffer entries as (client settings generation, count key, latency key,
+        # in-flight -1 line or None), made once with Client.prepare; only for a statsd_instrument Client
+        # whose metric calls are not overridden.
+        self._shapes: dict[tuple[str, str | None, object], tuple[int, Any, Any, bytes | None]] = {}
         self._shapes_ok = _plain_client(client)
         self._info_pid = 0
         self._info_at = 0.0
@@ -193,12 +194,11 @@ class RequestRecorder:
         return tags
 
     def started(self) -> None:
-        """A request began: send the in-flight +1 now (its own datagram) if that gauge is on."""
+        """A request began: buffer the in-flight +1 if that gauge is on."""
         if not self.in_flight:
             return
         try:
             self.client.gauge(REQUESTS_IN_FLIGHT, 1, tags=[self.service_tag], delta=True)
-            self.client.flush()
         except Exception:
             self._failed("in-flight gauge")
 
@@ -208,7 +208,6 @@ class RequestRecorder:
             return
         try:
             self.client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
-            self.client.flush()
         except Exception:
             self._failed("in-flight gauge")
 
@@ -221,16 +220,17 @@ class RequestRecorder:
         exception: str | None = None,
         request_tags: Sequence[str] = (),
     ) -> None:
-        """A request ended: count, latency (float ms), exception; then flush, so one datagram leaves.
+        """A request ended: buffer count, latency (float ms) and exception in one call.
 
         ``method``, ``endpoint`` and ``status`` as for :meth:`request_tags` (raw; bounded here).
         """
         try:
             client = self.client
             if exception is None and not request_tags and self._shapes_ok:
-                # The common case: a label set seen before. The lines are made by the client's prepared
-                # metrics (exactly what the calls below would build) and handed over in one send_lines();
-                # an entry is only used while the client's settings generation is the one it was made in.
+                # The common case: a label set seen before. The buffer keys of count and latency (exactly
+                # what the calls below use, from the client's prepared metrics) go to the client's transport
+                # in one call; an entry is only used while the client's settings generation is the one it
+                # was made in (configure() and capture mode change it).
                 shape = self._shapes.get((method, endpoint, status))
                 if (
                     shape is not None
@@ -240,7 +240,7 @@ class RequestRecorder:
                     # served requests inherits them, and sends its info gauge within INFO_EVERY_S
                     and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
                 ):
-                    shape[1](shape[2] + format_ms(elapsed_s * 1000.0) + shape[3])
+                    client._add_request(shape[1], shape[2], format_ms(elapsed_s * 1000.0), shape[3])
                     return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
@@ -255,7 +255,6 @@ class RequestRecorder:
             if self.info_tags is not None and self._info_due():
                 self._info_pid, self._info_at = _getpid(), _monotonic()
                 client.gauge(APP_INFO, 1, tags=self.info_tags)
-            client.flush()
             if exception is None and not request_tags and self._shapes_ok:
                 self._remember_shape(method, endpoint, status, tags)
         except Exception:
@@ -268,20 +267,20 @@ class RequestRecorder:
     def _remember_shape(self, method: str, endpoint: str | None, status: object, tags: Sequence[str]) -> None:
         client = self.client
         generation = client.settings_generation
-        count = client.prepare("c", REQUEST_COUNT, tags)
-        latency = client.prepare("ms", REQUEST_LATENCY, tags)
-        if count.drops:  # a tag left out is counted by each call: no cached lines for this label set
+        count_key = client.prepare("c", REQUEST_COUNT, tags).key()
+        latency_key = client.prepare("ms", REQUEST_LATENCY, tags).key()
+        if count_key is None or latency_key is None:  # a tag left out is counted by each call: not cached
             return
-        head, tail = latency.template()
+        line = None
         if self.in_flight:
-            tail += "\n" + client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1)
+            line = client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1).encode()
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         self._shapes[(method, endpoint, status)] = (
             generation,
-            client.send_lines,
-            count.line(1) + "\n" + head,
-            tail,
+            count_key,
+            latency_key,
+            line,
         )
 
     def _failed(self, what: str) -> None:
@@ -297,7 +296,7 @@ class RequestRecorder:
 
 def _plain_client(client: Any) -> bool:
     """Whether ``client`` is a :class:`statsd_instrument.Client` whose metric calls are the stock ones, so
-    that the lines it would build can be cached and sent with :meth:`~statsd_instrument.Client.send_lines`.
+    that the buffer keys of its calls can be cached (:meth:`~statsd_instrument.client.PreparedMetric.key`).
 
     >>> from statsd_instrument import Client
     >>> c = Client(protocol="null")
@@ -310,5 +309,5 @@ def _plain_client(client: Any) -> bool:
     kind = type(client)
     return isinstance(client, Client) and all(
         getattr(kind, name) is getattr(Client, name)
-        for name in ("increment", "timing", "gauge", "flush", "prepare", "send_lines")
+        for name in ("increment", "timing", "gauge", "flush", "prepare", "use_transport")
     )

@@ -39,7 +39,11 @@ class NullSink:
 
 
 class UdpSink:
-    """Unconnected UDP socket; the address is resolved once (retried after failures).
+    """A connected UDP socket; the address is resolved once (retried after failures).
+
+    Connected, so a send skips the per-call address handling of ``sendto``. A connected socket also
+    reports an earlier datagram that no one received (ICMP port unreachable: an exporter restarting) as
+    ``ConnectionRefusedError`` on the next send, which did not go out: it is sent again at once.
 
     >>> sink = UdpSink("127.0.0.1", 9)
     >>> sink.send(b"x:1|c")
@@ -49,10 +53,9 @@ class UdpSink:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self._sock: socket.socket | None = None
-        self._addr: tuple | None = None
         self._resolve_failed_at = -RESOLVE_RETRY_S
 
-    def _open(self) -> None:
+    def _open(self) -> socket.socket:
         now = time.monotonic()
         if now - self._resolve_failed_at < RESOLVE_RETRY_S:
             raise OSError(f"cannot resolve {self.host!r} (retrying in a few seconds)")
@@ -61,14 +64,22 @@ class UdpSink:
         except OSError:
             self._resolve_failed_at = now
             raise
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._addr = addr
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.connect(addr)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        return sock
 
     def send(self, payload: bytes) -> None:
         """Send one datagram."""
-        if self._sock is None:
-            self._open()
-        self._sock.sendto(payload, self._addr)  # type: ignore[union-attr]
+        sock = self._sock or self._open()
+        try:
+            sock.send(payload)
+        except ConnectionRefusedError:  # an earlier datagram was refused; this one was not sent
+            sock.send(payload)
 
     def close(self) -> None:
         """Close the socket (a later ``send`` reopens it)."""

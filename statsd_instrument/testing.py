@@ -62,6 +62,8 @@ def parse_records(line: str) -> List[Record]:
 
     >>> parse_records("a.b:-2.5|g|@0.5|#k:v:w,x:")
     [Record(name='a.b', type='g', value=-2.5, tags={'k': 'v:w', 'x': ''}, sample_rate=0.5)]
+
+    A multi-value line of a timer, histogram or distribution (``t:1:2.5|ms``) gives one record per value.
     """
     records = []
     for text in line.split("\n"):
@@ -77,7 +79,8 @@ def parse_records(line: str) -> List[Record]:
                 for tag in field[1:].split(","):
                     key, _, tag_value = tag.partition(":")
                     tags[key] = tag_value
-        records.append(Record(name, kind, float(value), tags, rate))
+        values = value.split(":") if kind in ("ms", "h", "d") else (value,)
+        records.extend(Record(name, kind, float(v), dict(tags), rate) for v in values)
     return records
 
 

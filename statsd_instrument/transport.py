@@ -1,8 +1,24 @@
-"""Per-process line buffer: batching into datagrams, flushing, fork detection and exit handling.
+"""Per-process buffer: a bounded flush window, aggregation within it, fork detection and exit handling.
 
-Lines are appended to a buffer and leave as one datagram (``b"\\n"``-joined) when the next line would not fit
-(``max_datagram_bytes``), on ``flush()``, from a flusher thread at least every ``flush_interval_s`` / 2, and
-at exit (``atexit``, which uwsgi and gunicorn workers run when they are recycled or stopped gracefully).
+Metric calls wait in the buffer for at most one **flush window** (``flush_interval_s``, from
+``STATSD_FLUSH_INTERVAL_MS``): they leave as ``b"\\n"``-joined datagrams when the flusher thread ticks (once
+per window), when the next line would not fit one datagram (``max_datagram_bytes``), on ``flush()``, and at
+exit (``atexit``, which uwsgi and gunicorn workers run when they are recycled or stopped gracefully). So a
+busy web worker sends one datagram per window (or per full datagram) instead of one per request, and the
+receiving exporter wakes and parses that much less. Only a process killed outright (``SIGKILL``, a crash)
+loses what it buffered: at most one window's (or one datagram's) worth.
+
+Within the window, calls that can be merged without changing any exported value are merged:
+
+* counter increments by a non-negative int with the same name, tags and no sample rate are summed into one
+  line (``hits:3|c|#k:v``): statsd_exporter adds them up the same way;
+* samples of one timer/histogram/distribution series (same name, type and tags, no sample rate) travel as one
+  multi-value line (``latency:1.5:2:7.25|ms|#k:v``, DogStatsD's extended aggregation), which statsd_exporter
+  parses from v0.27.1; ``multi_value=False`` (``STATSD_MULTI_VALUE=0``) sends them as one line each for
+  older exporters (which drop multi-value lines as malformed). A multi-value line is never longer than
+  :data:`MAX_LINE_BYTES` (the exporter's TCP line limit).
+
+Everything else (gauges, sampled calls, lines passed as text) is sent as written, in call order.
 
 Fork safety, for servers that fork from C (uwsgi: Python's fork hooks do not run there):
 
@@ -19,7 +35,8 @@ thread forever, and uwsgi would kill the worker after its reload mercy (60 s), l
 ``atexit`` flush itself holds signals back, so a second stop signal cannot cut it short.
 
 Send errors (exporter down, host unresolvable, full socket buffer) never raise: the lines are counted in
-``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger.
+``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger. ``sent_lines``
+and ``dropped_lines`` count the lines an unaggregated client would have sent (one per metric call).
 
 Telemetry: what a process dropped reaches Prometheus as the counter ``statsd_instrument_client_dropped``
 (``statsd_instrument_client_dropped_total`` under the shipped mapping) with labels ``reason`` and
@@ -43,7 +60,6 @@ the first drop.
 from __future__ import annotations
 
 import atexit
-import collections
 import contextlib
 import logging
 import os
@@ -52,7 +68,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Callable, Iterator, List
+from typing import Callable, Dict, Iterator, List, Tuple
 
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import make_sink
@@ -173,14 +189,28 @@ def _uwsgi_runs_threads(uwsgi: object) -> bool:
 _uwsgi_threads: bool | None = None
 
 
+#: longest multi-value line built here (statsd_exporter closes a TCP connection on a line of 4096+ bytes)
+MAX_LINE_BYTES = 4000
+
+#: the buffer key of a series: (name with prefix, type, tag suffix ``|#...`` or "")
+SeriesKey = Tuple[str, str, str]
+
+
 class BufferedTransport:
-    """Batches lines into datagrams for one :class:`~statsd_instrument.config.Settings` (see module doc).
+    """Buffers metric calls for one :class:`~statsd_instrument.config.Settings` (see module doc).
+
+    ``add(line)`` buffers a formatted line as is; ``count(key, n)`` and ``sample(key, text)`` buffer a counter
+    increment and a sample of the series ``key`` (``(name, type, tag suffix)``), merged within the window.
 
     >>> t = BufferedTransport(Settings(protocol="null", max_datagram_bytes=64))
     >>> for _ in range(10):
     ...     t.add("a.fairly.long.metric.name:1|c")
     >>> t.flush(); t.stats.sent_datagrams
     5
+    >>> for ms in ("1.5", "2", "7.25"):
+    ...     t.count(("hits", "c", "|#k:v"), 1); t.sample(("latency", "ms", "|#k:v"), ms)
+    >>> t.pending_lines()
+    ['hits:3|c|#k:v', 'latency:1.5:2:7.25|ms|#k:v']
     >>> t.close()
     """
 
@@ -188,7 +218,9 @@ class BufferedTransport:
         self.settings = settings
         self._make_sink = sink_factory
         self._limit = settings.max_datagram_bytes + 1  # a payload is sum(len(line) + 1) - 1 bytes
-        self._interval_s = settings.flush_interval_s / 2
+        self._line_limit = min(settings.max_datagram_bytes, MAX_LINE_BYTES)
+        self._interval_s = settings.flush_interval_s
+        self._multi_value = settings.multi_value
         self._closed = False
         self._last_warning = -WARN_EVERY_S
         #: lines sent before any other by each process, and again after a send that follows failed ones
@@ -202,12 +234,14 @@ class BufferedTransport:
 
     def _reset_process_state(self) -> None:
         self._pid = _getpid()
-        self._lock = threading.Lock()  # only for starting the flusher thread
-        self._sink_lock = threading.Lock()  # one sender at a time; held only around a send
-        # Appends and pops of a deque are atomic: the hot path takes no lock, and every line is popped
-        # (sent) exactly once whichever thread drains.
-        self._buf: collections.deque[bytes] = collections.deque()
-        self._size = 0  # about sum(len(line) + 1) over the buffer; only decides when to drain
+        self._lock = threading.Lock()  # guards the buffer; held for a few dict operations, never for a send
+        self._start_lock = threading.Lock()  # only for starting the flusher thread
+        self._sink_lock = threading.Lock()  # one drain at a time, datagrams in order
+        # in call order: a series key -> [sum, calls] (a counter) or its formatted values (samples); a number
+        # -> a line sent as written
+        self._entries: Dict[object, object] = {}
+        self._seq = 0
+        self._size = 0  # about the bytes the buffer will take on the wire; > 0 whenever anything is buffered
         self._sink = None
         self._thread: threading.Thread | None = None
         self._token: object | None = None
@@ -228,22 +262,124 @@ class BufferedTransport:
             except OSError:
                 pass
 
+    # -- buffering ---------------------------------------------------------------------------------------
+
     def add(self, line: str) -> None:
-        """Buffer one line (or lines that must travel together, joined by newlines)."""
-        data = line.encode()
+        """Buffer one line as written (or lines that must travel together, joined by newlines)."""
+        self._put(None, 0, None, "", line.encode())
+
+    # The common cases below are inline and take the lock with acquire()/release() (a ``with`` block costs
+    # about twice as much): the series is already in this window (and, for a sample, there is room).
+
+    def count(self, key: SeriesKey, value: int) -> None:
+        """Buffer a counter increment by ``value`` (a non-negative int) of the series ``key``."""
+        if _getpid() == self._pid:
+            lock = self._lock
+            lock.acquire()
+            try:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry[0] += value  # type: ignore[index]
+                    entry[1] += 1  # type: ignore[index]
+                    return
+            finally:
+                lock.release()
+        self._put(key, value, None, "", None)
+
+    def sample(self, key: SeriesKey, text: str) -> None:
+        """Buffer one sample (``text``, already formatted) of the timer/histogram/distribution ``key``."""
+        if self._multi_value and _getpid() == self._pid:
+            lock = self._lock
+            lock.acquire()
+            try:
+                values = self._entries.get(key)
+                size = self._size + len(text) + 1
+                if values is not None and size <= self._limit:
+                    values.append(text)  # type: ignore[attr-defined]
+                    self._size = size
+                    return
+            finally:
+                lock.release()
+        self._put(None, 0, key, text, None)
+
+    def add_request(self, count_key: SeriesKey, sample_key: SeriesKey, text: str, line: bytes | None) -> None:
+        """A finished request in one call: ``count_key`` +1, the sample ``text`` of ``sample_key``, and the
+        encoded ``line`` if not None (the in-flight gauge's -1). They enter the buffer together.
+
+        >>> t = BufferedTransport(Settings(protocol="null"))
+        >>> t.add_request(("n", "c", ""), ("t", "ms", ""), "2.5", None)
+        >>> t.add_request(("n", "c", ""), ("t", "ms", ""), "4", b"g:-1|g"); t.pending_lines()
+        ['n:2|c', 't:2.5:4|ms', 'g:-1|g']
+        >>> t.close()
+        """
+        if line is None and self._multi_value and _getpid() == self._pid:
+            lock = self._lock
+            lock.acquire()
+            try:
+                entries = self._entries
+                count = entries.get(count_key)
+                values = entries.get(sample_key)
+                size = self._size + len(text) + 1
+                if count is not None and values is not None and size <= self._limit:
+                    count[0] += 1  # type: ignore[index]
+                    count[1] += 1  # type: ignore[index]
+                    values.append(text)  # type: ignore[attr-defined]
+                    self._size = size
+                    return
+            finally:
+                lock.release()
+        self._put(count_key, 1, sample_key, text, line)
+
+    def _put(
+        self,
+        count_key: SeriesKey | None,
+        value: int,
+        sample_key: SeriesKey | None,
+        text: str,
+        line: bytes | None,
+    ) -> None:
         if _getpid() != self._pid:
             self._forked()
-        size = len(data) + 1
-        if self._size + size > self._limit:
-            self._drain()
-        self._buf.append(data)
-        self._size += size
+        while True:
+            with self._lock:
+                entries = self._entries
+                size = 0
+                if count_key is not None and count_key not in entries:
+                    # name:N|c|#...\n, with room for the sum to grow by a digit or so
+                    size = len(count_key[0]) + len(count_key[2]) + (6 if value < 10 else 5 + len(str(value)))
+                if sample_key is not None:
+                    if self._multi_value and sample_key in entries:
+                        size += len(text) + 1
+                    else:
+                        size += len(sample_key[0]) + len(sample_key[1]) + len(sample_key[2]) + len(text) + 3
+                if line is not None:
+                    size += len(line) + 1
+                if self._size + size <= self._limit or not self._size:
+                    self._size += size
+                    if count_key is not None:
+                        entry = entries.get(count_key)
+                        if entry is None:
+                            entries[count_key] = [value, 1]
+                        else:
+                            entry[0] += value  # type: ignore[index]
+                            entry[1] += 1  # type: ignore[index]
+                    if sample_key is not None:
+                        values = entries.get(sample_key)
+                        if values is None:
+                            entries[sample_key] = [text]
+                        else:
+                            values.append(text)  # type: ignore[attr-defined]
+                    if line is not None:
+                        self._seq += 1
+                        entries[self._seq] = line
+                    break
+            self._drain()  # the datagram is full: send it, then buffer this call in an empty buffer
         if self._thread is None:
             self._no_flusher()
 
     def add_flush(self, lines: str) -> None:
         """Send ``lines`` (one, or several joined by newlines) now, with whatever is buffered: the same as
-        ``add`` of each line then ``flush()``, in one call. An integration ends a request with it.
+        ``add`` of each line then ``flush()``, in one call.
 
         >>> t = BufferedTransport(Settings(protocol="null"))
         >>> t.add("view:1|c"); t.add_flush("a:1|c\\nb:2|ms")
@@ -251,65 +387,112 @@ class BufferedTransport:
         (1, 3)
         >>> t.close()
         """
-        data = lines.encode()
-        if _getpid() != self._pid:
-            self._forked()
-        if not self._started:
-            self._start()
-        if self._buf or len(data) >= self._limit:  # with buffered lines, or too big: as few datagrams as fit
-            append = self._buf.append
-            for line in data.split(b"\n"):
-                append(line)
-            self._drain()
-        else:  # the common case: nothing buffered, one datagram straight away (no thread needed)
-            self._send(data, data.count(b"\n") + 1)
+        data = [line.encode() for line in lines.split("\n")]
+        for line in data:
+            self._put(None, 0, None, "", line)
+        self.flush()
 
     def flush(self) -> None:
         """Send everything buffered now, in as few datagrams as the size limit allows."""
         if _getpid() != self._pid:
             self._forked()
             return
-        if self._buf:
+        if self._size:
             self._drain()
 
-    def _drain(self) -> None:
-        self._size = 0
-        popleft = self._buf.popleft
-        batch: List[bytes] = []
-        batch_size = 0
-        while True:
-            try:
-                data = popleft()
-            except IndexError:
-                break
-            size = len(data) + 1
-            if batch and batch_size + size > self._limit:
-                self._send(b"\n".join(batch), len(batch))
-                batch, batch_size = [], 0
-            batch.append(data)
-            batch_size += size
-        if batch:
-            self._send(b"\n".join(batch), len(batch))
+    def pending_lines(self) -> List[str]:
+        """The lines the buffer would send now (for tests and doctests; nothing is sent or removed)."""
+        with self._lock:
+            return [line.decode() for line, _ in self._render(self._entries)]
 
-    def _send(self, payload: bytes, n_lines: int) -> None:
-        with self._sink_lock:
+    # -- sending -----------------------------------------------------------------------------------------
+
+    def _render(self, entries: Dict[object, object]) -> List[Tuple[bytes, int]]:
+        """(encoded line, metric calls it carries) for a taken buffer, in the order of each first call:
+        a merged counter, a series' samples (multi-value lines up to the line limit, or one line each), or a
+        line as written."""
+        out: List[Tuple[bytes, int]] = []
+        for key, entry in entries.items():
+            if type(key) is int:
+                out.append((entry, 1))  # type: ignore[arg-type]
+                continue
+            name, kind, rest = key  # type: ignore[misc]
+            if kind == "c":
+                out.append((f"{name}:{entry[0]}|c{rest}".encode(), entry[1]))  # type: ignore[index]
+                continue
+            head, tail = f"{name}:".encode(), f"|{kind}{rest}".encode()
+            if not self._multi_value:
+                out.extend((head + value.encode() + tail, 1) for value in entry)  # type: ignore[attr-defined]
+                continue
+            room = self._line_limit - len(head) - len(tail)
+            chunk: List[str] = []
+            used = -1
+            for value in entry:  # type: ignore[attr-defined]
+                if chunk and used + len(value) + 1 > room:
+                    out.append((head + ":".join(chunk).encode() + tail, len(chunk)))
+                    chunk, used = [], -1
+                chunk.append(value)
+                used += len(value) + 1
+            out.append((head + ":".join(chunk).encode() + tail, len(chunk)))
+        return out
+
+    def _drain(self) -> None:
+        # At exit, locks are waited for a short while only: uwsgi's stop handlers call exit() from a signal
+        # handler, which may have interrupted this very thread inside a locked block; it never resumes, so
+        # waiting for ever would hang the worker until its master kills it (and its buffer with it).
+        wait_s = EXIT_LOCK_WAIT_S if _exiting else -1
+        sink_locked = self._sink_lock.acquire(timeout=wait_s)
+        try:
+            locked = self._lock.acquire(timeout=wait_s)
             try:
-                if self._sink is None:
-                    self._sink = self._make_sink(self.settings)
-                self._sink.send(payload)
-            except Exception as err:  # never raise into the app: count, warn now and then
-                self.stats.dropped_lines += n_lines
-                self.stats.send_errors += 1
-                self._failing = True
-                self._warn(err)
-            else:
-                self.stats.sent_datagrams += 1
-                self.stats.sent_lines += n_lines
-                if self._failing:  # reachable again, maybe a restarted exporter: start lines once more
-                    self._failing = False
-                    self._start()
+                entries = self._entries
+                if not entries:
+                    return
+                self._entries, self._seq, self._size = {}, 0, 0
+            finally:
+                if locked:
+                    self._lock.release()
+            self._send_entries(entries)
+        finally:
+            if sink_locked:
+                self._sink_lock.release()
         if self._telemetry_at <= _monotonic():
             self._report()
+
+    def _send_entries(self, entries: Dict[object, object]) -> None:
+        """Render a taken buffer and send it in as few datagrams as the size limit allows."""
+        try:
+            rendered = self._render(entries)
+        except Exception as err:  # pragma: no cover - a line that cannot be encoded; never raise
+            self._failed(len(entries), err)
+            return
+        batch: List[bytes] = []
+        batch_size = batch_lines = 0
+        for data, calls in rendered:
+            size = len(data) + 1
+            if batch and batch_size + size > self._limit:
+                self._send(b"\n".join(batch), batch_lines)
+                batch, batch_size, batch_lines = [], 0, 0
+            batch.append(data)
+            batch_size += size
+            batch_lines += calls
+        if batch:
+            self._send(b"\n".join(batch), batch_lines)
+
+    def _send(self, payload: bytes, n_lines: int) -> None:
+        """Send one datagram (the caller holds ``_sink_lock``)."""
+        try:
+            if self._sink is None:
+                self._sink = self._make_sink(self.settings)
+            self._sink.send(payload)
+        except Exception as err:  # never raise into the app: count, warn now and then
+            self._failed(n_lines, err)
+        else:
+            self.stats.sent_datagrams += 1
+            self.stats.sent_lines += n_lines
+            if self._failing:  # reachable again, maybe a restarted exporter: start lines once more
+                self._failing = False
+                self._start()
 
     def telemetry_due(self) -> None:
         """Send the telemetry report if it is due (the client calls it when it drops a call)."""
@@ -331,7 +514,9 @@ class BufferedTransport:
 
     def _report(self, final: bool = False) -> None:
         """Send the increase of each reason's count since the last report, in a datagram of its own."""
-        with self._sink_lock:  # one report at a time: two threads finding it due must not both send it
+        # one report at a time: two threads finding it due must not both send it (at exit: see _drain)
+        locked = self._sink_lock.acquire(timeout=EXIT_LOCK_WAIT_S if _exiting else -1)
+        try:
             if not final and self._telemetry_at > _monotonic():
                 return
             self._telemetry_at = _monotonic() + self._telemetry_s
@@ -352,8 +537,14 @@ class BufferedTransport:
             except Exception:  # not reported: these counts go out with the next report
                 return
             reported.update(counts)
+        finally:
+            if locked:
+                self._sink_lock.release()
 
-    def _warn(self, err: BaseException) -> None:
+    def _failed(self, n_lines: int, err: BaseException) -> None:
+        self.stats.dropped_lines += n_lines
+        self.stats.send_errors += 1
+        self._failing = True
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY_S:
             self._last_warning = now
@@ -368,7 +559,10 @@ class BufferedTransport:
             )
 
     def _start(self) -> None:
-        """Buffer this process's start lines (not in a uwsgi master: its workers send their own)."""
+        """Buffer this process's start lines (not in a uwsgi master: its workers send their own).
+
+        Called on a process's first buffered call and after a send that follows failed ones (the caller may
+        hold ``_sink_lock``, so the lines go straight into the buffer, never through a drain)."""
         self._started = True  # a fork resets it: the child sends its own
         if self.start_lines is None or in_uwsgi_master():
             return
@@ -377,15 +571,19 @@ class BufferedTransport:
         except Exception:  # pragma: no cover - the client's provider never raises; belt and braces
             log.warning("statsd_instrument: building the start lines failed", exc_info=True)
             return
-        for line in lines:
-            data = line.encode()
-            self._buf.append(data)
-            self._size += len(data) + 1
+        with self._lock:
+            for line in lines:
+                data = line.encode()
+                self._seq += 1
+                self._entries[self._seq] = data
+                self._size += len(data) + 1
 
     def restart_lines(self) -> None:
         """The client registered more start lines: if this process sent its own already, send them again."""
         if self._started and self._pid == _getpid():
             self._start()
+
+    # -- the flusher thread ------------------------------------------------------------------------------
 
     def _no_flusher(self) -> None:
         """Start the flusher thread, or send at once where no thread may run (a uwsgi master)."""
@@ -394,7 +592,7 @@ class BufferedTransport:
         if self._closed or not threads_allowed():
             self.flush()
             return
-        with self._lock:
+        with self._start_lock:
             if self._thread is not None:
                 return
             token = self._token = object()
@@ -404,14 +602,16 @@ class BufferedTransport:
         _start_without_signals(self._thread)
 
     def _run_flusher(self, token: object) -> None:
-        pid, wake = self._pid, self._wake
+        # ticks once per window: a line waits at most one window (plus the time to get the GIL)
+        pid, wake, interval_s = self._pid, self._wake, self._interval_s
         while True:
-            wake.wait(self._interval_s)
+            wake.wait(interval_s)
             if self._token is not token or self._pid != pid:
                 return
             try:
-                self.flush()
-            except Exception:  # pragma: no cover - flush itself never raises; belt and braces
+                if self._size:
+                    self._drain()
+            except Exception:  # pragma: no cover - a drain never raises; belt and braces
                 pass
 
     def stop_flusher(self) -> None:
@@ -434,19 +634,23 @@ class BufferedTransport:
         if self._pid == _getpid():
             if self._telemetry_s:
                 self._report(final=True)
-            with self._sink_lock:
+            locked = self._sink_lock.acquire(timeout=EXIT_LOCK_WAIT_S if _exiting else -1)
+            try:
                 if self._sink is not None:
                     self._sink.close()
                     self._sink = None
+            finally:
+                if locked:
+                    self._sink_lock.release()
         _live.discard(self)
 
 
 class CaptureTransport:
-    """Keeps lines in memory instead of sending them (test mode).
+    """Keeps lines in memory instead of sending them (test mode): one line per metric call, unmerged.
 
     >>> t = CaptureTransport(Settings(protocol="null"))
-    >>> t.add("a:1|c"); t.lines
-    ['a:1|c']
+    >>> t.add("a:1|c"); t.count(("b", "c", "|#k:v"), 2); t.sample(("t", "ms", ""), "1.5"); t.lines
+    ['a:1|c', 'b:2|c|#k:v', 't:1.5|ms']
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -458,6 +662,21 @@ class CaptureTransport:
         """Record ``line``."""
         self.lines.append(line)
         self.stats.sent_lines += 1
+
+    def count(self, key: SeriesKey, value: int) -> None:
+        """Record the counter line of ``key``."""
+        self.add(f"{key[0]}:{value}|{key[1]}{key[2]}")
+
+    def sample(self, key: SeriesKey, text: str) -> None:
+        """Record the sample line of ``key``."""
+        self.add(f"{key[0]}:{text}|{key[1]}{key[2]}")
+
+    def add_request(self, count_key: SeriesKey, sample_key: SeriesKey, text: str, line: bytes | None) -> None:
+        """Record a request's lines, as :meth:`BufferedTransport.add_request` buffers them."""
+        self.count(count_key, 1)
+        self.sample(sample_key, text)
+        if line is not None:
+            self.add(line.decode())
 
     def add_flush(self, lines: str) -> None:
         """Record each of the newline-joined ``lines``, as ``add`` of each would.
@@ -536,9 +755,16 @@ def _stop_all_before_fork() -> None:
         transport.stop_flusher()
 
 
+#: at exit, how long a flush waits for a lock before it goes on without it (see ``_drain``)
+EXIT_LOCK_WAIT_S = 1.0
+_exiting = False
+
+
 def _flush_all_at_exit() -> None:
     # A second stop signal must not cut the flush short: uwsgi's handlers call exit() again from inside
     # this one (a worker signalled directly and by its master at once); held back, it lands afterwards.
+    global _exiting
+    _exiting = True
     with _signals_blocked():
         for transport in list(_live):
             try:

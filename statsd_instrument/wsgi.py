@@ -2,7 +2,8 @@
 
 ``app = StatsdMiddleware(app, service="shop", endpoint=PathTemplates(["/user/<id>"]))``: every request is
 counted and timed until its body has been fully sent, tagged with a bounded ``endpoint`` and ``method``
-(see :mod:`statsd_instrument.http_metrics`), and all its metrics leave in one datagram when it ends.
+(see :mod:`statsd_instrument.http_metrics`); its metrics are buffered together when it ends and leave
+within the client's flush window.
 
 The ``endpoint`` label comes from a resolver ``fn(environ) -> str | None`` called after the app answered
 (``None`` means unmatched). The default reads ``environ["statsd_instrument.endpoint"]``, which an app or

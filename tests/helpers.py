@@ -6,6 +6,7 @@ the test ends, so nothing is left listening.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -165,6 +166,37 @@ class UdpCollector:
         while len(self.lines()) < n and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.lines()
+
+    def calls(self) -> collections.Counter:
+        """Metric calls per name in what arrived: the client merges calls within its flush window, so a
+        counter line counts its (int) value, a timer/histogram line each of its values, any other line one.
+
+        >>> c = UdpCollector()
+        >>> with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ...     _ = s.sendto(b"a:3|c\\nt:1:2.5|ms|#k:v\\ng:-1|g", ("127.0.0.1", c.port))
+        >>> _ = c.wait_for_lines(3); sorted(c.calls().items())
+        [('a', 3), ('g', 1), ('t', 2)]
+        >>> c.close()
+        """
+        calls: collections.Counter = collections.Counter()
+        for line in self.lines():
+            name, _, rest = line.partition(":")
+            values, _, fields = rest.partition("|")
+            kind = fields.split("|", 1)[0]
+            if kind == "c" and values.isdigit():
+                calls[name] += int(values)
+            elif kind in ("ms", "h", "d"):
+                calls[name] += values.count(":") + 1
+            else:
+                calls[name] += 1
+        return calls
+
+    def wait_for_calls(self, n: int, timeout_s: float = 10.0) -> collections.Counter:
+        """Wait until at least ``n`` metric calls arrived in all (see :meth:`calls`); returns them."""
+        deadline = time.monotonic() + timeout_s
+        while sum(self.calls().values()) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.calls()
 
     def close(self) -> None:
         self._closed = True

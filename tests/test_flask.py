@@ -9,6 +9,7 @@ import time
 import pytest
 from flask import Blueprint, Flask, Response, abort, request, stream_with_context
 
+from statsd_instrument import Client
 from statsd_instrument.flask import StatsdInstrument, exempt
 from tests.pushed import Pushed, client_for
 
@@ -336,25 +337,38 @@ def test_in_flight_gauge_rises_while_serving_and_falls_after(client, udp_collect
     assert lines[-1] == "request_in_flight:-1|g|#service:shop"  # with the request's own metrics
 
 
-def test_all_metrics_of_one_request_leave_in_one_datagram(client, udp_collector):
+def test_requests_of_one_flush_window_leave_merged_in_one_datagram(udp_collector):
+    client = Client(host="127.0.0.1", port=udp_collector.port, flush_interval_s=60)
     app = make_app(client, version="3.0")
 
     @app.route("/order")
     def order():
-        client.increment("orders_total")  # the view's own metrics join the request's datagram
+        client.increment("orders_total")  # the view's own metrics join the window's datagram
         return "ok"
 
-    get(app, "/boom")
-    get(app, "/order")
-    deadline = time.monotonic() + 5
-    while len(udp_collector.datagrams) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # anything that would wrongly follow has time to arrive
-    datagrams = [d.decode().split("\n") for d in udp_collector.datagrams]
-    assert [[line.split(":", 1)[0] for line in d] for d in datagrams] == [
-        ["request_count", "request_latency_seconds", "request_exceptions", "app_info"],
-        ["orders_total", "request_count", "request_latency_seconds"],
+    try:
+        get(app, "/boom")
+        for _ in range(3):
+            get(app, "/order")
+        assert client.stats["sent_datagrams"] == 0  # nothing leaves before the window closes
+        client.flush()
+        udp_collector.wait_for_lines(7)
+    finally:
+        client.close()
+    assert len(udp_collector.datagrams) == 1
+    lines = udp_collector.datagrams[0].decode().split("\n")
+    assert [line.split("|", 1)[0].split(":")[0] for line in lines] == [
+        "request_count",
+        "request_latency_seconds",
+        "request_exceptions",
+        "app_info",
+        "orders_total",
+        "request_count",
+        "request_latency_seconds",
     ]
+    assert lines[4] == "orders_total:3|c" and lines[5].startswith("request_count:3|c|#")
+    assert len(lines[6].split("|", 1)[0].split(":")) == 4  # three latencies on one multi-value line
+    assert client.stats["sent_lines"] == 4 + 3 * 3  # every call counted once
 
 
 def test_request_answered_by_a_before_request_hook_is_still_measured(client, pushed):

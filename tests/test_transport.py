@@ -99,7 +99,7 @@ def test_unixgram_datagrams_are_never_over_8192_bytes():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s.sock")
         collector = UdpCollector(unix_path=path)
-        c = Client(socket_path=path, flush_interval_s=60)
+        c = Client(socket_path=path, flush_interval_s=60, multi_value=False)  # one line per sample
         try:
             for i in range(1000):
                 c.timing("unix.latency", i / 7, tags=["endpoint:/x"])
@@ -110,6 +110,29 @@ def test_unixgram_datagrams_are_never_over_8192_bytes():
             collector.close()
     sizes = [len(d) for d in collector.datagrams]
     assert len(lines) == 1000 and max(sizes) <= 8192 and len(sizes) <= 6
+
+
+def test_samples_of_a_series_leave_on_multi_value_lines_no_longer_than_the_exporter_reads(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60, max_datagram_bytes=8192)
+    try:
+        for i in range(2000):
+            c.timing("mv.latency", i / 7, tags=["endpoint:/x"])
+            c.increment("mv.hits", tags=["endpoint:/x"])
+        c.increment("mv.hits", 2.5)  # not an int: sent as written
+        c.flush()
+        udp_collector.wait_for_calls(4001)
+    finally:
+        c.close()
+    lines = udp_collector.lines()
+    assert max(len(line) for line in lines) < 4096  # statsd_exporter's TCP line limit
+    values = [
+        v for line in lines if line.startswith("mv.latency:") for v in line.split("|")[0].split(":")[1:]
+    ]
+    assert [float(v) for v in values] == [round(i / 7, 3) for i in range(2000)]  # all, in call order
+    hits = [line.split("|")[0].split(":")[1] for line in lines if line.endswith("|c|#endpoint:/x")]
+    assert sum(int(h) for h in hits) == 2000 and len(hits) < 10  # summed within each datagram
+    assert "mv.hits:2.5|c" in lines
+    assert c.stats["sent_lines"] == 4001 and c.dropped == 0
 
 
 def test_unixgram_waits_for_a_receiver_that_is_behind_instead_of_dropping():
@@ -185,7 +208,7 @@ def test_buffered_lines_are_sent_at_interpreter_exit(udp_collector):
         "    c.increment('exit.hits')\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
-    assert udp_collector.wait_for_lines(3, timeout_s=10) == ["exit.hits:1|c"] * 3
+    assert udp_collector.wait_for_lines(1, timeout_s=10) == ["exit.hits:3|c"]  # merged in the window
 
 
 def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collector):
@@ -322,6 +345,43 @@ def test_flusher_thread_never_takes_a_stop_signal_and_the_starting_thread_keeps_
     finally:
         c.close()
     assert udp_collector.wait_for_lines(1) == ["mask.hits:1|c"]
+
+
+def test_a_restarted_exporter_gets_the_next_datagram_despite_the_refusal_of_one_sent_while_it_was_down():
+    from statsd_instrument.sinks import UdpSink
+
+    receiver = UdpCollector()
+    port = receiver.port
+    sink = UdpSink("127.0.0.1", port)
+    try:
+        sink.send(b"before:1|c")
+        assert receiver.wait_for_lines(1) == ["before:1|c"]
+        receiver.close()  # the exporter restarts: nothing listens on the port for a moment
+        sink.send(b"lost:1|c")  # goes nowhere; the kernel answers with ICMP port unreachable
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as back:  # the exporter is back
+            back.bind(("127.0.0.1", port))
+            back.settimeout(5)
+            sink.send(b"after:1|c")  # the send reports the earlier refusal; this datagram is sent again
+            assert back.recv(100) == b"after:1|c"
+    finally:
+        sink.close()
+
+
+@pytest.mark.e2e
+def test_the_exit_flush_does_not_hang_on_a_lock_its_own_interrupted_thread_holds(udp_collector):
+    """uwsgi's stop handlers call exit() from a signal handler: the atexit flush then runs on top of
+    whatever the thread was doing, maybe inside a locked block of the buffer that will never resume."""
+    code = (
+        "import threading, statsd_instrument.transport as t\n"
+        "from statsd_instrument import Client\n"
+        f"c = Client(port={udp_collector.port}, flush_interval_s=60)\n"
+        "c.increment('exit.locked')\n"
+        "c._transport._lock.acquire()  # as if the signal had landed inside _put\n"
+        "c._transport._sink_lock.acquire()\n"
+        "t.EXIT_LOCK_WAIT_S = 0.2\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)  # exits, never hangs
+    assert udp_collector.wait_for_lines(1, timeout_s=10) == ["exit.locked:1|c"]
 
 
 def telemetry_of(lines: list[str]) -> dict:

@@ -61,7 +61,7 @@ def _hammer(port: int, total: int, path: str = "/work", body: bytes = b"ok") -> 
 
 
 def _counts(collector: UdpCollector) -> Counter:
-    return Counter(line.split(":", 1)[0] for line in collector.lines())
+    return collector.calls()
 
 
 def _pids(collector: UdpCollector) -> set:
@@ -111,19 +111,22 @@ def _env(collector: UdpCollector, socket_path: str | None = None) -> dict:
     return env
 
 
-def _uwsgi_argv(port: int) -> list:
+def _uwsgi_argv(port: int, app: str = "counter_app", processes: int = 5, *flags: str) -> list:
     # default threading flags: no --enable-threads, no --lazy-apps, no fork hooks
     return [
         python_bin("uwsgi"),
         "--http-socket", f"127.0.0.1:{port}",
-        "--module", "tests.apps.counter_app:application",
+        "--module", f"tests.apps.{app}:application",
         "--home", sys.prefix,
         "--master",
-        "--processes", "5",
-        "--max-requests", "50",
-        "--min-worker-lifetime", "0",
+        "--processes", str(processes),
+        *flags,
         "--disable-logging",
     ]  # fmt: skip
+
+
+#: recycle every worker after 50 requests, however young it is
+RECYCLE_50 = ("--max-requests", "50", "--min-worker-lifetime", "0")
 
 
 @pytest.mark.parametrize("transport", ["udp", "unixgram"])
@@ -134,7 +137,7 @@ def test_uwsgi_recycled_workers_lose_and_duplicate_nothing(transport, tmp_path):
         collector = UdpCollector(unix_path=socket_path)
         try:
             after = _run_scenario(
-                _uwsgi_argv(port),
+                _uwsgi_argv(port, "counter_app", 5, *RECYCLE_50),
                 port,
                 collector,
                 _env(collector, socket_path),
@@ -180,26 +183,16 @@ def test_gunicorn_recycled_workers_lose_and_duplicate_nothing(preload, tmp_path)
 
 def test_uwsgi_workers_flush_at_exit_when_recycled_and_when_stopped(udp_collector, tmp_path):
     port = free_port()
-    argv = [
-        python_bin("uwsgi"),
-        "--http-socket", f"127.0.0.1:{port}",
-        "--module", "tests.apps.exit_app:application",
-        "--home", sys.prefix,
-        "--master",
-        "--processes", "2",
-        "--max-requests", "5",
-        "--min-worker-lifetime", "0",
-        "--disable-logging",
-    ]  # fmt: skip
+    argv = _uwsgi_argv(port, "exit_app", 2, "--max-requests", "5", "--min-worker-lifetime", "0")
     server = ManagedProcess(argv, env=_env(udp_collector), cwd=REPO, log=tmp_path / "uwsgi.log")
     try:
         wait_for_port(port, proc=server.proc)
         _hammer(port, 23)
         time.sleep(1.0)  # recycled workers have exited by now; live ones hold their lines (60 s interval)
-        before_stop = len(udp_collector.lines())
+        before_stop = sum(udp_collector.calls().values())
     finally:
         _stop_via_master(server, signal.SIGINT)
-    after_stop = len(udp_collector.wait_for_lines(23, timeout_s=5))
+    after_stop = sum(udp_collector.wait_for_calls(23, timeout_s=5).values())
     # each recycled worker sent its 5 lines as it exited; the live ones sent the rest when stopped
     assert before_stop % 5 == 0 and 15 <= before_stop < 23, before_stop
     assert after_stop == 23, (after_stop, server.output()[-2000:])
@@ -259,5 +252,64 @@ def test_uwsgi_stop_signal_to_every_process_ends_workers_with_idle_flushers_and_
         with pytest.raises(ProcessLookupError):  # exited and reaped by the master, none left behind
             os.kill(worker, 0)
     time.sleep(0.5)  # anything sent twice has arrived by now
-    names = Counter(line.split(":", 1)[0] for line in udp_collector.lines())
+    names = udp_collector.calls()
     assert names["request_count"] == names["request_latency_seconds"] == sent, (names, sent)
+
+
+def test_sigkilled_uwsgi_workers_lose_at_most_one_flush_window_of_their_requests(udp_collector, tmp_path):
+    """A worker killed outright (SIGKILL: the OOM killer, a crash) loses what waits in its buffer, and only
+    that: the requests it answered within its last flush window. Every other request is counted once."""
+    window_s, slack_s = 0.2, 0.1  # slack: the flusher thread's tick may wait for the GIL and the CPU
+    port = free_port()
+    argv = _uwsgi_argv(port, "counter_app", 3)
+    env = {**_env(udp_collector), "STATSD_FLUSH_INTERVAL_MS": str(int(window_s * 1000))}
+    server = ManagedProcess(argv, env=env, cwd=REPO, log=tmp_path / "uwsgi.log")
+    answered: list[tuple[float, str]] = []  # (when the response arrived, the worker that answered)
+    kills: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set() and len(answered) < 20_000:  # bounded in time and count
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("GET", "/work", headers={"Connection": "close"})
+                resp = conn.getresponse()
+                if resp.read() == b"ok" and resp.status == 200:
+                    answered.append((time.monotonic(), resp.getheader("X-Worker-Pid")))
+            except (OSError, http.client.HTTPException):  # the killed worker's open connection
+                pass
+            finally:
+                conn.close()
+
+    try:
+        wait_for_port(port, proc=server.proc)
+        threads = [threading.Thread(target=load) for _ in range(CLIENT_THREADS)]
+        for t in threads:
+            t.start()
+        for _ in range(2):  # kill the busiest worker twice, a second apart, while the load runs
+            time.sleep(1.0)
+            busiest = Counter(pid for _, pid in answered).most_common(1)[0][0]
+            os.kill(int(busiest), signal.SIGKILL)
+            kills.append((time.monotonic(), busiest))
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        _stop_via_master(server, signal.SIGINT)  # the live workers flush at exit
+    counted = udp_collector.wait_for_calls(len(answered) * 2, timeout_s=3)["e2e_requests"]
+    lost = len(answered) - counted
+    bound = sum(
+        1 for when, pid in answered for killed_at, killed in kills
+        if pid == killed and killed_at - window_s - slack_s <= when <= killed_at + slack_s
+    )  # fmt: skip
+    last_window = sum(
+        1 for when, pid in answered for killed_at, killed in kills
+        if pid == killed and killed_at - window_s <= when <= killed_at
+    )  # fmt: skip
+    print(
+        f"answered {len(answered)}, counted {counted}, lost {lost}; the killed workers answered {last_window}"
+    )
+    print(f"in their last window ({window_s * 1000:.0f} ms), {bound} with {slack_s * 1000:.0f} ms of slack")
+    assert len(answered) > 100 and len({pid for _, pid in answered}) >= 4  # killed workers were replaced
+    assert 0 <= lost <= bound, (lost, bound, len(answered))

@@ -32,14 +32,39 @@ import socket
 import sys
 import threading
 import time
+from typing import Mapping
 
 from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.validation import parse_host_port
 
 TCP_MAX_LINE = 4096
+#: the environment variable that sets :data:`COALESCE_S` in milliseconds (0: no pause, like the Go exporter)
+COALESCE_ENV = "STATSD_INSTRUMENT_EXPORTER_COALESCE_MS"
+
+
+def coalesce_seconds(env: Mapping[str, str] = os.environ) -> float:
+    """The read-coalescing pause from ``env`` (default 4 ms); a bad value raises naming the variable.
+
+    >>> coalesce_seconds({}), coalesce_seconds({COALESCE_ENV: "0"})
+    (0.004, 0.0)
+    >>> coalesce_seconds({COALESCE_ENV: "soon"})
+    Traceback (most recent call last):
+    ...
+    ValueError: STATSD_INSTRUMENT_EXPORTER_COALESCE_MS='soon': expected milliseconds between 0 and 100
+    """
+    raw = env.get(COALESCE_ENV, "4")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise ValueError(f"{COALESCE_ENV}={raw!r}: expected milliseconds between 0 and 100")
+    return value / 1000.0
+
+
 #: after a wake-up that read datagrams, pause this long before waiting again (at most ~250 wake-ups/s
 #: under load; a line is handled at most this much later, which no scrape can see)
-COALESCE_S = 0.004
+COALESCE_S = coalesce_seconds()
 #: ... unless a wake-up read this many or more: the stream is heavy, read on at once (no buffer overflow)
 COALESCE_BELOW = 64
 DEFAULT_READ_BUFFER = 8 * 1024 * 1024
@@ -250,7 +275,7 @@ class ListenerLoop:
             relay.relay_datagrams(batch)
             relay.flush()
         self._packets += len(batch)
-        return len(batch) < COALESCE_BELOW
+        return len(batch) < COALESCE_BELOW and COALESCE_S > 0
 
     def _accept(self, listener: socket.socket) -> None:
         try:
