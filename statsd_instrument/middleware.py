@@ -151,6 +151,7 @@ class MiddlewareBase:
             version=version,
         )
         self.endpoint = check_callable(endpoint, "endpoint") or self.default_endpoint
+        self._endpoint_keyed = self.endpoint is keyed_endpoint  # read the key, no call (WSGI's default)
         self.skip_path = (
             exclude_paths
             if isinstance(exclude_paths, PathFilter)
@@ -180,7 +181,7 @@ class MiddlewareBase:
             self.recorder.skipped()
             return
         try:
-            if self.endpoint is keyed_endpoint:
+            if self._endpoint_keyed:
                 endpoint = request.get(ENDPOINT_KEY)
             else:
                 try:
