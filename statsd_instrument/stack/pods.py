@@ -15,7 +15,8 @@ What a Kubernetes cluster running ``deploy/kubernetes`` does, natively and in on
 - traffic is spread over the pods; halfway one pod is drained, killed and replaced by a fresh one (a new
   name and address, a new exporter whose counters start at zero), as a Deployment replaces a pod;
 - at the end ``final: <A> requests answered, <C> counted by the central store`` with C the central
-  ``sum(increase(http_requests_total[...]))`` over every pod that ever ran (docs/scaling.md states the bound).
+  ``sum(increase_pure(http_requests_total[...]))`` over every pod that ever ran (docs/scaling.md states
+  the bound).
 
 Everything it starts is stopped by pid, and every namespace and link it made is removed.
 
@@ -66,13 +67,18 @@ def annotation_label(key: str) -> str:
 
 
 def counted_query(window_s: float, pod: str | None = None) -> str:
-    """PromQL: requests counted over the last ``window_s`` seconds, summed over every pod (or one).
+    """MetricsQL: requests counted over the last ``window_s`` seconds, summed over every pod (or one).
+
+    ``increase_pure`` is VictoriaMetrics' ``increase`` without one heuristic: plain ``increase`` drops the
+    first sample of a series that starts in the window when that sample is at least ten times the series'
+    next increase plus one (a series first scraped at 10 and then idle loses its 10). Every pod's exporter
+    starts from zero, which is what ``increase_pure`` assumes.
 
     >>> counted_query(90, "app-2")
-    'sum(increase(http_requests_total{pod="app-2"}[90s]))'
+    'sum(increase_pure(http_requests_total{pod="app-2"}[90s]))'
     """
     selector = f'{{pod="{pod}"}}' if pod else ""
-    return f"sum(increase({live.REQUESTS}{selector}[{int(window_s)}s]))"
+    return f"sum(increase_pure({live.REQUESTS}{selector}[{int(window_s)}s]))"
 
 
 def pod_targets(pod: PodAddress, node: str, app_port: int, exporter_port: int) -> list[dict[str, Any]]:
