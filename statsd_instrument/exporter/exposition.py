@@ -20,7 +20,7 @@ def render_page(store: Store, stats: Stats, now: float) -> str:
     """Series from ``store`` followed by every self-metric family of ``stats``.
 
     >>> render_page(Store(), Stats(), now=0.0).count("# TYPE ")
-    20
+    21
     """
     out = [store.render(now)]
     for name, kind, help_, samples in stats.families():

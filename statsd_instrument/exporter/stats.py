@@ -38,6 +38,15 @@ _FAMILIES = [
         None,
     ),
     (
+        # v0.28.0 counts UDP packets its full packet queue refused; the emulation has no such queue (its
+        # listener thread parses what it reads), so this stays 0: it exists for the rules that read it
+        "statsd_exporter_udp_packet_drops_total",
+        "counter",
+        "UDP packets dropped before parsing because the packet queue was full.",
+        "udp_packet_drops",
+        None,
+    ),
+    (
         "statsd_exporter_tcp_connections_total",
         "counter",
         "The total number of TCP connections handled.",
@@ -150,6 +159,7 @@ class Stats:
         self.flushes = 0
         self.unmapped = 0
         self.udp_packets = 0
+        self.udp_packet_drops = 0  # see _FAMILIES: never moves here
         self.tcp_connections = 0
         self.tcp_errors = 0
         self.tcp_too_long = 0
