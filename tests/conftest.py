@@ -2,8 +2,9 @@
 
 Two layers: unit tests (in-process, real sockets on 127.0.0.1 allowed) and end-to-end tests, marked
 ``e2e``, which start real servers or tools (uwsgi, gunicorn, uvicorn, Prometheus, promtool, the exporter as a
-process, a package build). ``make test-fast`` runs ``-m "not e2e"``; there, a test that starts a process
-without the marker fails and says so, so the fast layer stays fast as tests are added.
+process, a package build) or run whole programs differentially through the original libraries and exporters.
+``make test-fast`` runs ``-m "not e2e"``; there, a test that starts a process without the marker fails and
+says so, so the fast layer stays fast as tests are added.
 """
 
 from __future__ import annotations

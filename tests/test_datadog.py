@@ -304,6 +304,7 @@ def test_there_are_at_least_60_programs_and_every_difference_is_documented():
     assert {d for p in PROGRAMS for d in p.differences} <= table
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("index", range(len(PROGRAMS)), ids=[p.id for p in PROGRAMS])
 def test_program_exports_the_same_series_as_datadog(sides, index):
     theirs_side, ours_side = sides

@@ -595,6 +595,7 @@ def _legacy_flush(namespace: dict) -> None:
             value.flush()  # ours batch; the original sent at once and has no flush()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("index", range(len(LEGACY_PROGRAMS)), ids=[p[:50] for p in LEGACY_PROGRAMS])
 def test_legacy_program_exports_the_same_series_and_lines_as_the_statsd_package(legacy_sides, index):
     from tests.differential import Program, run
