@@ -22,13 +22,6 @@ def client():
     c.close()
 
 
-@pytest.fixture
-def production():
-    c = Client(protocol="null", strict=False)
-    yield c
-    c.close()
-
-
 def test_calls_send_the_lines_the_client_calls_would(client):
     orders = Counter("orders_total", "Orders.", tags=("status", "method"), client=client)
     checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), buckets=(0.1, 1), client=client)
