@@ -521,11 +521,12 @@ class Client(DogStatsdCompat):
         >>> lines
         ['legacy.hits:1|c|@0.5']
         """
-        if self._pending is not None:  # a deferred client's first call reads its settings
-            self._ensure()
-        if not isinstance(line, str) or "\n" in line or "\r" in line:
-            self._invalid(line, "line", ValueError("a line must be a str without newlines"))
-            return
+        if line.__class__ is not str or "\n" in line or "\r" in line or self._pending is not None:
+            if self._pending is not None:  # a deferred client's first call reads its settings
+                self._ensure()
+            if not isinstance(line, str) or "\n" in line or "\r" in line:
+                self._invalid(line, "line", ValueError("a line must be a str without newlines"))
+                return
         try:
             self._add(line)  # the transport's add, bound once
         except Exception as err:  # a str that cannot be encoded (a lone surrogate): never raise into the app
@@ -794,6 +795,25 @@ class PreparedMetric:
         if self.generation != self.client.settings_generation:
             self._build()
         return self._key
+
+    def counter(self) -> tuple[int, Callable[[Any, int], None] | None, Any]:
+        """``(generation, count, key)``: for a counter line that merges in the flush window, ``count(key, n)``
+        buffers an increment by ``n`` (a non-negative int, which the caller checks) with no step between the
+        call and the buffer (the client's transport entry point, and this line's buffer key). Valid while
+        ``generation`` equals the client's ``settings_generation`` (compare before use), as :meth:`key`;
+        for any other line (call ``send``) it is ``(-1, None, None)``, which never compares equal.
+
+        >>> c = Client(protocol="null")
+        >>> generation, count, key = c.prepare("c", "jobs_total").counter()
+        >>> count(key, 2); count(key, 3); c._transport.pending_lines()
+        ['jobs_total:5|c']
+        >>> c.close()
+        """
+        if self.generation != self.client.settings_generation:
+            self._build()
+        if self.kind != "c" or self._key is None:
+            return -1, None, None  # a generation no client has: never taken
+        return self.generation, self.client._count, self._key
 
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from statsd_instrument import Client
+from statsd_instrument import Client, Counter
+from statsd_instrument import transport as transport_module
 from tests.helpers import REPO, UdpCollector
 
 # Forks like uwsgi: from C, so Python's fork hooks do not run; through PyDLL, so the calling thread keeps the
@@ -230,6 +231,55 @@ def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collect
         c.close()
     time.sleep(0.2)
     assert sorted(udp_collector.lines()) == ["fork.child:1|c", "fork.parent:1|c"], lines
+
+
+def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_buffered(udp_collector):
+    """The cheap paths (a series already in the window, a line as written) notice the fork too: the child's
+    calls to what its parent had buffered count only the child's own."""
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    orders = Counter("orders_total", "Orders.", tags=("status",), client=c)
+    try:
+        for _ in range(2):  # buffered, merged, on the cheap paths in the parent at fork time
+            c.increment("fork.same", tags=["k:v"])
+            orders.increment(status="paid")
+        c.send_line("fork.parent:1|g")
+        _park_flusher()
+        pid = _libc_fork()
+        if pid == 0:  # child: no Python fork hooks ran, exactly as under uwsgi
+            try:
+                c.increment("fork.same", tags=["k:v"])
+                orders.increment(status="paid")
+                c.send_line("fork.child:1|g")
+                c.flush()
+            finally:
+                os._exit(0)
+        assert _wait_child(pid) == 0
+        c.flush()
+        lines = udp_collector.wait_for_lines(6)
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert sorted(udp_collector.lines()) == sorted(
+        [
+            "fork.same:2|c|#k:v",
+            "orders_total:2|c|#status:paid",
+            "fork.parent:1|g",
+            "fork.same:1|c|#k:v",
+            "orders_total:1|c|#status:paid",
+            "fork.child:1|g",
+        ]
+    ), lines
+
+
+@pytest.mark.parametrize("make", [transport_module._process_flag, transport_module._PidFlag])
+def test_the_fork_flag_reads_set_in_its_process_and_clear_in_a_c_forked_child(make):
+    flag = make()
+    flag[0] = 1
+    pid = _libc_fork()
+    if pid == 0:
+        os._exit(10 + flag[0])
+    assert _wait_child(pid) == 10
+    assert flag[0] == 1
 
 
 def test_a_lock_held_at_fork_time_does_not_deadlock_the_child(udp_collector):
