@@ -118,6 +118,7 @@ class Client(DogStatsdCompat):
         client._pending = kwargs
         client._transport = None
         client._counters = {}
+        client._counted = 0
         client.settings_generation = 0
         client._start_providers = []
         client._emit = client._emit_first  # type: ignore[method-assign]
@@ -174,7 +175,9 @@ class Client(DogStatsdCompat):
         else:
             self._sent = SENT_IN_PROCESS.setdefault(settings.address(), guard.SentSeries())
         self._tag_cache: dict = {}
-        self._counters: dict = {}  # (metric, *tags list) -> the buffer key of an increment (increment())
+        # metric -> {tuple(tags list): the buffer key of an increment} (increment()), _counted keys in all
+        self._counters: dict = {}
+        self._counted = 0
         self.settings_generation += 1
         if getattr(self, "_buffered", None) is not None:  # constant tags may have changed
             self._buffered.telemetry_tags = self._telemetry_tags()
@@ -304,8 +307,9 @@ class Client(DogStatsdCompat):
                     return
                 if type(text) is int and text >= 0:
                     series = (name, kind, rest)
-                    if tags.__class__ is list and rest_cached and len(self._counters) < validation.MAX_CACHE:
-                        self._counters[(metric, *tags)] = series  # increment() finds it next time
+                    if tags.__class__ is list and rest_cached and self._counted < validation.MAX_CACHE:
+                        self._counters.setdefault(metric, {})[tuple(tags)] = series  # increment() finds it
+                        self._counted += 1
                     self._count(series, text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
@@ -365,8 +369,9 @@ class Client(DogStatsdCompat):
         # the common case inline: tags as a list (a new one per call, as code writes them) seen before
         if sample_rate is None and tags.__class__ is list and value.__class__ is int and value >= 0:
             try:
-                series = self._counters.get((metric, *tags))
-            except TypeError:  # unhashable tags: the general path says what is wrong
+                by_tags = self._counters.get(metric)
+                series = by_tags.get(tuple(tags)) if by_tags is not None else None
+            except TypeError:  # unhashable name or tags: the general path says what is wrong
                 series = None
             if series is not None:
                 self._count(series, value)
