@@ -287,6 +287,7 @@ class BufferedTransport:
         # -> a line sent as written
         self._entries: Dict[object, object] = {}
         self._seq = 0
+        self._series = False  # a merged series (not only lines as written) is in the buffer
         self._size = 0  # about the bytes the buffer will take on the wire; > 0 whenever anything is buffered
         self._sink = None
         self._thread: threading.Thread | None = None
@@ -420,6 +421,7 @@ class BufferedTransport:
                         entry = entries.get(count_key)
                         if entry is None:
                             entries[count_key] = [value, 1]
+                            self._series = True
                         else:
                             entry[0] += value  # type: ignore[index]
                             entry[1] += 1  # type: ignore[index]
@@ -427,6 +429,7 @@ class BufferedTransport:
                         values = entries.get(sample_key)
                         if values is None:
                             entries[sample_key] = [text]
+                            self._series = True
                         else:
                             values.append(text)  # type: ignore[attr-defined]
                     if line is not None:
@@ -513,24 +516,29 @@ class BufferedTransport:
         try:
             locked = self._lock.acquire(timeout=wait_s)
             try:
-                entries = self._entries
+                entries, series = self._entries, self._series
                 if not entries:
                     return
-                self._entries, self._seq, self._size = {}, 0, 0
+                self._entries, self._seq, self._size, self._series = {}, 0, 0, False
             finally:
                 if locked:
                     self._lock.release()
-            self._send_entries(entries)
+            self._send_entries(entries, series)
         finally:
             if sink_locked:
                 self._sink_lock.release()
         if self._telemetry_at <= _monotonic():
             self._report()
 
-    def _send_entries(self, entries: Dict[object, object]) -> None:
-        """Render a taken buffer and send it in as few datagrams as the size limit allows."""
+    def _send_entries(self, entries: Dict[object, object], series: bool = True) -> None:
+        """Render a taken buffer (``series``: with merged series, not only lines as written, which need no
+        rendering) and send it in as few datagrams as the size limit allows."""
         try:
-            lines, calls = self._render(entries)
+            if series:
+                lines, calls = self._render(entries)
+            else:
+                lines = list(entries.values())  # type: ignore[arg-type]
+                calls = [1] * len(lines)
         except Exception as err:  # pragma: no cover - a line that cannot be encoded; never raise
             self._failed(len(entries), err)
             return
