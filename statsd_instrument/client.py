@@ -175,7 +175,7 @@ class Client(DogStatsdCompat):
         else:
             self._sent = SENT_IN_PROCESS.setdefault(settings.address(), guard.SentSeries())
         self._tag_cache: dict = {}
-        # metric -> {tuple(tags list): the buffer key of an increment} (increment()), _counted keys in all
+        # metric -> {tuple(tags list): the transport's tally of the series} (increment()), _counted in all
         self._counters: dict = {}
         self._counted = 0
         self.settings_generation += 1
@@ -196,12 +196,19 @@ class Client(DogStatsdCompat):
         buffered = isinstance(transport, BufferedTransport)
         self.request_durations = transport.request_durations if buffered else None
         self.requests_begin = transport.requests_begin if buffered else None
+        # counter increments go to the transport's lock-free tallies (BufferedTransport.tally); increment()'s
+        # cache holds them, so it starts afresh with each transport
+        self._tally = transport.tally if buffered else None
+        self._tally_first = transport.tally_first if buffered else None
+        self._here = transport.here if buffered else None
+        self._counters, self._counted = {}, 0
         if self._settings.disabled and isinstance(transport, BufferedTransport):
             # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
             self._add = self._add_flush = self._drop_lines
             self._count = self._sample = self._drop_call
             self._add_request = self._drop_request
             self.request_durations = None
+            self._tally = None
         self._strict = strict
         self.settings_generation += 1
 
@@ -314,9 +321,16 @@ class Client(DogStatsdCompat):
                     return
                 if type(text) is int and text >= 0:
                     series = (name, kind, rest)
-                    if tags.__class__ is list and rest_cached and self._counted < validation.MAX_CACHE:
-                        self._counters.setdefault(metric, {})[tuple(tags)] = series  # increment() finds it
-                        self._counted += 1
+                    if (
+                        tags.__class__ is list
+                        and rest_cached
+                        and self._counted < validation.MAX_CACHE
+                        and self._tally is not None
+                    ):
+                        tally = self._tally(series)
+                        if tally is not None:  # increment() finds it next time
+                            self._counters.setdefault(metric, {})[tuple(tags)] = tally
+                            self._counted += 1
                     self._count(series, text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
@@ -377,11 +391,14 @@ class Client(DogStatsdCompat):
         if sample_rate is None and tags.__class__ is list and value.__class__ is int and value >= 0:
             try:
                 by_tags = self._counters.get(metric)
-                series = by_tags.get(tuple(tags)) if by_tags is not None else None
+                tally = by_tags.get(tuple(tags)) if by_tags is not None else None
             except TypeError:  # unhashable name or tags: the general path says what is wrong
-                series = None
-            if series is not None:
-                self._count(series, value)
+                tally = None
+            if tally is not None:  # the series' tally: appended to without a lock (BufferedTransport.tally)
+                if tally and self._here[0]:
+                    tally.append(value)
+                else:
+                    self._tally_first(tally, value)
                 return
         self._emit(metric, value, "c", tags, sample_rate)
 
@@ -808,24 +825,28 @@ class PreparedMetric:
             self._build()
         return self._key
 
-    def counter(self) -> tuple[int, Callable[[Any, int], None] | None, Any]:
-        """``(generation, count, key)``: for a counter line that merges in the flush window, ``count(key, n)``
-        buffers an increment by ``n`` (a non-negative int, which the caller checks) with no step between the
-        call and the buffer (the client's transport entry point, and this line's buffer key). Valid while
+    def counter(self) -> tuple[int, list | None, Any, Callable[[list, int], None] | None]:
+        """``(generation, tally, here, first)``: for a counter line that merges in the flush window, its
+        series' tally in the client's buffer (:meth:`~statsd_instrument.transport.BufferedTransport.tally`):
+        an increment by ``n`` (a non-negative int, which the caller checks) is ``tally.append(n)`` while
+        ``tally`` is not empty and ``here[0]`` reads 1 (this process), else ``first(tally, n)``. Valid while
         ``generation`` equals the client's ``settings_generation`` (compare before use), as :meth:`key`;
-        for any other line (call ``send``) it is ``(-1, None, None)``, which never compares equal.
+        for any other line, or in capture mode, it is ``(-1, None, None, None)``: call ``send``.
 
         >>> c = Client(protocol="null")
-        >>> generation, count, key = c.prepare("c", "jobs_total").counter()
-        >>> count(key, 2); count(key, 3); c._transport.pending_lines()
+        >>> generation, tally, here, first = c.prepare("c", "jobs_total").counter()
+        >>> first(tally, 2); tally.append(3) if tally and here[0] else None; c._transport.pending_lines()
         ['jobs_total:5|c']
         >>> c.close()
         """
-        if self.generation != self.client.settings_generation:
+        client = self.client
+        if self.generation != client.settings_generation:
             self._build()
-        if self.kind != "c" or self._key is None:
-            return -1, None, None  # a generation no client has: never taken
-        return self.generation, self.client._count, self._key
+        tally_of = client._tally
+        tally = tally_of(self._key) if tally_of is not None and self.kind == "c" and self._key else None
+        if tally is None:
+            return -1, None, None, None  # a generation no client has: never taken
+        return self.generation, tally, client._here, client._tally_first
 
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""

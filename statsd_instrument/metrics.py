@@ -201,9 +201,9 @@ class _Series:
 
 
 class _CounterSeries(_Series):
-    """A counter's series. ``fast`` is ``(generation, count, key)`` from its prepared line
-    (:meth:`~statsd_instrument.client.PreparedMetric.counter`): an increment by a non-negative int calls
-    ``count(key, n)`` while the generation is the client's, one step from the call to the buffer."""
+    """A counter's series. ``fast`` is ``(generation, tally, here, first)`` from its prepared line
+    (:meth:`~statsd_instrument.client.PreparedMetric.counter`): while the generation is the client's, an
+    increment by a non-negative int is one ``list.append`` to the series' tally in the client's buffer."""
 
     __slots__ = ("client", "fast")
 
@@ -216,7 +216,11 @@ class _CounterSeries(_Series):
         """Add ``value`` (default 1)."""
         fast = self.fast
         if fast[0] == self.client.settings_generation and value.__class__ is int and value >= 0:
-            fast[1](fast[2], value)
+            tally = fast[1]
+            if tally and fast[2][0]:
+                tally.append(value)
+            else:
+                fast[3](tally, value)
             return
         self.prepared.send(value)
         self.fast = self.prepared.counter()
@@ -502,7 +506,11 @@ def {method}(value{default}, /, *{params}, **_extra):
 _FAST_INCREMENT = """else:
             fast = series.fast
             if fast[0] == _client.settings_generation and value.__class__ is int and value >= 0:
-                fast[1](fast[2], value)
+                tally = fast[1]
+                if tally and fast[2][0]:
+                    tally.append(value)
+                else:
+                    fast[3](tally, value)
                 return"""
 
 

@@ -20,6 +20,11 @@ Within the window, calls that can be merged without changing any exported value 
 
 Everything else (gauges, sampled calls, lines passed as text) is sent as written, in call order.
 
+The cheapest calls take no lock: a counter series that a client has seen before has a **tally**, a list its
+increments are appended to (``list.append`` is atomic), and the request recorder appends durations to a
+list per label set; each drain folds what the lists hold into the buffer (their lines come after the
+lines buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
+
 Finished web requests take a shorter way in: per label set, the request recorder appends the duration to
 a list (:meth:`~BufferedTransport.request_durations`; one ``list.append``, atomic under the GIL: no lock, no
 ``getpid()``, no formatting in the request), and the next drain folds each list into the buffer as above
@@ -242,6 +247,8 @@ class _PidFlag:
 
 #: finished requests a process holds before it drains them without waiting for the window (memory bound)
 REQUESTS_MAX = 4096
+#: counter series with a lock-free tally per transport (:meth:`BufferedTransport.tally`); more use ``count``
+TALLIES_MAX = 10_000
 
 #: longest multi-value line built here (statsd_exporter closes a TCP connection on a line of 4096+ bytes)
 MAX_LINE_BYTES = 4000
@@ -287,16 +294,24 @@ class BufferedTransport:
         # by the request recorder without a lock (list.append is atomic) and folded into the buffer by the
         # next drain; each list lives as long as the transport (a fork empties it in place: recorders hold it)
         self._requests: Dict[Tuple[SeriesKey, SeriesKey], List[float]] = {}
+        # a counter series key -> its increments (non-negative ints), appended by the client's cheap paths
+        # without a lock while the list is not empty and ``here`` reads 1 (see :meth:`tally`), folded into the
+        # buffer by the next drain as the request lists are; a fork empties them in place (clients hold them)
+        self._tallies: Dict[SeriesKey, List[int]] = {}
+        #: reads 1 (``here[0]``) in this process, 0 in a child forked from it (:func:`_process_flag`): the
+        #: cheap paths' fork check, re-armed (the same object) by the child's first call on a checked path
+        self.here = _process_flag()
         self._reset_process_state()
         _live.add(self)
 
     def _reset_process_state(self) -> None:
         self._pid = _getpid()
-        # reads 1 in this process, 0 in a child forked from it (see _process_flag): the fast paths' fork check
-        self._here = _process_flag()
+        self._here = self.here
         self._here[0] = 1
         for durations in self._requests.values():
             del durations[:]
+        for tally in self._tallies.values():
+            del tally[:]
         self._lock = threading.Lock()  # guards the buffer; held for a few dict operations, never for a send
         self._start_lock = threading.Lock()  # only for starting the flusher thread
         self._sink_lock = threading.Lock()  # one drain at a time, datagrams in order
@@ -441,6 +456,52 @@ class BufferedTransport:
     def _requests_pending(self) -> bool:
         return any(self._requests.values())
 
+    def tally(self, key: SeriesKey) -> List[int] | None:
+        """The list a counter call appends its increment (a non-negative int) of the series ``key`` to, with
+        no lock and no other step, while the list is not empty and :attr:`here` reads 1; otherwise it calls
+        :meth:`tally_first` (which checks the process and starts the flusher). The next drain sends one
+        merged line per series. None when :data:`TALLIES_MAX` series have one already (use ``count``).
+
+        >>> t = BufferedTransport(Settings(protocol="null"))
+        >>> hits = t.tally(("hits", "c", "|#k:v"))
+        >>> t.tally_first(hits, 2); hits.append(3) if hits and t.here[0] else None; t.pending_lines()
+        ['hits:5|c|#k:v']
+        >>> t.close()
+        """
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None and len(self._tallies) < TALLIES_MAX:
+                tally = self._tallies[key] = []
+            return tally
+
+    def tally_first(self, tally: List[int], value: int) -> None:
+        """Append ``value`` to ``tally`` (:meth:`tally`) after checking the process (a forked child empties
+        what its parent left) and starting the flusher (where none may run, the buffer is sent at once)."""
+        if _getpid() != self._pid:
+            self._forked()
+        tally.append(value)
+        if self._thread is None:
+            self._no_flusher()
+
+    def _tallies_pending(self) -> bool:
+        return any(self._tallies.values())
+
+    def _take_tallies(self) -> None:
+        """Fold the increments appended to the tallies into the buffer (the caller holds ``_lock``)."""
+        entries = self._entries
+        for key, tally in self._tallies.items():
+            if not tally:
+                continue
+            taken = tally[:]
+            del tally[: len(taken)]  # increments appended meanwhile stay for the next drain
+            entry = entries.get(key)
+            if entry is None:
+                entries[key] = [sum(taken), len(taken)]
+            else:
+                entry[0] += sum(taken)  # type: ignore[index]
+                entry[1] += len(taken)  # type: ignore[index]
+            self._series = True
+
     def _take_requests(self) -> None:
         """Fold the finished requests into the buffer: per series one count and the durations as samples
         (the caller holds ``_lock``)."""
@@ -541,13 +602,14 @@ class BufferedTransport:
         if _getpid() != self._pid:
             self._forked()
             return
-        if self._size or self._requests_pending():
+        if self._size or self._requests_pending() or self._tallies_pending():
             self._drain()
 
     def pending_lines(self) -> List[str]:
         """The lines the buffer would send now (for tests and doctests; nothing is sent or removed)."""
         with self._lock:
             self._take_requests()
+            self._take_tallies()
             return [line.decode() for line in self._render(self._entries)[0]]
 
     # -- sending -----------------------------------------------------------------------------------------
@@ -605,6 +667,8 @@ class BufferedTransport:
             try:
                 if self._requests:
                     self._take_requests()
+                if self._tallies:
+                    self._take_tallies()
                 entries, series = self._entries, self._series
                 if not entries:
                     return
@@ -777,7 +841,7 @@ class BufferedTransport:
             if self._token is not token or self._pid != pid:
                 return
             try:
-                if self._size or self._requests_pending():
+                if self._size or self._requests_pending() or self._tallies_pending():
                     self._drain()
             except Exception:  # pragma: no cover - a drain never raises; belt and braces
                 pass

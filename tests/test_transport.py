@@ -84,6 +84,41 @@ def test_concurrent_threads_lose_and_duplicate_no_line(udp_collector):
     assert max(len(d) for d in udp_collector.datagrams) <= 1432
 
 
+def test_concurrent_increments_of_one_series_on_the_lock_free_paths_lose_and_add_nothing(udp_collector):
+    """Inline tag lists and declared counters append to a series' tally without a lock while the flusher
+    drains it every 10 ms: every increment arrives once."""
+    c = Client(port=udp_collector.port, flush_interval_s=0.01)
+    orders = Counter("mt_orders_total", "Orders.", tags=("status",), client=c)
+    paid = orders.labels(status="paid")
+    per_thread, threads = 20_000, 4
+
+    def emit(t: int) -> None:
+        for _ in range(per_thread):
+            if t == 0:
+                c.increment("mt.inline", tags=["k:v"])
+            elif t == 1:
+                orders.increment(status="paid")
+            elif t == 2:
+                paid.increment(2)
+            else:
+                c.increment("mt.inline", 3, tags=["k:v"])
+
+    workers = [threading.Thread(target=emit, args=(t,)) for t in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        c.flush()
+        calls = udp_collector.wait_for_calls(per_thread * 7)  # a counter line counts its value
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert udp_collector.calls() == calls
+    assert dict(calls) == {"mt.inline": per_thread * 4, "mt_orders_total": per_thread * 3}
+    assert c.stats["sent_lines"] == per_thread * threads  # one per call, as an unmerged client would send
+
+
 def test_lines_sent_together_that_overflow_a_datagram_are_split_not_oversized(udp_collector):
     c = Client(port=udp_collector.port, flush_interval_s=60)
     try:
