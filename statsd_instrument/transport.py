@@ -497,6 +497,7 @@ class BufferedTransport:
             entry = entries.get(key)
             if entry is None:
                 entries[key] = [sum(taken), len(taken)]
+                self._size += len(key[0]) + len(key[2]) + 12  # name:N|c|#...\n, N of a few digits
             else:
                 entry[0] += sum(taken)  # type: ignore[index]
                 entry[1] += len(taken)  # type: ignore[index]

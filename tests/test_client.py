@@ -263,3 +263,15 @@ def test_lines_as_written_keep_their_order_among_merged_counters_and_fill_datagr
     assert all(len(d) <= 64 for d in datagrams), datagrams
     long_lines = [f"a.fairly.long.line.number:{n}|g" for n in range(8)]
     assert lines == ["first:1|g", "hits:2|c", "second:2|g", *long_lines]
+
+
+def test_increments_on_the_lock_free_path_shown_by_pending_lines_are_still_sent(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        for _ in range(4):  # the third and fourth append to the series' tally (BufferedTransport.tally)
+            c.increment("t.hits", tags=["k:v"])
+        assert c._transport.pending_lines() == ["t.hits:4|c|#k:v"]
+        c.flush()
+        assert udp_collector.wait_for_lines(1) == ["t.hits:4|c|#k:v"]
+    finally:
+        c.close()
