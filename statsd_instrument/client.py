@@ -322,14 +322,13 @@ class Client(DogStatsdCompat):
                 if type(text) is int and text >= 0:
                     series = (name, kind, rest)
                     if (
-                        tags.__class__ is list
-                        and rest_cached
+                        (tags is None or (tags.__class__ is list and rest_cached))
                         and self._counted < validation.MAX_CACHE
                         and self._tally is not None
                     ):
                         tally = self._tally(series)
                         if tally is not None:  # increment() finds it next time
-                            self._counters.setdefault(metric, {})[tuple(tags)] = tally
+                            self._counters.setdefault(metric, {})[() if tags is None else tuple(tags)] = tally
                             self._counted += 1
                     self._count(series, text)
                     return
@@ -387,11 +386,17 @@ class Client(DogStatsdCompat):
         >>> lines
         ['orders_total:1|c|#status:paid']
         """
-        # the common case inline: tags as a list (a new one per call, as code writes them) seen before
-        if sample_rate is None and tags.__class__ is list and value.__class__ is int and value >= 0:
+        # the common case inline: no tags, or tags as a list (a new one per call, as code writes them) seen
+        # before
+        if (
+            sample_rate is None
+            and value.__class__ is int
+            and value >= 0
+            and (tags is None or tags.__class__ is list)
+        ):
             try:
                 by_tags = self._counters.get(metric)
-                tally = by_tags.get(tuple(tags)) if by_tags is not None else None
+                tally = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
             except TypeError:  # unhashable name or tags: the general path says what is wrong
                 tally = None
             if tally is not None:  # the series' tally: appended to without a lock (BufferedTransport.tally)

@@ -468,6 +468,8 @@ class BufferedTransport:
         ['hits:5|c|#k:v']
         >>> t.close()
         """
+        if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
+            self._forked()
         with self._lock:
             tally = self._tallies.get(key)
             if tally is None and len(self._tallies) < TALLIES_MAX:
