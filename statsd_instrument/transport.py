@@ -228,7 +228,7 @@ class BufferedTransport:
         self._multi_value = settings.multi_value
         self._closed = False
         self._last_warning = -WARN_EVERY_S
-        #: lines sent before any other by each process, and again after a send that follows failed ones
+        #: lines sent before any other by each process, and again in front of the datagrams after failed ones
         #: (the client's :meth:`~statsd_instrument.Client.add_start_lines`: zero start of declared counters)
         self.start_lines: Callable[[], List[str]] | None = None
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
@@ -613,8 +613,9 @@ class BufferedTransport:
     def _start(self) -> None:
         """Buffer this process's start lines (not in a uwsgi master: its workers send their own).
 
-        Called on a process's first buffered call and after a send that follows failed ones (the caller may
-        hold ``_sink_lock``, so the lines go straight into the buffer, never through a drain)."""
+        Called on a process's first buffered call and when the client registers more (the caller may hold
+        ``_sink_lock``, so the lines go straight into the buffer, never through a drain). After failed sends
+        ``_send`` puts them in front of the datagrams itself."""
         self._started = True  # a fork resets it: the child sends its own
         if self.start_lines is None or in_uwsgi_master():
             return
