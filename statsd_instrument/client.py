@@ -187,11 +187,18 @@ class Client(DogStatsdCompat):
         self._sample = transport.sample
         self._add_flush = transport.add_flush
         self._add_request = transport.add_request
+        #: for the request recorder: the transport's per-series lists of request durations and the call to
+        #: make before an append to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.
+        #: request_durations`); None: no such lists (capture mode, a disabled client)
+        buffered = isinstance(transport, BufferedTransport)
+        self.request_durations = transport.request_durations if buffered else None
+        self.requests_begin = transport.requests_begin if buffered else None
         if self._settings.disabled and isinstance(transport, BufferedTransport):
             # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
             self._add = self._add_flush = self._drop_lines
             self._count = self._sample = self._drop_call
             self._add_request = self._drop_request
+            self.request_durations = None
         self._strict = strict
         self.settings_generation += 1
 

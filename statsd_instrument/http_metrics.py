@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 from statsd_instrument import validation
 from statsd_instrument.metrics import Counter, Gauge, Histogram
+from statsd_instrument.transport import REQUESTS_MAX
 from statsd_instrument.validation import Tags, tag_value
 from statsd_instrument.wire import format_ms
 
@@ -165,7 +166,7 @@ class RequestRecorder:
         # Per label set, the request's buffer entries as (client settings generation, count key, latency key,
         # in-flight -1 line or None), made once with Client.prepare; only for a statsd_instrument Client
         # whose metric calls are not overridden.
-        self._shapes: dict[tuple[str, str | None, object], tuple[int, Any, Any, bytes | None]] = {}
+        self._shapes: dict[tuple[str, str | None, object], tuple] = {}
         self._shapes_ok = _plain_client(client)
         self._info_pid = 0
         self._info_at = 0.0
@@ -232,16 +233,21 @@ class RequestRecorder:
                 # in one call; an entry is only used while the client's settings generation is the one it
                 # was made in (configure() and capture mode change it).
                 shape = self._shapes.get((method, endpoint, status))
-                if (
-                    shape is not None
-                    and shape[0] == client.settings_generation
-                    # no getpid() here (a system call): a process's first request finds no cached lines
-                    # and takes the path below, which checks the pid; only a child forked after its parent
-                    # served requests inherits them, and sends its info gauge within INFO_EVERY_S
-                    and (self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S)
-                ):
-                    client._add_request(shape[1], shape[2], format_ms(elapsed_s * 1000.0), shape[3])
-                    return
+                if shape is not None and shape[0] == client.settings_generation:
+                    # One append to the transport's list of finished requests (folded into the buffer by
+                    # the flusher): no lock, no formatting, no getpid() (a system call). The first request
+                    # of a window finds the list empty and checks the process, the flusher and the info
+                    # gauge first (a forked child's list starts empty: the parent flushed before the fork).
+                    durations = shape[4]
+                    if durations is not None and (
+                        0 < len(durations) < REQUESTS_MAX or self._begin(client, durations)
+                    ):
+                        durations.append(elapsed_s)
+                        return
+                    # no such list (in-flight gauge on, no flusher thread): one buffer call
+                    if self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S:
+                        client._add_request(shape[1], shape[2], format_ms(elapsed_s * 1000.0), shape[3])
+                        return
             tags = self.request_tags(method, endpoint, status)
             if request_tags:
                 tags = tags + tuple(request_tags)
@@ -259,6 +265,14 @@ class RequestRecorder:
                 self._remember_shape(method, endpoint, status, tags)
         except Exception:
             self._failed("request metrics")
+
+    def _begin(self, client: Any, durations: list) -> bool:
+        """A label set's list of durations is empty or long: whether a request may go into it (the client's
+        ``requests_begin``: process and flusher checked); False when the info gauge is due (the general path
+        sends it) or the client has no flusher."""
+        if self.info_tags is not None and self._info_due():
+            return False
+        return bool(client.requests_begin(durations))
 
     def _info_due(self) -> bool:
         # the info gauge goes out with the first request of each process, then every INFO_EVERY_S
@@ -281,6 +295,9 @@ class RequestRecorder:
             count_key,
             latency_key,
             line,
+            client.request_durations(count_key, latency_key)
+            if line is None and client.request_durations is not None
+            else None,
         )
 
     def _failed(self, what: str) -> None:

@@ -20,6 +20,13 @@ Within the window, calls that can be merged without changing any exported value 
 
 Everything else (gauges, sampled calls, lines passed as text) is sent as written, in call order.
 
+Finished web requests take a shorter way in: per label set, the request recorder appends the duration to
+a list (:meth:`~BufferedTransport.request_durations`; one ``list.append``, atomic under the GIL: no lock, no
+``getpid()``, no formatting in the request), and the next drain folds each list into the buffer as above
+(one count and one multi-value line, formatted in one go). Only the first request of a window (the list is
+empty) or a long list (:data:`REQUESTS_MAX`) costs a call to :meth:`~BufferedTransport.requests_begin`,
+which checks the process and the flusher thread.
+
 Fork safety, for servers that fork from C (uwsgi: Python's fork hooks do not run there):
 
 * the buffer remembers its process id; the first call in a new process (one ``os.getpid()``) drops whatever
@@ -78,6 +85,7 @@ from typing import Callable, Dict, Iterator, List, Tuple
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, make_sink
 from statsd_instrument.validation import DROP_REASONS
+from statsd_instrument.wire import format_ms_of_seconds
 
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
@@ -194,6 +202,9 @@ def _uwsgi_runs_threads(uwsgi: object) -> bool:
 _uwsgi_threads: bool | None = None
 
 
+#: finished requests a process holds before it drains them without waiting for the window (memory bound)
+REQUESTS_MAX = 4096
+
 #: longest multi-value line built here (statsd_exporter closes a TCP connection on a line of 4096+ bytes)
 MAX_LINE_BYTES = 4000
 
@@ -234,11 +245,17 @@ class BufferedTransport:
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
         self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
         self.telemetry_tags = ""  # the client sets its constant tags with a service
+        # (count key, latency key) -> the durations (seconds) of finished requests of that series, appended
+        # by the request recorder without a lock (list.append is atomic) and folded into the buffer by the
+        # next drain; each list lives as long as the transport (a fork empties it in place: recorders hold it)
+        self._requests: Dict[Tuple[SeriesKey, SeriesKey], List[float]] = {}
         self._reset_process_state()
         _live.add(self)
 
     def _reset_process_state(self) -> None:
         self._pid = _getpid()
+        for durations in self._requests.values():
+            del durations[:]
         self._lock = threading.Lock()  # guards the buffer; held for a few dict operations, never for a send
         self._start_lock = threading.Lock()  # only for starting the flusher thread
         self._sink_lock = threading.Lock()  # one drain at a time, datagrams in order
@@ -337,6 +354,69 @@ class BufferedTransport:
                 lock.release()
         self._put(count_key, 1, sample_key, text, line)
 
+    def request_durations(self, count_key: SeriesKey, latency_key: SeriesKey) -> List[float]:
+        """The list the request recorder appends a finished request's duration (seconds) to: the next drain
+        sends one ``count_key`` increment and one ``latency_key`` sample (in ms) per duration. Before an
+        append to an empty list (the first request of a window, or of a process), the recorder calls
+        :meth:`requests_begin`.
+
+        >>> t = BufferedTransport(Settings(protocol="null"))
+        >>> durations = t.request_durations(("n", "c", ""), ("t", "ms", ""))
+        >>> t.requests_begin(durations); durations += [0.0025, 0.004]; t.pending_lines()
+        True
+        ['n:2|c', 't:2.5:4|ms']
+        >>> t.close()
+        """
+        with self._lock:
+            return self._requests.setdefault((count_key, latency_key), [])
+
+    def requests_begin(self, durations: List[float]) -> bool:
+        """Check the process and start the flusher before an append to an empty ``durations`` list; drain
+        a long one (:data:`REQUESTS_MAX`). False where no flusher thread may run: the recorder then buffers
+        through :meth:`add_request` (sent at once)."""
+        if _getpid() != self._pid:
+            self._forked()
+        if self._closed or not threads_allowed():
+            return False
+        if len(durations) >= REQUESTS_MAX:
+            self._drain()
+        if self._thread is None:
+            self._no_flusher()
+        return True
+
+    def _requests_pending(self) -> bool:
+        return any(self._requests.values())
+
+    def _take_requests(self) -> None:
+        """Fold the finished requests into the buffer: per series one count and the durations as samples
+        (the caller holds ``_lock``)."""
+        entries = self._entries
+        for (count_key, sample_key), durations in self._requests.items():
+            if not durations:
+                continue
+            taken = durations[:]
+            del durations[: len(taken)]  # durations appended meanwhile stay for the next drain
+            texts = format_ms_of_seconds(taken)
+            if "" in texts:  # not a finite, positive duration: left out and counted
+                dropped = texts.count("")
+                self.stats.invalid_calls += dropped
+                reasons = self.stats.invalid_reasons
+                reasons["invalid_call"] = reasons.get("invalid_call", 0) + dropped
+                texts = [text for text in texts if text]
+                if not texts:
+                    continue
+            entry = entries.get(count_key)
+            if entry is None:
+                entries[count_key] = [len(texts), len(texts)]
+            else:
+                entry[0] += len(texts)  # type: ignore[index]
+                entry[1] += len(texts)  # type: ignore[index]
+            values = entries.get(sample_key)
+            if values is None:
+                entries[sample_key] = texts
+            else:
+                values.extend(texts)  # type: ignore[attr-defined]
+
     def _put(
         self,
         count_key: SeriesKey | None,
@@ -404,12 +484,13 @@ class BufferedTransport:
         if _getpid() != self._pid:
             self._forked()
             return
-        if self._size:
+        if self._size or self._requests_pending():
             self._drain()
 
     def pending_lines(self) -> List[str]:
         """The lines the buffer would send now (for tests and doctests; nothing is sent or removed)."""
         with self._lock:
+            self._take_requests()
             return [line.decode() for line, _ in self._render(self._entries)]
 
     # -- sending -----------------------------------------------------------------------------------------
@@ -452,6 +533,8 @@ class BufferedTransport:
         try:
             locked = self._lock.acquire(timeout=wait_s)
             try:
+                if self._requests:
+                    self._take_requests()
                 entries = self._entries
                 if not entries:
                     return
@@ -662,7 +745,7 @@ class BufferedTransport:
             if self._token is not token or self._pid != pid:
                 return
             try:
-                if self._size:
+                if self._size or self._requests_pending():
                     self._drain()
             except Exception:  # pragma: no cover - a drain never raises; belt and braces
                 pass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_ms", "format_number", "sample_rate_suffix"]
+__all__ = ["format_ms", "format_ms_of_seconds", "format_number", "sample_rate_suffix"]
 
 
 def format_number(value: object) -> str:
@@ -65,3 +65,22 @@ def sample_rate_suffix(rate: float | None) -> str:
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate < 1:
         raise ValueError(f"sample_rate={rate!r}: expected a number in (0, 1]")
     return f"|@{rate:g}"
+
+
+def format_ms_of_seconds(seconds: list) -> list:
+    """``format_ms(s * 1000)`` of many durations in seconds, formatted in one go (about a third of the
+    cost per value: one C-level ``%`` and four ``str.replace`` passes for the trailing zeros). A value that
+    is negative, infinite or not a number gives ``""`` (the caller counts it as dropped).
+
+    >>> format_ms_of_seconds([0.0123456789, 0.0000004, 1.5, 0.0, 0.1, 10.0, -0.001, float("nan")])
+    ['12.346', '0', '1500', '0', '100', '10000', '', '']
+    """
+    if not seconds:
+        return []
+    text = ("%.3f:" * len(seconds)) % tuple([s * 1000.0 for s in seconds])
+    # every value has exactly three decimals: three passes drop their trailing zeros, one a bare point
+    text = text.replace("0:", ":").replace("0:", ":").replace("0:", ":").replace(".:", ":")
+    values = text[:-1].split(":")
+    if "n" in text or "-" in text:  # inf, nan or a negative value: those alone are left out
+        values = [value if value[:1] not in "-in" else "" for value in values]
+    return values

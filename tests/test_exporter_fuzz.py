@@ -94,6 +94,38 @@ def test_remembered_shapes_give_the_same_page_as_the_full_parser(lines):
     assert fast.render(now=2.0) == slow.render(now=2.0)
 
 
+simple_values = st.one_of(
+    st.integers(min_value=-(10**6), max_value=10**6).map(str),
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda v: f"{v:.3f}"),
+    st.sampled_from(["0", "-0", ".5", "5.", "1e3", "2E-2", "+4", "NaN", "1e400", "0x1p3"]),
+)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["request_latency_seconds", "t.x", "re_lat", "h"]),
+            st.lists(simple_values, min_size=1, max_size=6),
+            st.sampled_from(["ms", "h", "d", "c", "g"]),
+            st.sampled_from(["", "|@0.5", "|#endpoint:/x,status:200", "|@0.25|#a:b", "|#a:b:c"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_multi_value_lines_on_remembered_shapes_match_the_full_parser(lines):
+    """Multi-value lines (``t:1:2.5:3|ms``, statsd_exporter 0.27.1+) fed to remembered shapes, before and
+    after single-value lines of the same shape, give exactly the page the full parser gives."""
+    fast, slow = Ingestor(MAPPING), Ingestor(MAPPING)
+    slow._remember = lambda *args: None
+    for now, (name, values, kind, tail) in enumerate(lines):
+        for text in (f"{name}:{values[0]}|{kind}{tail}", f"{name}:{':'.join(values)}|{kind}{tail}"):
+            fast.handle_datagram(text.encode(), now=float(now))
+            slow.handle_datagram(text.encode(), now=float(now))
+    assert fast.render(now=20.0) == slow.render(now=20.0)
+
+
 label_values = st.text(
     alphabet=st.characters(blacklist_characters=",|#\n", blacklist_categories=["Cs"]), min_size=1
 )
@@ -206,3 +238,20 @@ def test_each_hostile_class_leaves_every_later_scrape_working_and_legit_samples_
             assert samples[("http_requests_total", requests)] == rounds * len(HOSTILE_CLASSES[klass])
             count = sum(v for (n, labels), v in samples.items() if n == "http_request_duration_seconds_count")
             assert count == rounds * len(HOSTILE_CLASSES[klass])
+
+
+def test_a_multi_value_line_of_a_remembered_shape_skips_the_full_parser():
+    ingest = Ingestor(MAPPING)
+    slow_lines: list = []
+    full = ingest._slow_line
+    ingest._slow_line = lambda line, now: (slow_lines.append(line), full(line, now))
+    tags = b"|#service:s,method:GET,endpoint:/x,status:200"
+    ingest.handle_datagram(b"request_latency_seconds:1:2|ms" + tags, now=0.0)  # parsed, then remembered
+    ingest.handle_datagram(b"request_latency_seconds:3:4.5:600|ms" + tags, now=1.0)
+    ingest.handle_datagram(b"request_latency_seconds:7|ms" + tags, now=1.0)
+    assert slow_lines == [b"request_latency_seconds:1:2|ms" + tags]
+    page = parse_page(ingest.render(now=1.0))
+    labels = (("endpoint", "/x"), ("method", "GET"), ("service", "s"), ("status", "200"))
+    assert page[("http_request_duration_seconds_count", labels)] == 6
+    assert page[("http_request_duration_seconds_sum", labels)] == pytest.approx(0.6175)
+    assert page[("statsd_exporter_samples_total", ())] == 6

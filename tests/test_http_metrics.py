@@ -151,3 +151,71 @@ def test_requests_and_their_own_lines_leave_merged_when_the_window_closes(udp_co
         assert client.stats["sent_datagrams"] == 1 and client.stats["sent_lines"] == 9
     finally:
         client.close()
+
+
+def test_a_known_label_set_goes_into_the_transports_request_list_and_leaves_merged():
+    client = Client(protocol="null", flush_interval_s=60)
+    recorder = RequestRecorder(client, "shop")
+    transport = client._transport
+    tags = "|#service:shop,method:GET,endpoint:/a,status:200"
+    try:
+        for elapsed_s in (0.001, 0.0025, 0.004):
+            recorder.finished("GET", "/a", "200 OK", elapsed_s)
+        # the first request of a label set takes the metric calls; the next ones are one append each
+        durations = recorder._shapes[("GET", "/a", "200 OK")][4]
+        assert durations == [0.0025, 0.004]
+        assert transport.pending_lines() == [
+            f"request_count:3|c{tags}",
+            f"request_latency_seconds:1:2.5:4|ms{tags}",
+        ]
+        assert durations == []  # folded into the buffer, not sent
+        transport.flush()
+        assert client.stats["sent_lines"] == 6 and client.stats["sent_datagrams"] == 1
+        recorder.finished("GET", "/a", "200 OK", 0.001)
+        assert durations == [0.001]
+        transport._forked()  # a child process forgets the parent's requests, in the list the recorder holds
+        assert (
+            durations == []
+            and transport.request_durations(*recorder._shapes[("GET", "/a", "200 OK")][1:3]) is durations
+        )
+        recorder.finished("GET", "/a", "200 OK", 0.002)
+        recorder.finished("GET", "/a", "200 OK", -1.0)  # not a duration: left out, counted
+        assert transport.pending_lines() == [
+            f"request_count:1|c{tags}",
+            f"request_latency_seconds:2|ms{tags}",
+        ]
+        assert client.stats["invalid_calls"] == 1
+        client.configure(protocol="null", prefix="new")  # a new transport: the recorder follows it
+        recorder.finished("GET", "/a", "200 OK", 0.001)
+        recorder.finished("GET", "/a", "200 OK", 0.001)
+        assert client._transport.pending_lines()[0] == f"new.request_count:2|c{tags}"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("options", [{"in_flight": True}, {"version": "1.0"}])
+def test_in_flight_lines_and_a_due_info_gauge_take_the_buffer_calls(options, monkeypatch):
+    client = Client(protocol="null", flush_interval_s=60)
+    recorder = RequestRecorder(client, "shop", **options)
+    clock = [1000.0]
+    monkeypatch.setattr(http_metrics, "_monotonic", lambda: clock[0])
+    tags = "|#service:shop,method:GET,endpoint:/a,status:200"
+    try:
+        for _ in range(3):
+            recorder.finished("GET", "/a", "200 OK", 0.001)
+        client._transport.flush()
+        clock[0] += 61  # the info gauge is due again: the next window's first request sends it
+        for _ in range(2):
+            recorder.finished("GET", "/a", "200 OK", 0.001)
+        lines = client._transport.pending_lines()
+    finally:
+        client.close()
+    assert lines[0] == f"request_count:2|c{tags}"
+    if "in_flight" in options:
+        assert recorder._shapes[("GET", "/a", "200 OK")][4] is None
+        assert lines.count("request_in_flight:-1|g|#service:shop") == 2
+    else:
+        assert lines[1:] == [
+            f"request_latency_seconds:1:1|ms{tags}",
+            "app_info:1|g|#service:shop,version:1.0",
+        ]

@@ -43,7 +43,10 @@ from statsd_instrument.exporter.store import (
 from statsd_instrument.mapping.model import MappingConfig
 from statsd_instrument.mapping.resolve import Resolver
 
-_SIMPLE_FLOAT = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z").match
+_FLOAT = rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_SIMPLE_FLOAT = re.compile(_FLOAT + rb"\Z").match
+#: the values of a multi-value line (``1:2.5:3``), each a simple float
+_SIMPLE_FLOATS = re.compile(_FLOAT + rb"(?::" + _FLOAT + rb")*\Z").match
 _MAX_SHAPES = 50_000
 #: Set to 1 to parse every line with the full parser (for benchmarks comparing the two paths).
 FULL_PARSE_ENV = "STATSD_INSTRUMENT_EXPORTER_FULL_PARSE"
@@ -194,7 +197,14 @@ class Ingestor:
             name, _colon, rest = line.partition(b":")
             value_text, bar, suffix = rest.partition(b"|")
             shape = shapes.get((name, suffix)) if bar else None
-            if shape is None or b":" in value_text or not simple_float(value_text):
+            if shape is None:
+                self._slow_line(line, now)
+                continue
+            if b":" in value_text:  # a multi-value line: every value is a sample of the same shape
+                if shape.kind < _HISTOGRAM or not self._samples(shape, value_text, now):
+                    self._slow_line(line, now)
+                continue
+            if not simple_float(value_text):
                 self._slow_line(line, now)
                 continue
             value = float(value_text)
@@ -227,6 +237,29 @@ class Ingestor:
             series.updated = now
             shape.hits += 1
 
+    def _samples(self, shape: _Shape, value_text: bytes, now: float) -> bool:
+        """Observe every value of a multi-value timer/histogram/distribution line (``t:1:2.5:3|ms``) in the
+        series of its remembered shape; False (nothing observed) when a value needs the full parser."""
+        if not _SIMPLE_FLOATS(value_text):
+            return False
+        values = [float(text) for text in value_text.split(b":")]
+        for divisor in shape.divisors:
+            values = [value / divisor for value in values]
+        if shape.scale is not None:
+            values = [value * shape.scale for value in values]
+        if any(value - value != 0 for value in values):  # inf or nan: let the full path decide
+            return False
+        series, weight = shape.series, shape.weight
+        if shape.kind == _HISTOGRAM:
+            for value in values:
+                series.observe(value, weight)
+        else:
+            for value in values:
+                series.observe(value, weight, now)
+        series.updated = now
+        shape.hits += len(values)
+        return True
+
     def _slow_line(self, line: bytes, now: float) -> None:
         stats = self.stats
         if not line:
@@ -242,13 +275,19 @@ class Ingestor:
         series = None
         for event in events:
             series = self._apply(event, now)
-        if clean and len(events) == 1 and series is not None and self._remember_shapes:
+        if (
+            clean
+            and events
+            and series is not None
+            and self._remember_shapes
+            and len(events) == line.partition(b"|")[0].count(b":")  # one event per value, no other sample
+        ):
             self._remember(line, events[0], series)
 
     def _remember(self, line: bytes, event: Event, series: Series) -> None:
         name, _, rest = line.partition(b":")
         value_text, bar, suffix = rest.partition(b"|")
-        if not bar or b":" in value_text or not _SIMPLE_FLOAT(value_text):
+        if not bar or not _SIMPLE_FLOATS(value_text):
             return
         divisors = _divisors(rest, event)
         if divisors is None:
