@@ -513,6 +513,10 @@ class BufferedTransport:
                 out.extend((head + value.encode() + tail, 1) for value in entry)  # type: ignore[attr-defined]
                 continue
             room = self._line_limit - len(head) - len(tail)
+            joined = ":".join(entry)  # type: ignore[arg-type]
+            if len(joined) <= room:  # the common case: the window's samples fit one line
+                out.append((head + joined.encode() + tail, len(entry)))  # type: ignore[arg-type]
+                continue
             chunk: List[str] = []
             used = -1
             for value in entry:  # type: ignore[attr-defined]
