@@ -1,8 +1,8 @@
 """ASGI middleware: the request metrics of the Flask extension for any ASGI 3 app (Starlette, FastAPI, ...).
 
-``app = StatsdASGIMiddleware(app, service="shop")``: every HTTP request is counted and timed until the last
-body message has been sent (a streamed response is timed until fully sent; work the app does after that,
-such as background tasks, is not), tagged with a bounded ``endpoint`` and ``method`` (see
+``app = StatsdASGIMiddleware(app, service="shop")``: every HTTP request is counted and timed until the app
+hands the server its last body message (a streamed response is timed until its last chunk; work the app
+does after that, such as background tasks, is not), tagged with a bounded ``endpoint`` and ``method`` (see
 :mod:`statsd_instrument.http_metrics`); its metrics are buffered together when the app's call ends and
 leave within the client's flush window.
 ``lifespan`` and ``websocket`` scopes pass through untouched. Starlette's
@@ -176,37 +176,49 @@ class StatsdASGIMiddleware(MiddlewareBase):
         if scope.get("type") != "http" or (self.filtering and self.skipped(scope)):
             await self.app(scope, receive, send)
             return
-        # The request's state lives in this frame and the closure below (no per-request object): the status
-        # sent, and when the last message of the response was sent (0.0 while it is not).
         start = _clock()
-        status: object = 500  # what the server answers if the app never starts a response
-        end = 0.0
-        trailers = False
-
-        async def send_noting_the_end(message: Message) -> None:
-            nonlocal status, end, trailers
-            kind = message.get("type")
-            if kind == _START:
-                status = message.get("status", 0)
-                trailers = bool(message.get("trailers", False))
-                await send(message)
-                return
-            await send(message)
-            if kind == _BODY:
-                if not trailers and not message.get("more_body", False):
-                    end = _clock()
-            elif kind == _TRAILERS:
-                if not message.get("more_trailers", False):
-                    end = _clock()
-            elif kind == _PATHSEND and not trailers:
-                end = _clock()
-
+        noting = _new_send(_SendNotingTheEnd)  # no __init__ call: the fields are set here, once per request
+        noting.send = send
+        noting.status = 500  # what the server answers if the app never starts a response
+        noting.end = 0.0
+        noting.trailers = False
         recorder = self.recorder
         if recorder.in_flight:
             recorder.started()
         try:
-            await self.app(scope, receive, send_noting_the_end)
+            await self.app(scope, receive, noting)
         except BaseException as error:
-            self.finish(scope, (end or _clock()) - start, status, type(error).__name__)
+            self.finish(scope, (noting.end or _clock()) - start, noting.status, type(error).__name__)
             raise
-        self.finish(scope, (end or _clock()) - start, status, None)
+        self.finish(scope, (noting.end or _clock()) - start, noting.status, None)
+
+
+class _SendNotingTheEnd:
+    """The ``send`` the app gets: notes the status sent and when the last message of the response was
+    handed to the server (``end``, 0.0 while it is not), then returns the server's ``send`` awaitable. A
+    plain callable, not a coroutine function: no coroutine per message."""
+
+    __slots__ = ("end", "send", "status", "trailers")
+
+    send: Send
+    status: object
+    end: float
+    trailers: bool
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        kind = message.get("type")
+        if kind == _START:
+            self.status = message.get("status", 0)
+            self.trailers = bool(message.get("trailers", False))
+        elif kind == _BODY:
+            if not self.trailers and not message.get("more_body", False):
+                self.end = _clock()
+        elif kind == _TRAILERS:
+            if not message.get("more_trailers", False):
+                self.end = _clock()
+        elif kind == _PATHSEND and not self.trailers:
+            self.end = _clock()
+        return self.send(message)
+
+
+_new_send = object.__new__

@@ -642,9 +642,9 @@ class Client(DogStatsdCompat):
 
     def add_start_lines(self, provider: Callable[[], List[str]]) -> None:
         """Register ``provider``: it returns lines (built with this client) that each process sends before
-        its first other line, and again after sends failed and one succeeds (an exporter that was down or
-        restarted). Never in a uwsgi master (its workers send their own), never in capture mode. Declared
-        counters use it to zero-start (:mod:`statsd_instrument.metrics`).
+        its first other line, and again in front of the datagrams that follow failed or refused sends (an
+        exporter that was down or restarted). Never in a uwsgi master (its workers send their own), never in
+        capture mode. Declared counters use it to zero-start (:mod:`statsd_instrument.metrics`).
 
         >>> c = Client(protocol="null")
         >>> c.add_start_lines(lambda: ["jobs_total:0|c"])

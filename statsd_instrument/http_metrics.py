@@ -56,8 +56,9 @@ REQUESTS_IN_FLIGHT = "request_in_flight"
 APP_INFO = "app_info"
 
 # The contract as declared metrics: `statsd-instrument gen-mapping statsd_instrument.http_metrics` writes
-# their rules, and the tests check the shipped exporter-mapping.yml against them. RequestRecorder builds
-# their lines itself (one datagram per request).
+# their rules, and the tests check the shipped exporter-mapping.yml against them. RequestRecorder sends the
+# same names and tags through a path of its own, cheaper than a declared call: per label set, one append of
+# the request's duration (BufferedTransport.request_durations), folded into the buffer once per window.
 _ROUTE_TAGS = ("service", "method", "endpoint")
 REQUESTS = Counter(
     REQUEST_COUNT,

@@ -62,9 +62,9 @@ class PathFilter:
         return bool(self.prefixes or self.patterns)
 
     def __call__(self, path: str) -> bool:
-        if self.prefixes and path.startswith(self.prefixes):
+        if path.startswith(self.prefixes):  # False for no prefixes
             return True
-        return any(p.search(path) for p in self.patterns)
+        return bool(self.patterns) and any(pattern.search(path) for pattern in self.patterns)
 
 
 def check_callable(value: Any, field: str) -> Callable[..., Any] | None:
@@ -159,12 +159,13 @@ class MiddlewareBase:
         )
         self.skip = check_callable(exclude, "exclude")
         self.request_tags = check_callable(request_tags, "request_tags")
-        self.filtering = bool(self.skip_path) or self.skip is not None
+        self._filter_paths = bool(self.skip_path)
+        self.filtering = self._filter_paths or self.skip is not None
 
     def skipped(self, request: Any) -> bool:
         """Whether ``exclude_paths`` or ``exclude`` leave this request out (a failing predicate: measured)."""
         try:
-            if self.skip_path and self.skip_path(request.get(self.path_key, "")):
+            if self._filter_paths and self.skip_path(request.get(self.path_key, "")):
                 return True
             return self.skip is not None and bool(self.skip(request))
         except Exception:

@@ -38,12 +38,22 @@ class NullSink:
         """Nothing to close."""
 
 
+class DatagramRefusedError(ConnectionRefusedError):
+    """An earlier datagram of a connected UDP socket was refused: nothing listened at the address (an
+    exporter down or restarting). The send that reports it did not go out."""
+
+
 class UdpSink:
     """A connected UDP socket; the address is resolved once (retried after failures).
 
-    Connected, so a send skips the per-call address handling of ``sendto``. A connected socket also
-    reports an earlier datagram that no one received (ICMP port unreachable: an exporter restarting) as
-    ``ConnectionRefusedError`` on the next send, which did not go out: it is sent again at once.
+    Connected, so a send skips the per-call address handling of ``sendto``. A connected socket also learns
+    that an earlier datagram reached no one: the ICMP port unreachable that came back is reported by the next
+    send, which fails with ``ECONNREFUSED`` and does not go out. ``send`` raises :class:`DatagramRefusedError`
+    then (counted in ``refusals``), and the transport sends again (with the start lines first: the exporter
+    may have restarted). Linux reports one refusal per ICMP error, and answers its own addresses (loopback)
+    for every datagram but another host at most once a second (a burst of 6, ``net.ipv4.icmp_ratelimit``):
+    during a remote outage most datagrams are lost without a refusal. An exporter that restarts between two
+    sends is never noticed.
 
     >>> sink = UdpSink("127.0.0.1", 9)
     >>> sink.send(b"x:1|c")
@@ -54,6 +64,7 @@ class UdpSink:
         self.host, self.port = host, port
         self._sock: socket.socket | None = None
         self._resolve_failed_at = -RESOLVE_RETRY_S
+        self.refusals = 0  # sends that reported a refused earlier datagram
 
     def _open(self) -> socket.socket:
         now = time.monotonic()
@@ -74,12 +85,15 @@ class UdpSink:
         return sock
 
     def send(self, payload: bytes) -> None:
-        """Send one datagram."""
+        """Send one datagram; :class:`DatagramRefusedError` if an earlier one was refused (this one was not
+        sent)."""
         sock = self._sock or self._open()
         try:
             sock.send(payload)
-        except ConnectionRefusedError:  # an earlier datagram was refused; this one was not sent
-            sock.send(payload)
+        except ConnectionRefusedError:
+            self.refusals += 1
+            address = f"{self.host}:{self.port}"
+            raise DatagramRefusedError(f"a datagram to {address} was refused (nothing listening)") from None
 
     def close(self) -> None:
         """Close the socket (a later ``send`` reopens it)."""

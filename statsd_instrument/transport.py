@@ -51,7 +51,12 @@ thread forever, and uwsgi would kill the worker after its reload mercy (60 s), l
 
 Send errors (exporter down, host unresolvable, full socket buffer) never raise: the lines are counted in
 ``stats.dropped_lines`` and logged at most once a minute on the ``statsd_instrument`` logger. ``sent_lines``
-and ``dropped_lines`` count the lines an unaggregated client would have sent (one per metric call).
+and ``dropped_lines`` count the lines an unaggregated client would have sent (one per metric call). Over UDP
+a datagram that reached no one is reported by the next send (``DatagramRefusedError``, see
+:class:`~statsd_instrument.sinks.UdpSink`): its lines move from ``sent_lines`` to ``dropped_lines`` and the
+refused send is made again. After a failed or refused send, the start lines (the zero start of
+declared counters) go in front of every datagram until a send succeeds (after a refusal: and
+:data:`RESTART_HOLD_S` passed without another), so a restarted exporter gets them first.
 
 Telemetry: what a process dropped reaches Prometheus as the counter ``statsd_instrument_client_dropped``
 (``statsd_instrument_client_dropped_total`` under the shipped mapping) with labels ``reason`` and
@@ -87,7 +92,7 @@ import weakref
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from statsd_instrument.config import Settings
-from statsd_instrument.sinks import make_sink
+from statsd_instrument.sinks import DatagramRefusedError, make_sink
 from statsd_instrument.validation import DROP_REASONS
 from statsd_instrument.wire import format_ms_of_seconds
 
@@ -284,7 +289,7 @@ class BufferedTransport:
         self._multi_value = settings.multi_value
         self._closed = False
         self._last_warning = -WARN_EVERY_S
-        #: lines sent before any other by each process, and again after a send that follows failed ones
+        #: lines sent before any other by each process, and again in front of the datagrams after failed ones
         #: (the client's :meth:`~statsd_instrument.Client.add_start_lines`: zero start of declared counters)
         self.start_lines: Callable[[], List[str]] | None = None
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
@@ -327,7 +332,9 @@ class BufferedTransport:
         self._wake = threading.Event()
         self.stats = ClientStats()
         self._started = False  # this process's start lines are buffered
-        self._failing = False  # the last send failed
+        self._failing = False  # sends failed or were refused: the start lines go in front of each datagram
+        self._failing_until = 0.0  # ... until this monotonic time at least (see RESTART_HOLD_S)
+        self._last_lines = 0  # metric calls in the last datagram sent (lost if it is refused later)
         self._reported: dict = {}  # reason -> count the exporter was told about
         self._telemetry_at = _monotonic() + self._telemetry_s if self._telemetry_s else float("inf")
 
@@ -714,20 +721,61 @@ class BufferedTransport:
         if batch:
             self._send(b"\n".join(batch), batch_lines)
 
-    def _send(self, payload: bytes, n_lines: int) -> None:
-        """Send one datagram (the caller holds ``_sink_lock``)."""
+    def _send(self, payload: bytes, n_lines: int, retry: bool = True) -> None:
+        """Send one datagram (the caller holds ``_sink_lock``).
+
+        After failed or refused sends, the start lines go first (in the same datagram when they fit): the
+        first datagram a restarted exporter receives creates the zero-started series before their next
+        increment."""
         try:
             if self._sink is None:
                 self._sink = self._make_sink(self.settings)
-            self._sink.send(payload)
+            self._sink.send(self._with_start_lines(payload) if self._failing else payload)
+        except DatagramRefusedError as err:  # UDP: an earlier datagram was lost; this one did not go out
+            self._refused(err)
+            if retry:
+                self._send(payload, n_lines, retry=False)  # now with the start lines first
+            else:
+                self._failed(n_lines, err)
         except Exception as err:  # never raise into the app: count, warn now and then
             self._failed(n_lines, err)
         else:
             self.stats.sent_datagrams += 1
             self.stats.sent_lines += n_lines
-            if self._failing:  # reachable again, maybe a restarted exporter: start lines once more
+            self._last_lines = n_lines
+            if self._failing and _monotonic() >= self._failing_until:  # reachable again
                 self._failing = False
-                self._start()
+
+    def _with_start_lines(self, payload: bytes) -> bytes:
+        """``payload`` with this process's start lines in front; those that do not fit it are sent first."""
+        if self.start_lines is None or in_uwsgi_master():
+            return payload
+        try:
+            lines = [line.encode() for line in self.start_lines()]
+        except Exception:  # pragma: no cover - the client's provider never raises; belt and braces
+            return payload
+        if sum(map(len, lines)) + len(lines) + len(payload) < self._limit:
+            return b"\n".join([*lines, payload])
+        batch: List[bytes] = []
+        size = 0
+        for line in lines:
+            if batch and size + len(line) + 1 > self._limit:
+                self._sink.send(b"\n".join(batch))  # type: ignore[union-attr]
+                batch, size = [], 0
+            batch.append(line)
+            size += len(line) + 1
+        if batch:
+            self._sink.send(b"\n".join(batch))  # type: ignore[union-attr]
+        self._last_lines = 0
+        return payload
+
+    def _refused(self, err: BaseException) -> None:
+        """The last datagram was refused (UDP, ICMP port unreachable): its calls count as dropped, and the
+        start lines go in front of every datagram until none was refused for ``RESTART_HOLD_S``."""
+        lost, self._last_lines = self._last_lines, 0
+        self.stats.sent_lines -= lost
+        self._failed(lost, err)
+        self._failing_until = _monotonic() + RESTART_HOLD_S
 
     def telemetry_due(self) -> None:
         """Send the telemetry report if it is due (the client calls it when it drops a call)."""
@@ -769,8 +817,12 @@ class BufferedTransport:
                 if self._sink is None:
                     self._sink = self._make_sink(self.settings)
                 self._sink.send("\n".join(lines).encode())
+            except DatagramRefusedError as err:  # not reported (these counts go out with the next one); the
+                self._refused(err)  # exporter may be restarting: start lines first from now on
+                return
             except Exception:  # not reported: these counts go out with the next report
                 return
+            self._last_lines = 0
             reported.update(counts)
         finally:
             if locked:
@@ -796,8 +848,9 @@ class BufferedTransport:
     def _start(self) -> None:
         """Buffer this process's start lines (not in a uwsgi master: its workers send their own).
 
-        Called on a process's first buffered call and after a send that follows failed ones (the caller may
-        hold ``_sink_lock``, so the lines go straight into the buffer, never through a drain)."""
+        Called on a process's first buffered call and when the client registers more (the caller may hold
+        ``_sink_lock``, so the lines go straight into the buffer, never through a drain). After failed sends
+        ``_send`` puts them in front of the datagrams itself."""
         self._started = True  # a fork resets it: the child sends its own
         if self.start_lines is None or in_uwsgi_master():
             return
@@ -990,6 +1043,10 @@ def _stop_all_before_fork() -> None:
         transport.stop_flusher()
 
 
+#: after a refused UDP datagram, the start lines go in front of every datagram until none was refused for
+#: this long: Linux answers another host's datagrams with at most one ICMP error a second (burst 6), so a
+#: datagram sent without a refusal during an outage is no proof that the exporter is back
+RESTART_HOLD_S = 2.0
 #: at exit, how long a flush waits for a lock before it goes on without it (see ``_drain``)
 EXIT_LOCK_WAIT_S = 1.0
 _exiting = False

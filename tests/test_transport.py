@@ -16,8 +16,10 @@ import time
 
 import pytest
 
-from statsd_instrument import Client, Counter
-from statsd_instrument import transport as transport_module
+from statsd_instrument import Client, Counter, transport
+from statsd_instrument.config import Settings
+from statsd_instrument.sinks import DatagramRefusedError, UdpSink
+from statsd_instrument.transport import BufferedTransport
 from tests.helpers import REPO, UdpCollector
 
 # Forks like uwsgi: from C, so Python's fork hooks do not run; through PyDLL, so the calling thread keeps the
@@ -306,7 +308,7 @@ def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_bu
     ), lines
 
 
-@pytest.mark.parametrize("make", [transport_module._process_flag, transport_module._PidFlag])
+@pytest.mark.parametrize("make", [transport._process_flag, transport._PidFlag])
 def test_the_fork_flag_reads_set_in_its_process_and_clear_in_a_c_forked_child(make):
     flag = make()
     flag[0] = 1
@@ -432,9 +434,7 @@ def test_flusher_thread_never_takes_a_stop_signal_and_the_starting_thread_keeps_
     assert udp_collector.wait_for_lines(1) == ["mask.hits:1|c"]
 
 
-def test_a_restarted_exporter_gets_the_next_datagram_despite_the_refusal_of_one_sent_while_it_was_down():
-    from statsd_instrument.sinks import UdpSink
-
+def test_a_connected_udp_socket_reports_a_datagram_nobody_received_on_the_next_send_only():
     receiver = UdpCollector()
     port = receiver.port
     sink = UdpSink("127.0.0.1", port)
@@ -443,13 +443,102 @@ def test_a_restarted_exporter_gets_the_next_datagram_despite_the_refusal_of_one_
         assert receiver.wait_for_lines(1) == ["before:1|c"]
         receiver.close()  # the exporter restarts: nothing listens on the port for a moment
         sink.send(b"lost:1|c")  # goes nowhere; the kernel answers with ICMP port unreachable
+        with pytest.raises(DatagramRefusedError):  # reported by the next send, which did not go out
+            sink.send(b"refused:1|c")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as back:  # the exporter is back
             back.bind(("127.0.0.1", port))
             back.settimeout(5)
-            sink.send(b"after:1|c")  # the send reports the earlier refusal; this datagram is sent again
+            sink.send(b"after:1|c")  # one refusal per ICMP error: this one goes out
             assert back.recv(100) == b"after:1|c"
+        assert sink.refusals == 1
     finally:
         sink.close()
+
+
+def test_after_a_udp_exporter_restart_the_zero_start_reaches_it_first_and_lost_lines_count_as_dropped():
+    from statsd_instrument import Counter
+
+    receiver = UdpCollector()
+    port = receiver.port
+    c = Client(port=port, strict=True)
+    jobs = Counter("jobs_total", "Jobs.", tags={"queue": ("mail", "pdf")}, client=c)
+    zeros = ["jobs_total:0|c|#queue:mail", "jobs_total:0|c|#queue:pdf"]
+    try:
+        jobs.increment(queue="mail")
+        c.flush()
+        assert receiver.wait_for_lines(3) == [*zeros, "jobs_total:1|c|#queue:mail"]  # the first datagram
+        receiver.close()  # the exporter is down
+        jobs.increment(queue="mail")
+        c.flush()  # lost: nobody listens (the kernel gets an ICMP port unreachable back)
+        jobs.increment(queue="mail")
+        c.flush()  # the refusal of the last one is reported: sent again, zero start first, lost too
+        assert c.stats["dropped_lines"] == 1 and c.stats["send_errors"] == 1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as back:  # the exporter is back
+            back.bind(("127.0.0.1", port))
+            back.settimeout(5)
+            jobs.increment(queue="pdf")
+            c.flush()
+            first = back.recv(65536).decode().split("\n")
+            assert c.stats["dropped_lines"] == 2 and c.stats["send_errors"] == 2
+            assert first == [*zeros, "jobs_total:1|c|#queue:pdf"]  # the zero start went first
+            # the first datagram (1 increment, the 2 zero lines of the first start) and the last increment
+            assert c.stats["sent_lines"] == 4
+    finally:
+        c.close()
+
+
+class _RefusingSink:
+    """Records payloads; refuses the sends listed in ``refuse`` (by their number), like a UDP sink."""
+
+    def __init__(self, refuse: set) -> None:
+        self.refuse, self.sent, self.calls = refuse, [], 0
+
+    def send(self, payload: bytes) -> None:
+        self.calls += 1
+        if self.calls in self.refuse:
+            raise DatagramRefusedError("refused")
+        self.sent.append(payload.decode().split("\n"))
+
+    def close(self) -> None:
+        pass
+
+
+def test_after_a_refusal_the_zero_start_leads_every_datagram_until_none_was_refused_for_a_while(monkeypatch):
+    """Another host answers at most one datagram a second with ICMP: a send without a refusal during an
+    outage proves nothing, so the zero start leads every datagram for RESTART_HOLD_S after a refusal."""
+    sink = _RefusingSink(refuse={2})
+    t = BufferedTransport(Settings(protocol="udp"), sink_factory=lambda settings: sink)
+    now = [100.0]
+    monkeypatch.setattr(transport, "_monotonic", lambda: now[0])
+    for n in range(1, 5):
+        if n == 2:
+            t.start_lines = lambda: ["z:0|c"]  # after the first line: the first start sent none
+        t.add(f"a:{n}|c")
+        t.flush()
+        now[0] += 1.0
+    t.add("a:5|c")
+    t.flush()
+    assert sink.sent == [["a:1|c"], ["z:0|c", "a:2|c"], ["z:0|c", "a:3|c"], ["z:0|c", "a:4|c"], ["a:5|c"]]
+    assert t.stats.dropped_lines == 1 and t.stats.sent_lines == 4  # a:1 was lost (refused later)
+    t.close()
+
+
+def test_a_zero_start_that_does_not_fit_the_datagram_is_sent_just_before_it():
+    sink = _RefusingSink(refuse={2})
+    t = BufferedTransport(Settings(protocol="udp", max_datagram_bytes=40), sink_factory=lambda settings: sink)
+    t.add("a:1|c")
+    t.flush()
+    t.start_lines = lambda: [f"zero_{n}_total:0|c" for n in range(4)]  # 18 bytes each
+    t.add("a:2|c")
+    t.flush()
+    assert sink.sent == [
+        ["a:1|c"],
+        ["zero_0_total:0|c", "zero_1_total:0|c"],
+        ["zero_2_total:0|c", "zero_3_total:0|c"],
+        ["a:2|c"],
+    ]
+    assert all(len("\n".join(lines)) <= 40 for lines in sink.sent)
+    t.close()
 
 
 @pytest.mark.e2e
