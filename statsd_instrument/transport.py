@@ -443,6 +443,8 @@ class BufferedTransport:
         ['n:2|c', 't:2.5:4|ms']
         >>> t.close()
         """
+        if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
+            self._forked()
         with self._lock:
             return self._requests.setdefault((count_key, latency_key), [])
 

@@ -308,6 +308,22 @@ def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_bu
     ), lines
 
 
+def test_a_c_forked_child_gets_its_tallies_and_request_lists_despite_a_lock_held_at_fork():
+    t = BufferedTransport(Settings(protocol="null"))
+    try:
+        with t._lock:  # as if another thread were folding the buffer at fork time
+            pid = _libc_fork()
+            if pid == 0:
+                try:
+                    t.request_durations(("n", "c", ""), ("t", "ms", ""))
+                    t.tally(("h", "c", ""))
+                finally:
+                    os._exit(0)
+        assert _wait_child(pid) == 0
+    finally:
+        t.close()
+
+
 @pytest.mark.parametrize("make", [transport._process_flag, transport._PidFlag])
 def test_the_fork_flag_reads_set_in_its_process_and_clear_in_a_c_forked_child(make):
     flag = make()
