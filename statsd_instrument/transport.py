@@ -543,6 +543,7 @@ class BufferedTransport:
                 entries[sample_key] = texts
             else:
                 values.extend(texts)  # type: ignore[attr-defined]
+            self._size += sum(map(len, texts)) + len(texts)  # > 0: flush() sends what pending_lines() folded
             self._series = True
 
     def _put(
