@@ -101,9 +101,10 @@ class Matcher:
         """
         node = self._roots[metric_type]
         for segment in pattern.split("."):
-            node = node.children.get(segment)
-            if node is None:
+            child = node.children.get(segment)
+            if child is None:
                 return False, None
+            node = child
         return True, node.rule
 
     def match(self, name: str, metric_type: str) -> MatchResult | None:
@@ -137,7 +138,7 @@ class Matcher:
         best: list = [None, None]  # node, captures
         last = len(segments) - 1
         # Iterative depth-first search: literal segment before '*', as the exporter's FSM does.
-        stack = [(root, 0, ())]
+        stack: list[tuple[_Node, int, tuple[str, ...]]] = [(root, 0, ())]
         while stack:
             node, depth, captures = stack.pop()
             segment = segments[depth]
