@@ -178,11 +178,20 @@ class TagPolicy:
     ('|#tier:1', {'bare_tag': 1, 'empty_value': 0, 'empty_key': 0})
     """
 
-    __slots__ = ("counts", "strict")
+    __slots__ = ("_counts", "_strict")
 
     def __init__(self, strict: bool, counts: dict | None = None) -> None:
-        self.strict = strict
-        self.counts = counts if counts is not None else dict.fromkeys(DROP_REASONS, 0)
+        self._strict = strict
+        self._counts = counts if counts is not None else dict.fromkeys(DROP_REASONS, 0)
+
+    # Read-only, so that a subclass may compute them (a client's policy follows the client's settings).
+    @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @property
+    def counts(self) -> dict:
+        return self._counts
 
     def dropped(self, drops: tuple, tags: object) -> None:
         """Count (and in strict mode warn about) tags of ``tags`` left out for ``drops``."""
