@@ -125,13 +125,13 @@ class Matcher:
                 labels = {k: expand_glob(v, captures) for k, v in rule.labels.items()}
                 return MatchResult(rule, expand_glob(rule.name, captures), labels)
         for rule in self._regex_rules:
-            found = rule.regex.search(name)
-            if found is None:
+            matched = rule.regex.search(name)
+            if matched is None:
                 continue
             if rule.match_metric_type and rule.match_metric_type != metric_type:
                 continue
-            labels = {k: expand_regex(v, found) for k, v in rule.labels.items()}
-            return MatchResult(rule, expand_regex(rule.name, found), labels)
+            labels = {k: expand_regex(v, matched) for k, v in rule.labels.items()}
+            return MatchResult(rule, expand_regex(rule.name, matched), labels)
         return None
 
     def _search_glob(self, root: _Node, segments: list) -> tuple | None:
