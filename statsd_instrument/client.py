@@ -118,6 +118,7 @@ class Client(DogStatsdCompat):
         client._pending = kwargs
         client._transport = None
         client._counters = {}
+        client._counted = 0
         client.settings_generation = 0
         client._start_providers = []
         client._emit = client._emit_first  # type: ignore[method-assign]
@@ -174,7 +175,9 @@ class Client(DogStatsdCompat):
         else:
             self._sent = SENT_IN_PROCESS.setdefault(settings.address(), guard.SentSeries())
         self._tag_cache: dict = {}
-        self._counters: dict = {}  # (metric, *tags list) -> the buffer key of an increment (increment())
+        # metric -> {tuple(tags list): the transport's tally of the series} (increment()), _counted in all
+        self._counters: dict = {}
+        self._counted = 0
         self.settings_generation += 1
         if getattr(self, "_buffered", None) is not None:  # constant tags may have changed
             self._buffered.telemetry_tags = self._telemetry_tags()
@@ -193,12 +196,19 @@ class Client(DogStatsdCompat):
         buffered = isinstance(transport, BufferedTransport)
         self.request_durations = transport.request_durations if buffered else None
         self.requests_begin = transport.requests_begin if buffered else None
+        # counter increments go to the transport's lock-free tallies (BufferedTransport.tally); increment()'s
+        # cache holds them, so it starts afresh with each transport
+        self._tally = transport.tally if buffered else None
+        self._tally_first = transport.tally_first if buffered else None
+        self._here = transport.here if buffered else None
+        self._counters, self._counted = {}, 0
         if self._settings.disabled and isinstance(transport, BufferedTransport):
             # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
             self._add = self._add_flush = self._drop_lines
             self._count = self._sample = self._drop_call
             self._add_request = self._drop_request
             self.request_durations = None
+            self._tally = None
         self._strict = strict
         self.settings_generation += 1
 
@@ -311,8 +321,15 @@ class Client(DogStatsdCompat):
                     return
                 if type(text) is int and text >= 0:
                     series = (name, kind, rest)
-                    if tags.__class__ is list and rest_cached and len(self._counters) < validation.MAX_CACHE:
-                        self._counters[(metric, *tags)] = series  # increment() finds it next time
+                    if (
+                        (tags is None or (tags.__class__ is list and rest_cached))
+                        and self._counted < validation.MAX_CACHE
+                        and self._tally is not None
+                    ):
+                        tally = self._tally(series)
+                        if tally is not None:  # increment() finds it next time
+                            self._counters.setdefault(metric, {})[() if tags is None else tuple(tags)] = tally
+                            self._counted += 1
                     self._count(series, text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
@@ -369,14 +386,24 @@ class Client(DogStatsdCompat):
         >>> lines
         ['orders_total:1|c|#status:paid']
         """
-        # the common case inline: tags as a list (a new one per call, as code writes them) seen before
-        if sample_rate is None and tags.__class__ is list and value.__class__ is int and value >= 0:
+        # the common case inline: no tags, or tags as a list (a new one per call, as code writes them) seen
+        # before
+        if (
+            sample_rate is None
+            and value.__class__ is int
+            and value >= 0
+            and (tags is None or tags.__class__ is list)
+        ):
             try:
-                series = self._counters.get((metric, *tags))
-            except TypeError:  # unhashable tags: the general path says what is wrong
-                series = None
-            if series is not None:
-                self._count(series, value)
+                by_tags = self._counters.get(metric)
+                tally = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+            except TypeError:  # unhashable name or tags: the general path says what is wrong
+                tally = None
+            if tally is not None:  # the series' tally: appended to without a lock (BufferedTransport.tally)
+                if tally and self._here[0]:
+                    tally.append(value)
+                else:
+                    self._tally_first(tally, value)
                 return
         self._emit(metric, value, "c", tags, sample_rate)
 
@@ -528,11 +555,12 @@ class Client(DogStatsdCompat):
         >>> lines
         ['legacy.hits:1|c|@0.5']
         """
-        if self._pending is not None:  # a deferred client's first call reads its settings
-            self._ensure()
-        if not isinstance(line, str) or "\n" in line or "\r" in line:
-            self._invalid(line, "line", ValueError("a line must be a str without newlines"))
-            return
+        if line.__class__ is not str or "\n" in line or "\r" in line or self._pending is not None:
+            if self._pending is not None:  # a deferred client's first call reads its settings
+                self._ensure()
+            if not isinstance(line, str) or "\n" in line or "\r" in line:
+                self._invalid(line, "line", ValueError("a line must be a str without newlines"))
+                return
         try:
             self._add(line)  # the transport's add, bound once
         except Exception as err:  # a str that cannot be encoded (a lone surrogate): never raise into the app
@@ -801,6 +829,29 @@ class PreparedMetric:
         if self.generation != self.client.settings_generation:
             self._build()
         return self._key
+
+    def counter(self) -> tuple[int, list | None, Any, Callable[[list, int], None] | None]:
+        """``(generation, tally, here, first)``: for a counter line that merges in the flush window, its
+        series' tally in the client's buffer (:meth:`~statsd_instrument.transport.BufferedTransport.tally`):
+        an increment by ``n`` (a non-negative int, which the caller checks) is ``tally.append(n)`` while
+        ``tally`` is not empty and ``here[0]`` reads 1 (this process), else ``first(tally, n)``. Valid while
+        ``generation`` equals the client's ``settings_generation`` (compare before use), as :meth:`key`;
+        for any other line, or in capture mode, it is ``(-1, None, None, None)``: call ``send``.
+
+        >>> c = Client(protocol="null")
+        >>> generation, tally, here, first = c.prepare("c", "jobs_total").counter()
+        >>> first(tally, 2); tally.append(3) if tally and here[0] else None; c._transport.pending_lines()
+        ['jobs_total:5|c']
+        >>> c.close()
+        """
+        client = self.client
+        if self.generation != client.settings_generation:
+            self._build()
+        tally_of = client._tally
+        tally = tally_of(self._key) if tally_of is not None and self.kind == "c" and self._key else None
+        if tally is None:
+            return -1, None, None, None  # a generation no client has: never taken
+        return self.generation, tally, client._here, client._tally_first
 
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""

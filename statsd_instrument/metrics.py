@@ -18,7 +18,8 @@ Declare a metric once, at module level, with its help text and tag keys; call it
   tag value is. A missing or unknown key is a programming error: strict mode (tests, ``-X dev``) raises,
   production drops the call, counts it in ``statsd.stats["invalid_calls"]`` and logs once.
 * **Cost.** The line of each tag-value combination is prepared once by the client and cached (at most
-  :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line. ``.labels(...)``
+  :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line (for a counter, one
+  ``list.append`` to its series' tally in the client's buffer, no lock: about 0.5 µs). ``.labels(...)``
   returns the prepared series itself, for the hottest paths.
 * **Zero start.** A counter whose tag values are all known (no tags, ``tags={"key": (values...)}`` or
   ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its
@@ -201,11 +202,29 @@ class _Series:
 
 
 class _CounterSeries(_Series):
-    __slots__ = ()
+    """A counter's series. ``fast`` is ``(generation, tally, here, first)`` from its prepared line
+    (:meth:`~statsd_instrument.client.PreparedMetric.counter`): while the generation is the client's, an
+    increment by a non-negative int is one ``list.append`` to the series' tally in the client's buffer."""
+
+    __slots__ = ("client", "fast")
+
+    def __init__(self, metric: Metric, tags: tuple[str, ...]) -> None:
+        super().__init__(metric, tags)
+        self.client = metric.client
+        self.fast = self.prepared.counter()
 
     def increment(self, value: float = 1) -> None:
         """Add ``value`` (default 1)."""
+        fast = self.fast
+        if fast[0] == self.client.settings_generation and value.__class__ is int and value >= 0:
+            tally = fast[1]
+            if tally and fast[2][0]:
+                tally.append(value)
+            else:
+                fast[3](tally, value)
+            return
         self.prepared.send(value)
+        self.fast = self.prepared.counter()
 
 
 class _GaugeSeries(_Series):
@@ -304,7 +323,7 @@ class Counter(Metric):
     statsd_type = "c"
     match_type = "counter"
     _series_class = _CounterSeries
-    _calls = (("increment", "=1", "series.prepared.send(value)"),)
+    _calls = (("increment", "=1", "series.increment(value)"),)
 
     def __init__(
         self,
@@ -479,9 +498,21 @@ def {method}(value{default}, /, *{params}, **_extra):
             series = _series[{values}]
         except (KeyError, TypeError):
             series = _given(_metric, _extra, {pairs})
+        {fast}
     if series is not None:
         {body}
 """
+# a counter's increment by a non-negative int, of a series seen before, in this settings generation: the
+# series' prepared counter entry point directly (see _CounterSeries), no other step
+_FAST_INCREMENT = """else:
+            fast = series.fast
+            if fast[0] == _client.settings_generation and value.__class__ is int and value >= 0:
+                tally = fast[1]
+                if tally and fast[2][0]:
+                    tally.append(value)
+                else:
+                    fast[3](tally, value)
+                return"""
 
 
 def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
@@ -502,6 +533,7 @@ def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
         method=method,
         default=default,
         body=body,
+        fast=_FAST_INCREMENT if method == "increment" else "",
         params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
         pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
         values="(" + "".join(f"{k}, " for k in keys) + ")",
@@ -509,6 +541,7 @@ def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
     namespace = {
         "_metric": metric,
         "_series": metric._series,
+        "_client": metric.client,
         "_given": _given,
         "_MISSING": _MISSING,
         "_NUMBERS": _NUMBERS,

@@ -20,6 +20,11 @@ Within the window, calls that can be merged without changing any exported value 
 
 Everything else (gauges, sampled calls, lines passed as text) is sent as written, in call order.
 
+The cheapest calls take no lock: a counter series that a client has seen before has a **tally**, a list its
+increments are appended to (``list.append`` is atomic), and the request recorder appends durations to a
+list per label set; each drain folds what the lists hold into the buffer (their lines come after the
+lines buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
+
 Finished web requests take a shorter way in: per label set, the request recorder appends the duration to
 a list (:meth:`~BufferedTransport.request_durations`; one ``list.append``, atomic under the GIL: no lock, no
 ``getpid()``, no formatting in the request), and the next drain folds each list into the buffer as above
@@ -29,8 +34,11 @@ which checks the process and the flusher thread.
 
 Fork safety, for servers that fork from C (uwsgi: Python's fork hooks do not run there):
 
-* the buffer remembers its process id; the first call in a new process (one ``os.getpid()``) drops whatever
-  the parent had buffered (the parent sends it), and makes new locks, a new socket and no thread;
+* the buffer remembers its process id; the first call in a new process drops whatever the parent had
+  buffered (the parent sends it), and makes new locks, a new socket and no thread. A metric call notices the
+  fork without a system call: it reads a flag in a page the kernel zero-fills in every child
+  (``MADV_WIPEONFORK``, Linux 4.14+; elsewhere it compares ``os.getpid()``, about 0.2 µs), then one
+  ``os.getpid()`` confirms it;
 * the flusher thread is started lazily by the first line in a process, never at import, and never in a uwsgi
   master (``uwsgi.worker_id() == 0``): there every line is sent at once. Before an ``os.fork()`` (gunicorn,
   multiprocessing) the buffer is flushed and the thread stopped, so no thread exists across the fork.
@@ -74,13 +82,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import mmap
 import os
 import signal
 import sys
 import threading
 import time
 import weakref
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, make_sink
@@ -202,8 +211,49 @@ def _uwsgi_runs_threads(uwsgi: object) -> bool:
 _uwsgi_threads: bool | None = None
 
 
+def _process_flag() -> Any:
+    """A one-byte flag (``flag[0]``) that keeps what this process sets and reads 0 in any child forked
+    from it, however it forked (``os.fork()``, or C's ``fork()`` as uwsgi's, where no Python hook runs), and
+    is read with no system call: a private anonymous page the kernel zero-fills in each child
+    (``MADV_WIPEONFORK``, Linux 4.14+). Where there is no such page, a stand-in compares ``os.getpid()``
+    on each read (a system call, about 0.2 µs).
+
+    >>> flag = _process_flag(); flag[0] = 1; flag[0]
+    1
+    """
+    if sys.platform.startswith("linux") and hasattr(mmap.mmap, "madvise"):
+        try:
+            page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            page.madvise(getattr(mmap, "MADV_WIPEONFORK", 18))  # 18 in Linux's uapi headers
+            return page
+        except (AttributeError, OSError, ValueError):  # a kernel before 4.14: EINVAL
+            pass
+    return _PidFlag()
+
+
+class _PidFlag:
+    """:func:`_process_flag`'s stand-in: ``flag[0]`` is 1 in the process that set it, else 0 (one getpid).
+
+    >>> flag = _PidFlag(); flag[0], (flag.__setitem__(0, 1), flag[0])[1]
+    (0, 1)
+    """
+
+    __slots__ = ("pid",)
+
+    def __init__(self) -> None:
+        self.pid = 0
+
+    def __getitem__(self, index: int) -> int:
+        return 1 if _getpid() == self.pid else 0
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self.pid = _getpid() if value else 0
+
+
 #: finished requests a process holds before it drains them without waiting for the window (memory bound)
 REQUESTS_MAX = 4096
+#: counter series with a lock-free tally per transport (:meth:`BufferedTransport.tally`); more use ``count``
+TALLIES_MAX = 10_000
 
 #: longest multi-value line built here (statsd_exporter closes a TCP connection on a line of 4096+ bytes)
 MAX_LINE_BYTES = 4000
@@ -249,13 +299,24 @@ class BufferedTransport:
         # by the request recorder without a lock (list.append is atomic) and folded into the buffer by the
         # next drain; each list lives as long as the transport (a fork empties it in place: recorders hold it)
         self._requests: Dict[Tuple[SeriesKey, SeriesKey], List[float]] = {}
+        # a counter series key -> its increments (non-negative ints), appended by the client's cheap paths
+        # without a lock while the list is not empty and ``here`` reads 1 (see :meth:`tally`), folded into the
+        # buffer by the next drain as the request lists are; a fork empties them in place (clients hold them)
+        self._tallies: Dict[SeriesKey, List[int]] = {}
+        #: reads 1 (``here[0]``) in this process, 0 in a child forked from it (:func:`_process_flag`): the
+        #: cheap paths' fork check, re-armed (the same object) by the child's first call on a checked path
+        self.here = _process_flag()
         self._reset_process_state()
         _live.add(self)
 
     def _reset_process_state(self) -> None:
         self._pid = _getpid()
+        self._here = self.here
+        self._here[0] = 1
         for durations in self._requests.values():
             del durations[:]
+        for tally in self._tallies.values():
+            del tally[:]
         self._lock = threading.Lock()  # guards the buffer; held for a few dict operations, never for a send
         self._start_lock = threading.Lock()  # only for starting the flusher thread
         self._sink_lock = threading.Lock()  # one drain at a time, datagrams in order
@@ -263,6 +324,7 @@ class BufferedTransport:
         # -> a line sent as written
         self._entries: Dict[object, object] = {}
         self._seq = 0
+        self._series = False  # a merged series (not only lines as written) is in the buffer
         self._size = 0  # about the bytes the buffer will take on the wire; > 0 whenever anything is buffered
         self._sink = None
         self._thread: threading.Thread | None = None
@@ -288,16 +350,30 @@ class BufferedTransport:
 
     # -- buffering ---------------------------------------------------------------------------------------
 
+    # The common cases below are inline and take the lock with acquire()/release() (a ``with`` block costs
+    # about twice as much): the series is already in this window (and, for a sample or a line, there is
+    # room); a line also needs this process's flusher thread running (its first line starts it, in _put).
+
     def add(self, line: str) -> None:
         """Buffer one line as written (or lines that must travel together, joined by newlines)."""
-        self._put(None, 0, None, "", line.encode())
-
-    # The common cases below are inline and take the lock with acquire()/release() (a ``with`` block costs
-    # about twice as much): the series is already in this window (and, for a sample, there is room).
+        data = line.encode()
+        if self._here[0] and self._thread is not None:
+            lock = self._lock
+            lock.acquire()
+            try:
+                size = self._size + len(data) + 1
+                if size <= self._limit:
+                    self._seq = seq = self._seq + 1
+                    self._entries[seq] = data
+                    self._size = size
+                    return
+            finally:
+                lock.release()
+        self._put(None, 0, None, "", data)
 
     def count(self, key: SeriesKey, value: int) -> None:
         """Buffer a counter increment by ``value`` (a non-negative int) of the series ``key``."""
-        if _getpid() == self._pid:
+        if self._here[0]:
             lock = self._lock
             lock.acquire()
             try:
@@ -312,7 +388,7 @@ class BufferedTransport:
 
     def sample(self, key: SeriesKey, text: str) -> None:
         """Buffer one sample (``text``, already formatted) of the timer/histogram/distribution ``key``."""
-        if self._multi_value and _getpid() == self._pid:
+        if self._multi_value and self._here[0]:
             lock = self._lock
             lock.acquire()
             try:
@@ -336,7 +412,7 @@ class BufferedTransport:
         ['n:2|c', 't:2.5:4|ms', 'g:-1|g']
         >>> t.close()
         """
-        if line is None and self._multi_value and _getpid() == self._pid:
+        if line is None and self._multi_value and self._here[0]:
             lock = self._lock
             lock.acquire()
             try:
@@ -367,6 +443,8 @@ class BufferedTransport:
         ['n:2|c', 't:2.5:4|ms']
         >>> t.close()
         """
+        if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
+            self._forked()
         with self._lock:
             return self._requests.setdefault((count_key, latency_key), [])
 
@@ -386,6 +464,55 @@ class BufferedTransport:
 
     def _requests_pending(self) -> bool:
         return any(self._requests.values())
+
+    def tally(self, key: SeriesKey) -> List[int] | None:
+        """The list a counter call appends its increment (a non-negative int) of the series ``key`` to, with
+        no lock and no other step, while the list is not empty and :attr:`here` reads 1; otherwise it calls
+        :meth:`tally_first` (which checks the process and starts the flusher). The next drain sends one
+        merged line per series. None when :data:`TALLIES_MAX` series have one already (use ``count``).
+
+        >>> t = BufferedTransport(Settings(protocol="null"))
+        >>> hits = t.tally(("hits", "c", "|#k:v"))
+        >>> t.tally_first(hits, 2); hits.append(3) if hits and t.here[0] else None; t.pending_lines()
+        ['hits:5|c|#k:v']
+        >>> t.close()
+        """
+        if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
+            self._forked()
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None and len(self._tallies) < TALLIES_MAX:
+                tally = self._tallies[key] = []
+            return tally
+
+    def tally_first(self, tally: List[int], value: int) -> None:
+        """Append ``value`` to ``tally`` (:meth:`tally`) after checking the process (a forked child empties
+        what its parent left) and starting the flusher (where none may run, the buffer is sent at once)."""
+        if _getpid() != self._pid:
+            self._forked()
+        tally.append(value)
+        if self._thread is None:
+            self._no_flusher()
+
+    def _tallies_pending(self) -> bool:
+        return any(self._tallies.values())
+
+    def _take_tallies(self) -> None:
+        """Fold the increments appended to the tallies into the buffer (the caller holds ``_lock``)."""
+        entries = self._entries
+        for key, tally in self._tallies.items():
+            if not tally:
+                continue
+            taken = tally[:]
+            del tally[: len(taken)]  # increments appended meanwhile stay for the next drain
+            entry = entries.get(key)
+            if entry is None:
+                entries[key] = [sum(taken), len(taken)]
+                self._size += len(key[0]) + len(key[2]) + 12  # name:N|c|#...\n, N of a few digits
+            else:
+                entry[0] += sum(taken)  # type: ignore[index]
+                entry[1] += len(taken)  # type: ignore[index]
+            self._series = True
 
     def _take_requests(self) -> None:
         """Fold the finished requests into the buffer: per series one count and the durations as samples
@@ -416,6 +543,8 @@ class BufferedTransport:
                 entries[sample_key] = texts
             else:
                 values.extend(texts)  # type: ignore[attr-defined]
+            self._size += sum(map(len, texts)) + len(texts)  # > 0: flush() sends what pending_lines() folded
+            self._series = True
 
     def _put(
         self,
@@ -447,6 +576,7 @@ class BufferedTransport:
                         entry = entries.get(count_key)
                         if entry is None:
                             entries[count_key] = [value, 1]
+                            self._series = True
                         else:
                             entry[0] += value  # type: ignore[index]
                             entry[1] += 1  # type: ignore[index]
@@ -454,6 +584,7 @@ class BufferedTransport:
                         values = entries.get(sample_key)
                         if values is None:
                             entries[sample_key] = [text]
+                            self._series = True
                         else:
                             values.append(text)  # type: ignore[attr-defined]
                     if line is not None:
@@ -484,49 +615,59 @@ class BufferedTransport:
         if _getpid() != self._pid:
             self._forked()
             return
-        if self._size or self._requests_pending():
+        if self._size or self._requests_pending() or self._tallies_pending():
             self._drain()
 
     def pending_lines(self) -> List[str]:
         """The lines the buffer would send now (for tests and doctests; nothing is sent or removed)."""
         with self._lock:
             self._take_requests()
-            return [line.decode() for line, _ in self._render(self._entries)]
+            self._take_tallies()
+            return [line.decode() for line in self._render(self._entries)[0]]
 
     # -- sending -----------------------------------------------------------------------------------------
 
-    def _render(self, entries: Dict[object, object]) -> List[Tuple[bytes, int]]:
-        """(encoded line, metric calls it carries) for a taken buffer, in the order of each first call:
-        a merged counter, a series' samples (multi-value lines up to the line limit, or one line each), or a
-        line as written."""
-        out: List[Tuple[bytes, int]] = []
+    def _render(self, entries: Dict[object, object]) -> Tuple[List[bytes], List[int]]:
+        """The encoded lines of a taken buffer and the metric calls each carries, in the order of each first
+        call: a merged counter, a series' samples (multi-value lines up to the line limit, or one line each),
+        or a line as written."""
+        lines: List[bytes] = []
+        calls: List[int] = []
+        add_line, add_calls = lines.append, calls.append
         for key, entry in entries.items():
             if type(key) is int:
-                out.append((entry, 1))  # type: ignore[arg-type]
+                add_line(entry)  # type: ignore[arg-type]
+                add_calls(1)
                 continue
             name, kind, rest = key  # type: ignore[misc]
             if kind == "c":
-                out.append((f"{name}:{entry[0]}|c{rest}".encode(), entry[1]))  # type: ignore[index]
+                add_line(f"{name}:{entry[0]}|c{rest}".encode())  # type: ignore[index]
+                add_calls(entry[1])  # type: ignore[index]
                 continue
             head, tail = f"{name}:".encode(), f"|{kind}{rest}".encode()
             if not self._multi_value:
-                out.extend((head + value.encode() + tail, 1) for value in entry)  # type: ignore[attr-defined]
+                for value in entry:  # type: ignore[attr-defined]
+                    add_line(head + value.encode() + tail)
+                    add_calls(1)
                 continue
             room = self._line_limit - len(head) - len(tail)
             joined = ":".join(entry)  # type: ignore[arg-type]
             if len(joined) <= room:  # the common case: the window's samples fit one line
-                out.append((head + joined.encode() + tail, len(entry)))  # type: ignore[arg-type]
+                add_line(head + joined.encode() + tail)
+                add_calls(len(entry))  # type: ignore[arg-type]
                 continue
             chunk: List[str] = []
             used = -1
             for value in entry:  # type: ignore[attr-defined]
                 if chunk and used + len(value) + 1 > room:
-                    out.append((head + ":".join(chunk).encode() + tail, len(chunk)))
+                    add_line(head + ":".join(chunk).encode() + tail)
+                    add_calls(len(chunk))
                     chunk, used = [], -1
                 chunk.append(value)
                 used += len(value) + 1
-            out.append((head + ":".join(chunk).encode() + tail, len(chunk)))
-        return out
+            add_line(head + ":".join(chunk).encode() + tail)
+            add_calls(len(chunk))
+        return lines, calls
 
     def _drain(self) -> None:
         # At exit, locks are waited for a short while only: uwsgi's stop handlers call exit() from a signal
@@ -539,37 +680,47 @@ class BufferedTransport:
             try:
                 if self._requests:
                     self._take_requests()
-                entries = self._entries
+                if self._tallies:
+                    self._take_tallies()
+                entries, series = self._entries, self._series
                 if not entries:
                     return
-                self._entries, self._seq, self._size = {}, 0, 0
+                self._entries, self._seq, self._size, self._series = {}, 0, 0, False
             finally:
                 if locked:
                     self._lock.release()
-            self._send_entries(entries)
+            self._send_entries(entries, series)
         finally:
             if sink_locked:
                 self._sink_lock.release()
         if self._telemetry_at <= _monotonic():
             self._report()
 
-    def _send_entries(self, entries: Dict[object, object]) -> None:
-        """Render a taken buffer and send it in as few datagrams as the size limit allows."""
+    def _send_entries(self, entries: Dict[object, object], series: bool = True) -> None:
+        """Render a taken buffer (``series``: with merged series, not only lines as written, which need no
+        rendering) and send it in as few datagrams as the size limit allows."""
         try:
-            rendered = self._render(entries)
+            if series:
+                lines, calls = self._render(entries)
+            else:
+                lines = list(entries.values())  # type: ignore[arg-type]
+                calls = [1] * len(lines)
         except Exception as err:  # pragma: no cover - a line that cannot be encoded; never raise
             self._failed(len(entries), err)
             return
+        if sum(map(len, lines)) + len(lines) <= self._limit:  # the common case: one datagram
+            self._send(b"\n".join(lines), sum(calls))
+            return
         batch: List[bytes] = []
         batch_size = batch_lines = 0
-        for data, calls in rendered:
+        for data, n_calls in zip(lines, calls):
             size = len(data) + 1
             if batch and batch_size + size > self._limit:
                 self._send(b"\n".join(batch), batch_lines)
                 batch, batch_size, batch_lines = [], 0, 0
             batch.append(data)
             batch_size += size
-            batch_lines += calls
+            batch_lines += n_calls
         if batch:
             self._send(b"\n".join(batch), batch_lines)
 
@@ -749,7 +900,7 @@ class BufferedTransport:
             if self._token is not token or self._pid != pid:
                 return
             try:
-                if self._size or self._requests_pending():
+                if self._size or self._requests_pending() or self._tallies_pending():
                     self._drain()
             except Exception:  # pragma: no cover - a drain never raises; belt and braces
                 pass

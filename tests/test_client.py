@@ -205,3 +205,73 @@ def test_send_lines_sends_lines_together_with_what_is_buffered_at_once(udp_colle
         assert c.stats["invalid_calls"] == 1 and c.stats["sent_lines"] == 3
     finally:
         c.close()
+
+
+def test_an_inline_tag_list_equal_to_one_seen_before_takes_the_cached_series(monkeypatch):
+    c = Client(protocol="null", strict=True)
+    try:
+        for _ in range(2):  # the first call formats the tags, the second caches the series
+            c.increment("jobs_total", tags=["queue:mail", "env:dev"])
+
+        def general_path(*args: object) -> None:
+            raise AssertionError("an equal tag list took the general path")
+
+        monkeypatch.setattr(c, "_emit", general_path)
+        mail = "".join(["queue:", "ma", "il"])  # an equal but new str in a new list
+        c.increment("jobs_total", tags=[mail, "env:dev"])
+        c.increment("jobs_total", 4, tags=[mail, "env:dev"])
+        assert c._transport.pending_lines() == ["jobs_total:7|c|#queue:mail,env:dev"]
+    finally:
+        c.close()
+
+
+def test_a_cached_inline_series_follows_a_reconfigured_client_and_capture_mode():
+    c = Client(protocol="null", strict=True)
+    try:
+        for _ in range(3):
+            c.increment("jobs_total", tags=["queue:mail"])
+        with c.capture_lines() as captured:
+            c.increment("jobs_total", tags=["queue:mail"])
+        assert captured == ["jobs_total:1|c|#queue:mail"]
+        assert c.stats["sent_lines"] == 3  # sent when the capture began
+        c.increment("jobs_total", tags=["queue:mail"])
+        assert c._transport.pending_lines() == ["jobs_total:1|c|#queue:mail"]
+        c.configure(protocol="null", strict=True, prefix="shop", constant_tags=["env:dev"])
+        for _ in range(3):
+            c.increment("jobs_total", tags=["queue:mail"])
+        assert c._transport.pending_lines() == ["shop.jobs_total:3|c|#env:dev,queue:mail"]
+    finally:
+        c.close()
+
+
+def test_lines_as_written_keep_their_order_among_merged_counters_and_fill_datagrams(udp_collector):
+    c = Client(port=udp_collector.port, strict=True, max_datagram_bytes=64, flush_interval_s=60)
+    try:
+        c.send_line("first:1|g")
+        c.increment("hits")
+        c.send_line("second:2|g")
+        c.increment("hits")
+        assert c._transport.pending_lines() == ["first:1|g", "hits:2|c", "second:2|g"]
+        for n in range(8):  # lines of 29 bytes: the first joins the 3 above, then 2 per 64-byte datagram
+            c.send_line(f"a.fairly.long.line.number:{n}|g")
+        c.flush()
+        lines = udp_collector.wait_for_lines(11)
+    finally:
+        c.close()
+    datagrams = udp_collector.datagrams
+    assert [len(d.split(b"\n")) for d in datagrams] == [4, 2, 2, 2, 1], datagrams
+    assert all(len(d) <= 64 for d in datagrams), datagrams
+    long_lines = [f"a.fairly.long.line.number:{n}|g" for n in range(8)]
+    assert lines == ["first:1|g", "hits:2|c", "second:2|g", *long_lines]
+
+
+def test_increments_on_the_lock_free_path_shown_by_pending_lines_are_still_sent(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    try:
+        for _ in range(4):  # the third and fourth append to the series' tally (BufferedTransport.tally)
+            c.increment("t.hits", tags=["k:v"])
+        assert c._transport.pending_lines() == ["t.hits:4|c|#k:v"]
+        c.flush()
+        assert udp_collector.wait_for_lines(1) == ["t.hits:4|c|#k:v"]
+    finally:
+        c.close()

@@ -168,11 +168,15 @@ def test_a_known_label_set_goes_into_the_transports_request_list_and_leaves_merg
             f"request_count:3|c{tags}",
             f"request_latency_seconds:1:2.5:4|ms{tags}",
         ]
-        assert durations == []  # folded into the buffer, not sent
+        assert durations == []  # folded into the buffer, not sent: flush() sends them
         transport.flush()
         assert client.stats["sent_lines"] == 6 and client.stats["sent_datagrams"] == 1
         recorder.finished("GET", "/a", "200 OK", 0.001)
         assert durations == [0.001]
+        assert len(transport.pending_lines()) == 2  # only folded requests in the buffer: flush() sends them
+        transport.flush()
+        assert client.stats["sent_lines"] == 8 and transport.pending_lines() == []
+        recorder.finished("GET", "/a", "200 OK", 0.001)
         transport._forked()  # a child process forgets the parent's requests, in the list the recorder holds
         assert (
             durations == []

@@ -219,7 +219,7 @@ def test_each_process_sends_the_zero_lines_before_its_first_line_once():
     zeros = ["jobs_total:0|c|#queue:mail", "jobs_total:0|c|#queue:default"]
     parent = ["jobs_total:2|c|#queue:mail"]  # the two increments of one flush window, merged
     assert sorted(lines) == sorted(zeros * 2 + parent + ["jobs_total:1|c|#queue:default"])
-    assert lines[:3] == [*parent, *zeros]  # the first datagram of the parent
+    assert lines[:3] == [*zeros, *parent]  # the first datagram of the parent: its zero lines first
 
 
 def test_a_declaration_after_the_first_line_is_zero_started_too(udp_collector):
@@ -294,3 +294,26 @@ def test_tag_keys_that_cannot_be_parameters_take_the_generic_call(client):
         odd.increment(2, **{"class": "a", "value": "b", "_hidden": "c"})
         plain.increment(kind="x")
     assert lines == ["odd_total:2|c|#class:a,value:b,_hidden:c", "plain_total:1|c|#kind:x"]
+
+
+def test_a_declared_counter_merges_in_the_buffer_and_follows_a_reconfigured_client():
+    c = Client(protocol="null", strict=True)
+    try:
+        jobs = Counter("jobs_total", "Jobs.", tags=("queue",), client=c)
+        mail = jobs.labels(queue="mail")
+        for _ in range(3):
+            jobs.increment(queue="mail")
+        mail.increment(2)
+        jobs.increment(1.5, queue="mail")  # not an int: its own line, as the client's call sends it
+        assert c._transport.pending_lines() == ["jobs_total:1.5|c|#queue:mail", "jobs_total:5|c|#queue:mail"]
+        c.configure(protocol="null", strict=True, prefix="shop", constant_tags=["env:dev"])
+        jobs.increment(queue="mail")
+        mail.increment()
+        jobs.increment(queue="mail")
+        assert c._transport.pending_lines() == ["shop.jobs_total:3|c|#env:dev,queue:mail"]
+        with c.capture_lines() as captured:
+            jobs.increment(queue="mail")
+            mail.increment(4)
+        assert captured == [f"shop.jobs_total:{n}|c|#env:dev,queue:mail" for n in (1, 4)]
+    finally:
+        c.close()

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from statsd_instrument import Client, transport
+from statsd_instrument import Client, Counter, transport
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, UdpSink
 from statsd_instrument.transport import BufferedTransport
@@ -84,6 +84,41 @@ def test_concurrent_threads_lose_and_duplicate_no_line(udp_collector):
     time.sleep(0.2)
     assert len(udp_collector.lines()) == len(set(lines)) == per_thread * threads
     assert max(len(d) for d in udp_collector.datagrams) <= 1432
+
+
+def test_concurrent_increments_of_one_series_on_the_lock_free_paths_lose_and_add_nothing(udp_collector):
+    """Inline tag lists and declared counters append to a series' tally without a lock while the flusher
+    drains it every 10 ms: every increment arrives once."""
+    c = Client(port=udp_collector.port, flush_interval_s=0.01)
+    orders = Counter("mt_orders_total", "Orders.", tags=("status",), client=c)
+    paid = orders.labels(status="paid")
+    per_thread, threads = 20_000, 4
+
+    def emit(t: int) -> None:
+        for _ in range(per_thread):
+            if t == 0:
+                c.increment("mt.inline", tags=["k:v"])
+            elif t == 1:
+                orders.increment(status="paid")
+            elif t == 2:
+                paid.increment(2)
+            else:
+                c.increment("mt.inline", 3, tags=["k:v"])
+
+    workers = [threading.Thread(target=emit, args=(t,)) for t in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        c.flush()
+        calls = udp_collector.wait_for_calls(per_thread * 7)  # a counter line counts its value
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert udp_collector.calls() == calls
+    assert dict(calls) == {"mt.inline": per_thread * 4, "mt_orders_total": per_thread * 3}
+    assert c.stats["sent_lines"] == per_thread * threads  # one per call, as an unmerged client would send
 
 
 def test_lines_sent_together_that_overflow_a_datagram_are_split_not_oversized(udp_collector):
@@ -235,6 +270,71 @@ def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collect
     assert sorted(udp_collector.lines()) == ["fork.child:1|c", "fork.parent:1|c"], lines
 
 
+def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_buffered(udp_collector):
+    """The cheap paths (a series already in the window, a line as written) notice the fork too: the child's
+    calls to what its parent had buffered count only the child's own."""
+    c = Client(port=udp_collector.port, flush_interval_s=60)
+    orders = Counter("orders_total", "Orders.", tags=("status",), client=c)
+    try:
+        for _ in range(2):  # buffered, merged, on the cheap paths in the parent at fork time
+            c.increment("fork.same", tags=["k:v"])
+            orders.increment(status="paid")
+        c.send_line("fork.parent:1|g")
+        _park_flusher()
+        pid = _libc_fork()
+        if pid == 0:  # child: no Python fork hooks ran, exactly as under uwsgi
+            try:
+                c.increment("fork.same", tags=["k:v"])
+                orders.increment(status="paid")
+                c.send_line("fork.child:1|g")
+                c.flush()
+            finally:
+                os._exit(0)
+        assert _wait_child(pid) == 0
+        c.flush()
+        lines = udp_collector.wait_for_lines(6)
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert sorted(udp_collector.lines()) == sorted(
+        [
+            "fork.same:2|c|#k:v",
+            "orders_total:2|c|#status:paid",
+            "fork.parent:1|g",
+            "fork.same:1|c|#k:v",
+            "orders_total:1|c|#status:paid",
+            "fork.child:1|g",
+        ]
+    ), lines
+
+
+def test_a_c_forked_child_gets_its_tallies_and_request_lists_despite_a_lock_held_at_fork():
+    t = BufferedTransport(Settings(protocol="null"))
+    try:
+        with t._lock:  # as if another thread were folding the buffer at fork time
+            pid = _libc_fork()
+            if pid == 0:
+                try:
+                    t.request_durations(("n", "c", ""), ("t", "ms", ""))
+                    t.tally(("h", "c", ""))
+                finally:
+                    os._exit(0)
+        assert _wait_child(pid) == 0
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize("make", [transport._process_flag, transport._PidFlag])
+def test_the_fork_flag_reads_set_in_its_process_and_clear_in_a_c_forked_child(make):
+    flag = make()
+    flag[0] = 1
+    pid = _libc_fork()
+    if pid == 0:
+        os._exit(10 + flag[0])
+    assert _wait_child(pid) == 10
+    assert flag[0] == 1
+
+
 def test_a_lock_held_at_fork_time_does_not_deadlock_the_child(udp_collector):
     c = Client(port=udp_collector.port, flush_interval_s=60)
     try:
@@ -382,7 +482,7 @@ def test_after_a_udp_exporter_restart_the_zero_start_reaches_it_first_and_lost_l
     try:
         jobs.increment(queue="mail")
         c.flush()
-        assert receiver.wait_for_lines(3) == ["jobs_total:1|c|#queue:mail", *zeros]  # the first datagram
+        assert receiver.wait_for_lines(3) == [*zeros, "jobs_total:1|c|#queue:mail"]  # the first datagram
         receiver.close()  # the exporter is down
         jobs.increment(queue="mail")
         c.flush()  # lost: nobody listens (the kernel gets an ICMP port unreachable back)

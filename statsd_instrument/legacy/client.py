@@ -105,6 +105,9 @@ class StatsClientBase:
         self._send_stat(stat, f"{value}|s", rate, tags)
 
     def _send_stat(self, stat: str, value: str, rate: float, tags: Tags) -> None:
+        if rate >= 1 and not tags and not self._constant_tags:  # the common case, as _prepare makes it
+            self._emit(f"{self._prefix}.{stat}:{value}" if self._prefix else f"{stat}:{value}")
+            return
         line = self._prepare(stat, value, rate, tags)
         if line is not None:
             self._emit(line)
