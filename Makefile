@@ -1,4 +1,4 @@
-# make test   - create .venv, install system tools (as root) and Python deps, lint, run the test suite
+# make test   - create .venv, install system tools (as root) and Python deps, lint (ruff, mypy), run the test suite
 # make test-fast - the unit layer only (no real servers, no tools started): well under a minute
 # make demo   - the whole stack natively: exporter + example app under uwsgi (5 workers) + Prometheus
 # make bench  - benchmarks; writes docs/benchmarks.md
@@ -22,6 +22,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy statsd_instrument
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -225,9 +225,9 @@ class Client(DogStatsdCompat):
         if self._pending is not None:
             self._install(settings_or_disabled(self._pending))
 
-    def _emit_first(self, metric: Any, text_or_value: Any, kind: str, tags: Tags, rate: Any) -> None:
+    def _emit_first(self, metric: Any, text: Any, kind: str, tags: Tags, rate: Any) -> None:
         self._ensure()
-        self._emit(metric, text_or_value, kind, tags, rate)
+        self._emit(metric, text, kind, tags, rate)
 
     def configure(self, **kwargs: Any) -> None:
         """Replace the settings (same keywords as :class:`Client`); what was buffered is sent first.
@@ -400,10 +400,10 @@ class Client(DogStatsdCompat):
             except TypeError:  # unhashable name or tags: the general path says what is wrong
                 tally = None
             if tally is not None:  # the series' tally: appended to without a lock (BufferedTransport.tally)
-                if tally and self._here[0]:
+                if tally and self._here[0]:  # type: ignore[index]  # not None: tallies exist only when buffered
                     tally.append(value)
                 else:
-                    self._tally_first(tally, value)
+                    self._tally_first(tally, value)  # type: ignore[misc]  # not None either
                 return
         self._emit(metric, value, "c", tags, sample_rate)
 
@@ -902,11 +902,11 @@ class _ClientTagPolicy(TagPolicy):
         self.client = client
         self.dropped_count = 0
 
-    @property  # type: ignore[override]
+    @property
     def strict(self) -> bool:
         return self.client._strict
 
-    @property  # type: ignore[override]
+    @property
     def counts(self) -> dict:
         return self.client._transport.stats.dropped_tags
 

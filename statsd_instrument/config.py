@@ -291,21 +291,23 @@ def load_settings(
         validation.check_seconds, flush_interval_s, "flush_interval_s", low_ms / 1000, high_ms / 1000
     )
     if multi_value is None:
-        raw = env.get("STATSD_MULTI_VALUE")
-        multi_value = True if raw is None else _bool("STATSD_MULTI_VALUE", raw)
+        env_multi_value = env.get("STATSD_MULTI_VALUE")
+        multi_value = True if env_multi_value is None else _bool("STATSD_MULTI_VALUE", env_multi_value)
     else:
         multi_value = _bool("multi_value", multi_value)
 
     if strict is None:
-        raw = env.get("STATSD_STRICT")
-        strict = _default_strict() if raw is None else _bool("STATSD_STRICT", raw)
+        env_strict = env.get("STATSD_STRICT")
+        strict = _default_strict() if env_strict is None else _bool("STATSD_STRICT", env_strict)
     else:
         strict = _bool("strict", strict)
-    source, value = "telemetry_interval_s", telemetry_interval_s
+    source = "telemetry_interval_s"
+    value: object = telemetry_interval_s
     if value is None:
-        source, value = "STATSD_TELEMETRY_INTERVAL", env.get("STATSD_TELEMETRY_INTERVAL", "10")
+        source, raw = "STATSD_TELEMETRY_INTERVAL", env.get("STATSD_TELEMETRY_INTERVAL", "10")
+        value = raw
         with contextlib.suppress(ValueError):
-            value = float(value)  # type: ignore[arg-type]
+            value = float(raw)
     if type(value) in (int, float) and value == 0:  # 0: no telemetry
         telemetry_interval_s = 0.0
     else:

@@ -249,7 +249,8 @@ class DogStatsdCompat:
         """A datadog switch for behaviour this client has built in (batching, pid-checked forks) or lacks
         on purpose (aggregation, telemetry lines, a background sender started by the caller)."""
 
-    enable_buffering = disable_buffering = _accepted_noop
+    enable_buffering = _accepted_noop
+    disable_buffering = True  # datadog's attribute (a property there, not a method), default as in datadog
     enable_aggregation = disable_aggregation = _accepted_noop
     enable_background_sender = disable_background_sender = _accepted_noop
     enable_telemetry = disable_telemetry = _accepted_noop

@@ -44,6 +44,7 @@ import os
 from typing import Any, Callable, TypeVar
 
 from flask import Flask, Request, Response, request
+from flask import typing as ft
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from statsd_instrument.http_metrics import (
@@ -150,7 +151,9 @@ def _rule_for_other_method(app: Flask, req: Request, error: MethodNotAllowed) ->
     # A 405 leaves request.url_rule unset; the path did match a route, for another method: name that route.
     try:
         adapter = app.create_url_adapter(req)
-        rule, _ = adapter.match(method=(error.valid_methods or ["GET"])[0], return_rule=True)
+        if adapter is None:
+            return None
+        rule, _ = adapter.match(method=next(iter(error.valid_methods or ["GET"])), return_rule=True)
         return rule
     except Exception:
         return None
@@ -257,28 +260,28 @@ class StatsdInstrument:
         # only when a view or hook raised, so it costs nothing per request).
         original = app.handle_user_exception
 
-        def handle_user_exception(error: Exception) -> Any:
-            if not isinstance(error, HTTPException):  # abort(), 404, 405: already visible as the status
+        def handle_user_exception(e: Exception) -> HTTPException | ft.ResponseReturnValue:
+            if not isinstance(e, HTTPException):  # abort(), 404, 405: already visible as the status
                 try:
                     req = request._get_current_object()  # type: ignore[attr-defined]
-                    req.environ.setdefault(EXCEPTION_KEY, type(error).__name__)
+                    req.environ.setdefault(EXCEPTION_KEY, type(e).__name__)
                 except Exception:
                     log.warning("statsd_instrument: noting an exception failed", exc_info=True)
-            return original(error)
+            return original(e)
 
         app.handle_user_exception = handle_user_exception  # type: ignore[method-assign]
 
         # A request that failed before dispatch (opening the session, say) still gets its labels.
         handle_exception = app.handle_exception
 
-        def handle_exception_labelled(error: Exception) -> Response:
+        def handle_exception_labelled(e: Exception) -> Response:
             try:
                 environ = request._get_current_object().environ  # type: ignore[attr-defined]
                 if ENDPOINT_KEY not in environ and SKIP_KEY not in environ:
                     instrumentation.label(request._get_current_object(), app)  # type: ignore[attr-defined]
             except Exception:
                 log.warning("statsd_instrument: labelling the request failed", exc_info=True)
-            return handle_exception(error)
+            return handle_exception(e)
 
         app.handle_exception = handle_exception_labelled  # type: ignore[method-assign]
 

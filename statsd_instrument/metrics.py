@@ -143,6 +143,7 @@ class Metric:
             if len(tags) != len(self.tag_keys) or not self._key_set.issuperset(tags):
                 raise ValueError(f"tags {sorted(tags)} given, {sorted(self.tag_keys)} declared")
             values = tuple(tags[k] for k in self.tag_keys)
+            key: tuple[object, ...] | None
             cache, key = self._series, values
             if not all(type(v) is str for v in values):
                 # 1, 1.0 and True are equal dict keys that print differently: such values are cached by type
@@ -221,7 +222,7 @@ class _CounterSeries(_Series):
             if tally and fast[2][0]:
                 tally.append(value)
             else:
-                fast[3](tally, value)
+                fast[3](tally, value)  # type: ignore[misc, arg-type]  # both set while the generation holds
             return
         self.prepared.send(value)
         self.fast = self.prepared.counter()
@@ -350,7 +351,7 @@ class Counter(Metric):
 
     def zero_lines(self) -> list[str]:
         """The ``+0`` line of every known combination (what each process sends first; see the module doc)."""
-        combos = self.combinations()
+        combos: list[Mapping[str, object]] = list(self.combinations())
         combos += [c for c in self.initial if c not in combos]
         lines = []
         for combo in combos:

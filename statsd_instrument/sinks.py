@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Union
 
 from statsd_instrument.config import Settings
 
@@ -175,7 +176,11 @@ class TcpSink:
             self._sock = None
 
 
-def make_sink(settings: Settings):  # -> NullSink | UdpSink | UnixgramSink | TcpSink
+#: Any sink :func:`make_sink` returns.
+Sink = Union[NullSink, UdpSink, UnixgramSink, TcpSink]
+
+
+def make_sink(settings: Settings) -> Sink:
     """The sink for ``settings.protocol``.
 
     >>> type(make_sink(Settings())).__name__

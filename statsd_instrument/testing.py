@@ -65,7 +65,7 @@ def parse_records(line: str) -> List[Record]:
 
     A multi-value line of a timer, histogram or distribution (``t:1:2.5|ms``) gives one record per value.
     """
-    records = []
+    records: List[Record] = []
     for text in line.split("\n"):
         if not text:
             continue
@@ -221,7 +221,9 @@ class Capture:
         return sum(r.value for r in self.filter(name, None, tags))
 
 
-def _declared(name: Any, type: str | None, tags: dict | None, tag_values: dict) -> tuple:
+def _declared(
+    name: object, type: str | None, tags: dict | None, tag_values: dict
+) -> tuple[str, str | None, dict | None]:
     """(wire name, type, tags) to look for: a declared metric gives its own; ``tag_values`` join ``tags``.
 
     >>> from statsd_instrument.metrics import Counter

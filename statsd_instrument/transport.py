@@ -92,7 +92,7 @@ import weakref
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from statsd_instrument.config import Settings
-from statsd_instrument.sinks import DatagramRefusedError, make_sink
+from statsd_instrument.sinks import DatagramRefusedError, Sink, make_sink
 from statsd_instrument.validation import DROP_REASONS
 from statsd_instrument.wire import format_ms_of_seconds
 
@@ -132,6 +132,7 @@ class ClientStats:
         "sent_datagrams",
         "sent_lines",
     )
+    _order = ("sent_datagrams", "sent_lines", "dropped_lines", "send_errors", "invalid_calls")  # as_dict()
 
     def __init__(self) -> None:
         self.sent_datagrams = 0
@@ -150,9 +151,6 @@ class ClientStats:
 
     def __repr__(self) -> str:
         return f"ClientStats({self.as_dict()})"
-
-
-ClientStats._order = ("sent_datagrams", "sent_lines", "dropped_lines", "send_errors", "invalid_calls")  # type: ignore[attr-defined]
 
 
 def threads_allowed() -> bool:
@@ -326,7 +324,7 @@ class BufferedTransport:
         self._seq = 0
         self._series = False  # a merged series (not only lines as written) is in the buffer
         self._size = 0  # about the bytes the buffer will take on the wire; > 0 whenever anything is buffered
-        self._sink = None
+        self._sink: Sink | None = None
         self._thread: threading.Thread | None = None
         self._token: object | None = None
         self._wake = threading.Event()
@@ -634,6 +632,9 @@ class BufferedTransport:
         lines: List[bytes] = []
         calls: List[int] = []
         add_line, add_calls = lines.append, calls.append
+        name: str
+        kind: str
+        rest: str
         for key, entry in entries.items():
             if type(key) is int:
                 add_line(entry)  # type: ignore[arg-type]

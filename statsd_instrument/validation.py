@@ -38,7 +38,8 @@ import os
 import re
 import sys
 import warnings
-from typing import Mapping, NamedTuple, Sequence, Union
+from types import FrameType
+from typing import Collection, Mapping, NamedTuple, Sequence, Union
 
 Tags = Union[Sequence[str], Mapping[str, object], None]
 
@@ -177,11 +178,20 @@ class TagPolicy:
     ('|#tier:1', {'bare_tag': 1, 'empty_value': 0, 'empty_key': 0})
     """
 
-    __slots__ = ("counts", "strict")
+    __slots__ = ("_counts", "_strict")
 
     def __init__(self, strict: bool, counts: dict | None = None) -> None:
-        self.strict = strict
-        self.counts = counts if counts is not None else dict.fromkeys(DROP_REASONS, 0)
+        self._strict = strict
+        self._counts = counts if counts is not None else dict.fromkeys(DROP_REASONS, 0)
+
+    # Read-only, so that a subclass may compute them (a client's policy follows the client's settings).
+    @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @property
+    def counts(self) -> dict:
+        return self._counts
 
     def dropped(self, drops: tuple, tags: object) -> None:
         """Count (and in strict mode warn about) tags of ``tags`` left out for ``drops``."""
@@ -197,7 +207,8 @@ class TagPolicy:
 
 def _caller_level() -> int:
     """The ``stacklevel`` of the first frame outside this package: a warning names the caller's line."""
-    frame, level = sys._getframe(2), 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     return level
@@ -224,7 +235,7 @@ def format_tags(tags: Tags, policy: TagPolicy, constant: Sequence[str] = ()) -> 
     return "|#" + ",".join(f"{k}:{v}" for k, v in merged.items()) if merged else ""
 
 
-def tag_list(tags: Tags | str, field: str, reserved: Sequence[str] = ()) -> list[str]:
+def tag_list(tags: Tags | str, field: str, reserved: Collection[str] = ()) -> list[str]:
     """Static tags (configuration) as normalised ``"k:v"`` strings; a str is a comma-separated list. Errors
     name ``field``; a tag left out (bare, empty) raises here too: configuration is checked at start-up.
 

@@ -48,7 +48,7 @@ def format_ms(value: object) -> str:
     else:
         format_number(value)  # raises for non-numbers
         value = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(value):  # type: ignore[arg-type]
+    if not math.isfinite(value):
         raise ValueError(f"value {value!r} is not a finite number")
     text = f"{value:.3f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text

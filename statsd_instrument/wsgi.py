@@ -183,6 +183,7 @@ class _Request:
 
     middleware: StatsdMiddleware
     environ: Environ
+    _start_response: StartResponse
     start: float
     status: str
     exception: str | None

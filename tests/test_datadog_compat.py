@@ -299,3 +299,16 @@ def test_datadog_buffering_fork_and_telemetry_controls_run_unchanged_and_lose_no
         "after.fork.hooks:1|c",
         "after.close_socket:1|c",
     ]
+
+
+def test_disable_buffering_is_a_bool_attribute_as_in_datadog():
+    """datadog's ``disable_buffering`` is a property read and written as a bool (True unless set), never
+    called: a datadog program reading it gets a bool from ours too."""
+    assert DogStatsd().disable_buffering is True
+    client = statsd_instrument.Client(protocol="null")
+    try:
+        assert client.disable_buffering is True
+        client.disable_buffering = False
+        assert client.disable_buffering is False
+    finally:
+        client.close()

@@ -143,8 +143,13 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as err:
         print(f"statsd-instrument exporter: cannot start: {err}", file=sys.stderr)
         return 1
+
+    def request_reload(*_: object) -> None:
+        reload_requested.set()
+        stop.set()
+
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: (reload_requested.set(), stop.set()))
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, request_reload)
     print(
         "statsd-instrument exporter: accepting StatsD traffic "
         f"udp={args.udp or '-'} (port {exporter.udp_port}) "

@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 import time
-from typing import Iterable
+from typing import Iterable, cast
 
 from statsd_instrument.exporter.exposition import render_page
 from statsd_instrument.exporter.lineparser import DEFAULT_FLAGS, Event, ParserFlags, parse_line
@@ -41,7 +41,7 @@ from statsd_instrument.exporter.store import (
     SummarySeries,
 )
 from statsd_instrument.mapping.model import MappingConfig
-from statsd_instrument.mapping.resolve import Resolver
+from statsd_instrument.mapping.resolve import Outcome, Resolver
 
 _FLOAT = rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _SIMPLE_FLOAT = re.compile(_FLOAT + rb"\Z").match
@@ -107,7 +107,7 @@ class Ingestor:
         self.resolver = Resolver(config)
         self.stats.loaded_mappings = len(config.rules)
         self._shapes: dict = {}
-        self._last_outcome = None
+        self._last_outcome: Outcome | None = None
         self._remember_shapes = os.environ.get(FULL_PARSE_ENV, "") not in ("1", "true", "yes")
 
     # --- configuration ------------------------------------------------------------------------------
@@ -251,11 +251,13 @@ class Ingestor:
             return False
         series, weight = shape.series, shape.weight
         if shape.kind == _HISTOGRAM:
+            histogram = cast(HistogramSeries, series)
             for value in values:
-                series.observe(value, weight)
+                histogram.observe(value, weight)
         else:
+            summary = cast(SummarySeries, series)  # the caller passes histogram and summary shapes only
             for value in values:
-                series.observe(value, weight, now)
+                summary.observe(value, weight, now)
         series.updated = now
         shape.hits += len(values)
         return True
@@ -293,6 +295,7 @@ class Ingestor:
         if divisors is None:
             return
         outcome = self._last_outcome
+        assert outcome is not None  # set by the _apply that returned this series
         if isinstance(series, HistogramSeries):
             kind = _HISTOGRAM
         elif isinstance(series, SummarySeries):
@@ -343,9 +346,9 @@ class Ingestor:
         elif outcome.kind == "gauge":
             series.value = series.value + value if event.relative else value
         elif outcome.kind == "histogram":
-            series.observe(value, weight)
+            cast(HistogramSeries, series).observe(value, weight)
         else:
-            series.observe(value, weight, now)
+            cast(SummarySeries, series).observe(value, weight, now)
         stats.events[event.metric_type] += weight
         return series
 

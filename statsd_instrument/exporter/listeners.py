@@ -32,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Mapping
+from typing import Mapping, cast
 
 from statsd_instrument.exporter.ingest import Ingestor
 from statsd_instrument.validation import parse_host_port
@@ -148,17 +148,17 @@ class ListenerLoop:
         ...
         ValueError: address='nonsense': expected HOST:PORT
         """
-        self._selector = selectors.DefaultSelector()
+        self._selector = selector = selectors.DefaultSelector()
         try:
             if self.udp_address:
                 sock = _bind(socket.SOCK_DGRAM, self.udp_address)
-                self._add(sock, ("datagram", "udp_packets"))
+                self._add(selector, sock, ("datagram", "udp_packets"))
                 _set_read_buffer(sock, self.read_buffer)
                 self.udp_port = sock.getsockname()[1]
             if self.tcp_address:
                 sock = _bind(socket.SOCK_STREAM, self.tcp_address)
                 sock.listen(128)
-                self._add(sock, ("accept", None))
+                self._add(selector, sock, ("accept", None))
                 self.tcp_port = sock.getsockname()[1]
             if self.unixgram_path:
                 if os.path.exists(self.unixgram_path):
@@ -168,21 +168,23 @@ class ListenerLoop:
                 sock.bind(self.unixgram_path)
                 os.chmod(self.unixgram_path, int(self.unixsocket_mode, 8))
                 _set_read_buffer(sock, self.read_buffer)
-                self._add(sock, ("datagram", "unixgram_packets"))
+                self._add(selector, sock, ("datagram", "unixgram_packets"))
         except BaseException:
             self._close_all()
             raise
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        self._thread = threading.Thread(target=self._run, name="statsd-listeners", daemon=True)
+        selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._thread = threading.Thread(
+            target=self._run, args=(selector,), name="statsd-listeners", daemon=True
+        )
         self._thread.start()
 
-    def _add(self, sock: socket.socket, data: tuple) -> None:
+    def _add(self, selector: selectors.BaseSelector, sock: socket.socket, data: tuple) -> None:
         if sock not in self._sockets:
             self._sockets.append(sock)
         sock.setblocking(False)
-        self._selector.register(sock, selectors.EVENT_READ, data)
+        selector.register(sock, selectors.EVENT_READ, data)
 
     def stop(self) -> None:
         """Stop the thread, close every socket and remove the unixgram socket file.
@@ -231,23 +233,24 @@ class ListenerLoop:
         return self._packets >= count
 
     # --- the loop -----------------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, selector: selectors.BaseSelector) -> None:
         next_expiry = time.monotonic() + 1.0
         while not self._stopping:
             try:
-                ready = self._selector.select(timeout=1.0)
+                ready = selector.select(timeout=1.0)
             except OSError:  # pragma: no cover - selector closed under us
                 return
             coalesce = False
             for key, _ in ready:
                 role, counter = key.data
+                sock = cast(socket.socket, key.fileobj)  # every role but "wake" registered a socket
                 try:
                     if role == "datagram":
-                        coalesce = self._drain(key.fileobj, counter) or coalesce
+                        coalesce = self._drain(sock, counter) or coalesce
                     elif role == "accept":
-                        self._accept(key.fileobj)
+                        self._accept(selector, sock)
                     elif role == "conn":
-                        self._read_conn(key.fileobj)
+                        self._read_conn(selector, sock)
                 except Exception as err:  # never let one bad read kill the listener
                     print(f"statsd-instrument exporter: listener error: {err!r}", file=sys.stderr)
             now = time.monotonic()
@@ -262,7 +265,7 @@ class ListenerLoop:
         wait (there were some, but fewer than :data:`COALESCE_BELOW`)."""
         ingest = self.ingest
         recv = sock.recv
-        batch = []
+        batch: list[bytes] = []
         while len(batch) < 256:
             try:
                 batch.append(recv(65535))
@@ -277,7 +280,7 @@ class ListenerLoop:
         self._packets += len(batch)
         return len(batch) < COALESCE_BELOW and COALESCE_S > 0
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, selector: selectors.BaseSelector, listener: socket.socket) -> None:
         try:
             conn, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -286,22 +289,24 @@ class ListenerLoop:
             self.ingest.stats.tcp_connections += 1
         conn.setblocking(False)
         self._connections[conn] = b""
-        self._selector.register(conn, selectors.EVENT_READ, ("conn", None))
+        selector.register(conn, selectors.EVENT_READ, ("conn", None))
 
     def _relay_lines(self, lines: list) -> None:
         for relay in self.relays:
             relay.relay_lines(lines)
             relay.flush()
 
-    def _close_conn(self, conn: socket.socket, remainder: bytes = b"") -> None:
+    def _close_conn(
+        self, selector: selectors.BaseSelector, conn: socket.socket, remainder: bytes = b""
+    ) -> None:
         if remainder:
             self.ingest.handle_lines([remainder.rstrip(b"\r")])
             self._relay_lines([remainder.rstrip(b"\r")])
-        self._selector.unregister(conn)
+        selector.unregister(conn)
         self._connections.pop(conn, None)
         conn.close()
 
-    def _read_conn(self, conn: socket.socket) -> None:
+    def _read_conn(self, selector: selectors.BaseSelector, conn: socket.socket) -> None:
         try:
             data = conn.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -309,10 +314,10 @@ class ListenerLoop:
         except OSError:
             with self.ingest.lock:
                 self.ingest.stats.tcp_errors += 1
-            self._close_conn(conn)
+            self._close_conn(selector, conn)
             return
         if not data:
-            self._close_conn(conn, self._connections.get(conn, b""))
+            self._close_conn(selector, conn, self._connections.get(conn, b""))
             return
         buffer = self._connections[conn] + data
         *lines, rest = buffer.split(b"\n")
@@ -328,6 +333,6 @@ class ListenerLoop:
         if too_long:
             with self.ingest.lock:
                 self.ingest.stats.tcp_too_long += 1
-            self._close_conn(conn)
+            self._close_conn(selector, conn)
             return
         self._connections[conn] = rest

@@ -66,9 +66,10 @@ class LineRelay:
             )
         host, port = parse_target(address)
         try:
-            family, _, _, _, self._addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         except OSError as err:
             raise ValueError(f"--statsd.relay.address={address!r}: cannot resolve ({err})") from None
+        self._addr = addr
         self.target = address
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._limit = packet_length

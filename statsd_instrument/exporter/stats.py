@@ -187,6 +187,7 @@ class Stats:
         out = []
         for name, kind, help_, attribute, label in _FAMILIES:
             value = getattr(self, attribute)
+            samples: list[tuple[dict[str, str], int]]
             if label is None:
                 samples = [({}, value)]
             else:

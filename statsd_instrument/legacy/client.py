@@ -214,7 +214,7 @@ def _resolve(host: str, port: int, ipv6: bool, kind: int) -> tuple[str, int]:
     except (OSError, UnicodeError) as exc:
         log.warning("statsd host %r does not resolve (%s); will retry when sending", host, exc)
         return host, int(port)
-    return addr[0], addr[1]
+    return str(addr[0]), int(addr[1])  # an AF_INET/AF_INET6 address: (host, port, ...)
 
 
 class StatsClient(_SendingClient):

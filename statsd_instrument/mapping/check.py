@@ -70,14 +70,14 @@ def main(argv: list[str]) -> int:
         if any(f.key == "(yaml)" for f in findings):
             status = 2
             continue
+        problems: list[str] = []
         if declared and not any(f.severity == "error" for f in findings):
             from statsd_instrument.mapping.declared import disagreements
 
             problems = disagreements(declared, config, args.prefix)
             for problem in problems:
                 print(problem)
-            findings += problems
-        if findings and status == 0:
+        if (findings or problems) and status == 0:
             status = 1
     return status
 

@@ -181,19 +181,19 @@ def disagreements(metrics: Sequence[Metric], config: MappingConfig, prefix: str 
         if outcome.status == "unmapped":
             other = next(
                 (
-                    (kind, o)
+                    (kind, o.kind, o.rule)
                     for kind in ("counter", "gauge", "observer")
                     if kind != metric.match_type
                     for o in [resolver.resolve(name, kind, labels)]
-                    if o.status == "mapped"
+                    if o.status == "mapped" and o.rule is not None  # a mapped outcome has its rule
                 ),
                 None,
             )
             if other is not None:
-                rule = other[1].rule
+                other_type, other_kind, other_rule = other
                 finding(
-                    rule.line_of("match_metric_type"),
-                    f"the rule maps it as a {_kind_word(other[0], other[1].kind)}; declared a {metric.kind} "
+                    other_rule.line_of("match_metric_type"),
+                    f"the rule maps it as a {_kind_word(other_type, other_kind)}; declared a {metric.kind} "
                     f"at {declared_at}",
                 )
             else:

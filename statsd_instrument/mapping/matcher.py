@@ -101,9 +101,10 @@ class Matcher:
         """
         node = self._roots[metric_type]
         for segment in pattern.split("."):
-            node = node.children.get(segment)
-            if node is None:
+            child = node.children.get(segment)
+            if child is None:
                 return False, None
+            node = child
         return True, node.rule
 
     def match(self, name: str, metric_type: str) -> MatchResult | None:
@@ -124,20 +125,20 @@ class Matcher:
                 labels = {k: expand_glob(v, captures) for k, v in rule.labels.items()}
                 return MatchResult(rule, expand_glob(rule.name, captures), labels)
         for rule in self._regex_rules:
-            found = rule.regex.search(name)
-            if found is None:
+            matched = rule.regex.search(name)
+            if matched is None:
                 continue
             if rule.match_metric_type and rule.match_metric_type != metric_type:
                 continue
-            labels = {k: expand_regex(v, found) for k, v in rule.labels.items()}
-            return MatchResult(rule, expand_regex(rule.name, found), labels)
+            labels = {k: expand_regex(v, matched) for k, v in rule.labels.items()}
+            return MatchResult(rule, expand_regex(rule.name, matched), labels)
         return None
 
     def _search_glob(self, root: _Node, segments: list) -> tuple | None:
         best: list = [None, None]  # node, captures
         last = len(segments) - 1
         # Iterative depth-first search: literal segment before '*', as the exporter's FSM does.
-        stack = [(root, 0, ())]
+        stack: list[tuple[_Node, int, tuple[str, ...]]] = [(root, 0, ())]
         while stack:
             node, depth, captures = stack.pop()
             segment = segments[depth]

@@ -89,7 +89,7 @@ class Resolver:
         rule = match.rule if match else None
         if rule is not None and rule.action == "drop":
             return Outcome("dropped", rule=rule, reason=f"rule {rule.index} has action: drop")
-        if match is not None:
+        if match is not None and rule is not None:  # one is None exactly when the other is
             if not match.name:
                 return Outcome("refused", rule=rule, reason="empty_metric_name")
             name = escape_metric_name(match.name)

@@ -141,7 +141,7 @@ def regex_references(template: str) -> list[str]:
     >>> regex_references("$1_total-${2}-$$")
     ['1_total', '2']
     """
-    names = []
+    names: list[str] = []
     pos = 0
     while True:
         dollar = template.find("$", pos)

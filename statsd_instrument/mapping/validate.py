@@ -543,15 +543,15 @@ def build_config(data: Any, source: str = "<mapping>") -> tuple[MappingConfig, l
     defaults = builder.defaults(data.get("defaults"))
     rules = []
     raw_rules = data.get("mappings")
-    if raw_rules is not None and not isinstance(raw_rules, LinedList):
+    if isinstance(raw_rules, LinedList):
+        for index, node in enumerate(raw_rules):
+            rule = builder.rule(index, node, raw_rules.item_lines[index], defaults)
+            if rule is not None:
+                rules.append(rule)
+    elif raw_rules is not None:
         builder.error(
             data.key_lines["mappings"], "mappings", f"expected a list of rules, got {_show(raw_rules)}"
         )
-        raw_rules = None
-    for index, node in enumerate(raw_rules or []):
-        rule = builder.rule(index, node, raw_rules.item_lines[index], defaults)
-        if rule is not None:
-            rules.append(rule)
     config = MappingConfig(defaults, rules, source)
     config.findings = [f for f in builder.findings if f.severity == "warning"]
     return config, builder.findings

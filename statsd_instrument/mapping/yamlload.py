@@ -53,12 +53,12 @@ class LinedList(list):
 
 
 class _LinedLoader(yaml.SafeLoader):
-    def resolve(self, kind: type, value: Any, implicit: Any) -> str:  # type: ignore[override]
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode and implicit[0] and value != "<<":
             return _GO_PLAIN  # an unquoted, untagged scalar: Go's rules decide what it is
         return super().resolve(kind, value, implicit)
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LinedDict:  # type: ignore[override]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LinedDict:
         out = LinedDict()
         out.line = node.start_mark.line + 1
         self.flatten_mapping(node)
@@ -78,7 +78,7 @@ class _LinedLoader(yaml.SafeLoader):
                 out.raw[key] = value_node.value
         return out
 
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LinedList:  # type: ignore[override]
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LinedList:
         out = LinedList(self.construct_object(child, deep=True) for child in node.value)
         out.line = node.start_mark.line + 1
         out.item_lines = [child.start_mark.line + 1 for child in node.value]

@@ -101,7 +101,7 @@ class AlertReceiver:
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.host, self.port = self._server.server_address[:2]
+        self.host, self.port = self._server.socket.getsockname()[:2]
 
     @property
     def url(self) -> str:

@@ -70,7 +70,7 @@ def free_subnet(seed: int) -> ipaddress.IPv4Network:
             except ValueError:
                 continue
     for i in range(256):
-        candidate = ipaddress.ip_network(f"10.213.{(seed + i) % 256}.0/24")
+        candidate = ipaddress.IPv4Network(f"10.213.{(seed + i) % 256}.0/24")
         if not any(candidate.overlaps(route) for route in routes):
             return candidate
     raise NetnsError("no free /24 under 10.213.0.0/16 for the pods' network")

@@ -27,7 +27,9 @@ def client_from_settings(source: Any = None) -> StatsClient:
     >>> client.close()
     """
     if source is None:
-        from django.conf import settings as source
+        from django.conf import settings
+
+        source = settings
     return StatsClient(
         host=getattr(source, "STATSD_HOST", defaults.HOST),
         port=getattr(source, "STATSD_PORT", defaults.PORT),
