@@ -190,16 +190,16 @@ class Client(DogStatsdCompat):
         self._sample = transport.sample
         self._add_flush = transport.add_flush
         self._add_request = transport.add_request
-        #: for the request recorder: the transport's per-series lists of request durations and the call to
-        #: make before an append to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.
-        #: request_durations`); None: no such lists (capture mode, a disabled client)
+        #: for the request recorder: the transport's per-series lists of request durations and the call that
+        #: appends to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.request_durations`,
+        #: :meth:`~statsd_instrument.transport.BufferedTransport.append_first`); None: no such lists (capture
+        #: mode, a disabled client)
         buffered = isinstance(transport, BufferedTransport)
         self.request_durations = transport.request_durations if buffered else None
-        self.requests_begin = transport.requests_begin if buffered else None
+        self.append_first = transport.append_first if buffered else None
         # counter increments go to the transport's lock-free tallies (BufferedTransport.tally); increment()'s
         # cache holds them, so it starts afresh with each transport
         self._tally = transport.tally if buffered else None
-        self._tally_first = transport.tally_first if buffered else None
         self._here = transport.here if buffered else None
         self._counters, self._counted = {}, 0
         if self._settings.disabled and isinstance(transport, BufferedTransport):
@@ -403,7 +403,7 @@ class Client(DogStatsdCompat):
                 if tally and self._here[0]:  # type: ignore[index]  # not None: tallies exist only when buffered
                     tally.append(value)
                 else:
-                    self._tally_first(tally, value)  # type: ignore[misc]  # not None either
+                    self.append_first(tally, value)  # type: ignore[misc]  # not None either
                 return
         self._emit(metric, value, "c", tags, sample_rate)
 
@@ -851,7 +851,7 @@ class PreparedMetric:
         tally = tally_of(self._key) if tally_of is not None and self.kind == "c" and self._key else None
         if tally is None:
             return -1, None, None, None  # a generation no client has: never taken
-        return self.generation, tally, client._here, client._tally_first
+        return self.generation, tally, client._here, client.append_first
 
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""

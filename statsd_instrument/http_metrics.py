@@ -237,16 +237,19 @@ class RequestRecorder:
                 if shape is not None and shape[0] == client.settings_generation:
                     # One append to the transport's list of finished requests (folded into the buffer by
                     # the flusher): no lock, no formatting, no getpid() (a system call). The first request
-                    # of a window finds the list empty and checks the process, the flusher and the info
-                    # gauge first (a forked child's list starts empty: the parent flushed before the fork).
+                    # of a window finds the list empty: unless the info gauge is due (the general path below
+                    # sends it), the client's append_first checks the process and the flusher (a forked
+                    # child's list starts empty: the parent flushed before the fork).
                     durations = shape[4]
-                    if durations is not None and (
-                        0 < len(durations) < REQUESTS_MAX or self._begin(client, durations)
-                    ):
-                        durations.append(elapsed_s)
-                        return
-                    # no such list (in-flight gauge on, no flusher thread): one buffer call
-                    if self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S:
+                    if durations is not None:
+                        if 0 < len(durations) < REQUESTS_MAX:
+                            durations.append(elapsed_s)
+                            return
+                        if self.info_tags is None or not self._info_due():
+                            client.append_first(durations, elapsed_s)
+                            return
+                    # no such list (in-flight gauge on, capture mode): one buffer call
+                    elif self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S:
                         client._add_request(shape[1], shape[2], format_ms(elapsed_s * 1000.0), shape[3])
                         return
             tags = self.request_tags(method, endpoint, status)
@@ -266,14 +269,6 @@ class RequestRecorder:
                 self._remember_shape(method, endpoint, status, tags)
         except Exception:
             self._failed("request metrics")
-
-    def _begin(self, client: Any, durations: list) -> bool:
-        """A label set's list of durations is empty or long: whether a request may go into it (the client's
-        ``requests_begin``: process and flusher checked); False when the info gauge is due (the general path
-        sends it) or the client has no flusher."""
-        if self.info_tags is not None and self._info_due():
-            return False
-        return bool(client.requests_begin(durations))
 
     def _info_due(self) -> bool:
         # the info gauge goes out with the first request of each process, then every INFO_EVERY_S

@@ -29,7 +29,7 @@ Finished web requests take a shorter way in: per label set, the request recorder
 a list (:meth:`~BufferedTransport.request_durations`; one ``list.append``, atomic under the GIL: no lock, no
 ``getpid()``, no formatting in the request), and the next drain folds each list into the buffer as above
 (one count and one multi-value line, formatted in one go). Only the first request of a window (the list is
-empty) or a long list (:data:`REQUESTS_MAX`) costs a call to :meth:`~BufferedTransport.requests_begin`,
+empty) or a long list (:data:`REQUESTS_MAX`) costs a call to :meth:`~BufferedTransport.append_first`,
 which checks the process and the flusher thread.
 
 Fork safety, for servers that fork from C (uwsgi: Python's fork hooks do not run there):
@@ -428,72 +428,61 @@ class BufferedTransport:
                 lock.release()
         self._put(count_key, 1, sample_key, text, line)
 
-    def request_durations(self, count_key: SeriesKey, latency_key: SeriesKey) -> List[float]:
+    def request_durations(self, count_key: SeriesKey, latency_key: SeriesKey) -> List[float] | None:
         """The list the request recorder appends a finished request's duration (seconds) to: the next drain
         sends one ``count_key`` increment and one ``latency_key`` sample (in ms) per duration. Before an
         append to an empty list (the first request of a window, or of a process), the recorder calls
-        :meth:`requests_begin`.
+        :meth:`append_first` instead. (Never None: the request lists are not bounded here, the recorder
+        bounds its label sets.)
 
         >>> t = BufferedTransport(Settings(protocol="null"))
         >>> durations = t.request_durations(("n", "c", ""), ("t", "ms", ""))
-        >>> t.requests_begin(durations); durations += [0.0025, 0.004]; t.pending_lines()
-        True
+        >>> t.append_first(durations, 0.0025); durations.append(0.004); t.pending_lines()
         ['n:2|c', 't:2.5:4|ms']
         >>> t.close()
         """
+        return self._series_list(self._requests, (count_key, latency_key), sys.maxsize)
+
+    def _series_list(self, table: Dict[Any, List[Any]], key: Any, limit: int) -> List[Any] | None:
+        """The list of ``key`` in ``table`` (the tallies or the request lists), made if ``table`` holds fewer
+        than ``limit``; None otherwise."""
         if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
             self._forked()
         with self._lock:
-            return self._requests.setdefault((count_key, latency_key), [])
+            values = table.get(key)
+            if values is None and len(table) < limit:
+                values = table[key] = []
+            return values
 
-    def requests_begin(self, durations: List[float]) -> bool:
-        """Check the process and start the flusher before an append to an empty ``durations`` list; drain
-        a long one (:data:`REQUESTS_MAX`). False where no flusher thread may run: the recorder then buffers
-        through :meth:`add_request` (sent at once)."""
+    def append_first(self, values: List[Any], value: Any) -> None:
+        """Append ``value`` to a tally or a request list that is empty (or long) after checking the process (a
+        forked child empties what its parent left); drain a long list (:data:`REQUESTS_MAX`) and start the
+        flusher (where none may run, the buffer is sent at once)."""
         if _getpid() != self._pid:
             self._forked()
-        if self._closed or not threads_allowed():
-            return False
-        if len(durations) >= REQUESTS_MAX:
+        values.append(value)
+        if len(values) >= REQUESTS_MAX:
             self._drain()
         if self._thread is None:
             self._no_flusher()
-        return True
 
-    def _requests_pending(self) -> bool:
-        return any(self._requests.values())
+    def _pending(self) -> bool:
+        """Whether anything waits: buffered entries, tallies or request lists."""
+        return bool(self._size) or any(self._tallies.values()) or any(self._requests.values())
 
     def tally(self, key: SeriesKey) -> List[int] | None:
         """The list a counter call appends its increment (a non-negative int) of the series ``key`` to, with
         no lock and no other step, while the list is not empty and :attr:`here` reads 1; otherwise it calls
-        :meth:`tally_first` (which checks the process and starts the flusher). The next drain sends one
+        :meth:`append_first` (which checks the process and starts the flusher). The next drain sends one
         merged line per series. None when :data:`TALLIES_MAX` series have one already (use ``count``).
 
         >>> t = BufferedTransport(Settings(protocol="null"))
         >>> hits = t.tally(("hits", "c", "|#k:v"))
-        >>> t.tally_first(hits, 2); hits.append(3) if hits and t.here[0] else None; t.pending_lines()
+        >>> t.append_first(hits, 2); hits.append(3) if hits and t.here[0] else None; t.pending_lines()
         ['hits:5|c|#k:v']
         >>> t.close()
         """
-        if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
-            self._forked()
-        with self._lock:
-            tally = self._tallies.get(key)
-            if tally is None and len(self._tallies) < TALLIES_MAX:
-                tally = self._tallies[key] = []
-            return tally
-
-    def tally_first(self, tally: List[int], value: int) -> None:
-        """Append ``value`` to ``tally`` (:meth:`tally`) after checking the process (a forked child empties
-        what its parent left) and starting the flusher (where none may run, the buffer is sent at once)."""
-        if _getpid() != self._pid:
-            self._forked()
-        tally.append(value)
-        if self._thread is None:
-            self._no_flusher()
-
-    def _tallies_pending(self) -> bool:
-        return any(self._tallies.values())
+        return self._series_list(self._tallies, key, TALLIES_MAX)
 
     def _take_tallies(self) -> None:
         """Fold the increments appended to the tallies into the buffer (the caller holds ``_lock``)."""
@@ -613,7 +602,7 @@ class BufferedTransport:
         if _getpid() != self._pid:
             self._forked()
             return
-        if self._size or self._requests_pending() or self._tallies_pending():
+        if self._pending():
             self._drain()
 
     def pending_lines(self) -> List[str]:
@@ -901,7 +890,7 @@ class BufferedTransport:
             if self._token is not token or self._pid != pid:
                 return
             try:
-                if self._size or self._requests_pending() or self._tallies_pending():
+                if self._pending():
                     self._drain()
             except Exception:  # pragma: no cover - a drain never raises; belt and braces
                 pass
