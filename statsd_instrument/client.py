@@ -87,6 +87,7 @@ class Client(DogStatsdCompat):
         self._transport: Any = None
         self.settings_generation = 0
         self._start_providers: list = []
+        self._series_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._install(
             settings_or_disabled(
                 dict(
@@ -121,6 +122,7 @@ class Client(DogStatsdCompat):
         client._counted = 0
         client.settings_generation = 0
         client._start_providers = []
+        client._series_caches = weakref.WeakKeyDictionary()
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -175,10 +177,7 @@ class Client(DogStatsdCompat):
         else:
             self._sent = SENT_IN_PROCESS.setdefault(settings.address(), guard.SentSeries())
         self._tag_cache: dict = {}
-        # metric -> {tuple(tags list): the transport's tally of the series} (increment()), _counted in all
-        self._counters: dict = {}
-        self._counted = 0
-        self.settings_generation += 1
+        self._new_generation()
         if getattr(self, "_buffered", None) is not None:  # constant tags may have changed
             self._buffered.telemetry_tags = self._telemetry_tags()
 
@@ -191,26 +190,50 @@ class Client(DogStatsdCompat):
         self._add_flush = transport.add_flush
         self._add_request = transport.add_request
         #: for the request recorder: the transport's per-series lists of request durations and the call that
-        #: appends to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.request_durations`,
+        #: appends to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.durations`,
         #: :meth:`~statsd_instrument.transport.BufferedTransport.append_first`); None: no such lists (capture
         #: mode, a disabled client)
         buffered = isinstance(transport, BufferedTransport)
-        self.request_durations = transport.request_durations if buffered else None
+        self.durations = transport.durations if buffered else None
         self.append_first = transport.append_first if buffered else None
         # counter increments go to the transport's lock-free tallies (BufferedTransport.tally); increment()'s
         # cache holds them, so it starts afresh with each transport
         self._tally = transport.tally if buffered else None
         self._here = transport.here if buffered else None
-        self._counters, self._counted = {}, 0
         if self._settings.disabled and isinstance(transport, BufferedTransport):
             # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
             self._add = self._add_flush = self._drop_lines
             self._count = self._sample = self._drop_call
             self._add_request = self._drop_request
-            self.request_durations = None
+            self.durations = None
             self._tally = None
         self._strict = strict
+        self._new_generation()
+
+    def _new_generation(self) -> None:
+        """Whatever was prepared or cached for the settings, transport and capture mode so far is stale: a
+        new ``settings_generation``, and every series cache emptied (:meth:`series_cache`)."""
+        # metric -> {tuple(tags list): the transport's tally of the series} (increment()), _counted in all
+        self._counters: dict = {}
+        self._counted = 0
         self.settings_generation += 1
+        for cache in list(self._series_caches.values()):
+            cache.clear()
+
+    def series_cache(self, owner: object) -> dict:
+        """A dict this client empties whenever its ``settings_generation`` changes (settings, transport,
+        capture mode), kept while ``owner`` lives: for callers that cache what is valid for one generation
+        (the series lists of :meth:`PreparedMetric.counter` and :meth:`PreparedMetric.seconds`) and compare
+        no generation per call (declared metrics, :mod:`statsd_instrument.metrics`).
+
+        >>> c = Client(protocol="null"); cache = c.series_cache(c); cache["k"] = 1
+        >>> c.configure(protocol="null"); cache
+        {}
+        >>> c.close()
+        """
+        cache: dict = {}
+        self._series_caches[owner] = cache
+        return cache
 
     def _drop_lines(self, lines: str) -> None:
         self._transport.stats.dropped_lines += lines.count("\n") + 1
@@ -835,8 +858,9 @@ class PreparedMetric:
         series' tally in the client's buffer (:meth:`~statsd_instrument.transport.BufferedTransport.tally`):
         an increment by ``n`` (a non-negative int, which the caller checks) is ``tally.append(n)`` while
         ``tally`` is not empty and ``here[0]`` reads 1 (this process), else ``first(tally, n)``. Valid while
-        ``generation`` equals the client's ``settings_generation`` (compare before use), as :meth:`key`;
-        for any other line, or in capture mode, it is ``(-1, None, None, None)``: call ``send``.
+        ``generation`` equals the client's ``settings_generation`` (compare before use, or keep it in a
+        :meth:`Client.series_cache`), as :meth:`key`; for any other line, or in capture mode, it is
+        ``(-1, None, None, None)``: call ``send``.
 
         >>> c = Client(protocol="null")
         >>> generation, tally, here, first = c.prepare("c", "jobs_total").counter()
@@ -844,14 +868,37 @@ class PreparedMetric:
         ['jobs_total:5|c']
         >>> c.close()
         """
+        return self._series_list("c")
+
+    def seconds(self) -> tuple[int, list | None, Any, Callable[[list, float], None] | None]:
+        """As :meth:`counter`, for a timer line (``ms``) that merges in the flush window: the list of its
+        durations **in seconds** (:meth:`~statsd_instrument.transport.BufferedTransport.durations`), for a
+        finite, non-negative float the caller checks; each is sent as ``seconds * 1000`` ms, formatted as
+        ``send`` would.
+
+        >>> c = Client(protocol="null")
+        >>> generation, durations, here, first = c.prepare("ms", "job_ms").seconds()
+        >>> first(durations, 0.25); durations.append(1.5) if durations and here[0] else None
+        >>> c._transport.pending_lines()
+        ['job_ms:250:1500|ms']
+        >>> c.close()
+        """
+        return self._series_list("ms")
+
+    def _series_list(self, kind: str) -> tuple[int, list | None, Any, Any]:
+        """The lock-free list of this line's series in the client's buffer if it is of ``kind`` and merges."""
         client = self.client
         if self.generation != client.settings_generation:
             self._build()
-        tally_of = client._tally
-        tally = tally_of(self._key) if tally_of is not None and self.kind == "c" and self._key else None
-        if tally is None:
+        values = None
+        if self.kind == kind and self._key is not None:
+            if kind == "c" and client._tally is not None:
+                values = client._tally(self._key)
+            elif kind == "ms" and client.durations is not None:
+                values = client.durations(None, self._key)
+        if values is None:
             return -1, None, None, None  # a generation no client has: never taken
-        return self.generation, tally, client._here, client.append_first
+        return self.generation, values, client._here, client.append_first
 
     def send(self, value: Any) -> None:
         """Buffer the line with ``value`` (sampled at ``sample_rate``); never raises in production mode."""

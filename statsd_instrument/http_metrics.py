@@ -58,7 +58,7 @@ APP_INFO = "app_info"
 # The contract as declared metrics: `statsd-instrument gen-mapping statsd_instrument.http_metrics` writes
 # their rules, and the tests check the shipped exporter-mapping.yml against them. RequestRecorder sends the
 # same names and tags through a path of its own, cheaper than a declared call: per label set, one append of
-# the request's duration (BufferedTransport.request_durations), folded into the buffer once per window.
+# the request's duration (BufferedTransport.durations), folded into the buffer once per window.
 _ROUTE_TAGS = ("service", "method", "endpoint")
 REQUESTS = Counter(
     REQUEST_COUNT,
@@ -165,8 +165,9 @@ class RequestRecorder:
         self.info_tags = None if version is None else [self.service_tag, "version:" + tag_value(version)]
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
         # Per label set, the request's buffer entries as (client settings generation, count key, latency key,
-        # in-flight -1 line or None), made once with Client.prepare; only for a statsd_instrument Client
-        # whose metric calls are not overridden.
+        # in-flight -1 line or None, the transport's list of its durations or None, the transport's fork
+        # flag), made once with Client.prepare; only for a statsd_instrument Client whose metric calls are
+        # not overridden.
         self._shapes: dict[tuple[str, str | None, object], tuple] = {}
         self._shapes_ok = _plain_client(client)
         self._info_pid = 0
@@ -237,12 +238,12 @@ class RequestRecorder:
                 if shape is not None and shape[0] == client.settings_generation:
                     # One append to the transport's list of finished requests (folded into the buffer by
                     # the flusher): no lock, no formatting, no getpid() (a system call). The first request
-                    # of a window finds the list empty: unless the info gauge is due (the general path below
-                    # sends it), the client's append_first checks the process and the flusher (a forked
-                    # child's list starts empty: the parent flushed before the fork).
+                    # of a window finds the list empty, and in a forked child the fork flag reads 0: unless
+                    # the info gauge is due (the general path below sends it), the client's append_first
+                    # checks the process (a child empties what its parent left) and the flusher.
                     durations = shape[4]
                     if durations is not None:
-                        if 0 < len(durations) < REQUESTS_MAX:
+                        if 0 < len(durations) < REQUESTS_MAX and shape[5][0]:
                             durations.append(elapsed_s)
                             return
                         if self.info_tags is None or not self._info_due():
@@ -291,9 +292,10 @@ class RequestRecorder:
             count_key,
             latency_key,
             line,
-            client.request_durations(count_key, latency_key)
-            if line is None and client.request_durations is not None
+            client.durations(count_key, latency_key)
+            if line is None and client.durations is not None
             else None,
+            client._here,  # the fork flag (BufferedTransport.here) of the transport holding that list
         )
 
     def _failed(self, what: str) -> None:

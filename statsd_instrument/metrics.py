@@ -78,8 +78,9 @@ class Metric:
     statsd_type: str = ""
     match_type: ClassVar[str] = ""
     _series_class: ClassVar[type]
-    #: (method, default value, what it does with ``series``) of the calls taking tags as keyword arguments
-    _calls: tuple[tuple[str, str, str], ...] = ()
+    #: (method, default value, what it does with ``series``, the check of a value that may go to the
+    #: series' lock-free list or "") of the calls taking tags as keyword arguments
+    _calls: tuple[tuple[str, str, str, str], ...] = ()
 
     def __init__(
         self,
@@ -117,9 +118,14 @@ class Metric:
         self._key_set = frozenset(self.tag_keys)
         self._series: dict = {}  # {str values in declared key order: series}: a call's one lookup
         self._typed: dict = {}  # {((type, value), ...): series} for values of other types
+        # {value of the 1st key: {value of the 2nd key: ... the series' lock-free list in the client's buffer}}
+        # ({(): list} without tags), str values only: the generated calls' lookup (a dict per key costs less
+        # than hashing a tuple of values); the client empties it when its settings generation changes
+        # (Client.series_cache), so a call checks no generation
+        self._lists: dict = self.client.series_cache(self)
         self._warned_cardinality = False
-        for method, default, body in self._calls:
-            _compile_call(self, method, default, body)
+        for method, default, body, fast in self._calls:
+            _compile_call(self, method, default, body, fast)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -162,6 +168,8 @@ class Metric:
             pass
         elif len(self._series) + len(self._typed) < MAX_SERIES:
             cache[key] = series
+            if cache is self._series:
+                series.key = key
         elif not self._warned_cardinality:
             self._warned_cardinality = True
             log.warning(
@@ -191,41 +199,55 @@ class Metric:
 class _Series:
     """One tag-value combination of a declared metric: its line prepared by ``Client.prepare``."""
 
-    __slots__ = ("metric", "prepared", "tags")
+    __slots__ = ("key", "metric", "prepared", "tags")
 
     def __init__(self, metric: Metric, tags: tuple[str, ...]) -> None:
         self.metric = metric
         self.tags = tags
         self.prepared = metric.client.prepare(metric.statsd_type, metric.name, tags)
+        #: the tag values (str) it is cached under in its metric, else None (see _remember)
+        self.key: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         return f"<{self.metric.name} {','.join(self.tags)}>"
 
 
-class _CounterSeries(_Series):
-    """A counter's series. ``fast`` is ``(generation, tally, here, first)`` from its prepared line
-    (:meth:`~statsd_instrument.client.PreparedMetric.counter`): while the generation is the client's, an
-    increment by a non-negative int is one ``list.append`` to the series' tally in the client's buffer."""
+class _ListedSeries(_Series):
+    """A series with a lock-free list in the client's buffer: ``fast`` is ``(generation, list, here, first)``
+    from its prepared line (:meth:`~statsd_instrument.client.PreparedMetric.counter`, ``seconds``), made in
+    the client's settings generation ``checked``: while the generation holds, a value the series' check
+    passes is one ``list.append`` (``first(list, value)`` when the list is empty or ``here[0]`` reads 0)."""
 
-    __slots__ = ("client", "fast")
+    __slots__ = ("checked", "client", "fast")
 
     def __init__(self, metric: Metric, tags: tuple[str, ...]) -> None:
         super().__init__(metric, tags)
         self.client = metric.client
-        self.fast = self.prepared.counter()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.checked = self.client.settings_generation
+        self.fast = self.prepared.seconds() if self.prepared.kind == "ms" else self.prepared.counter()
+
+
+class _CounterSeries(_ListedSeries):
+    """A counter's series: an increment by a non-negative int goes to its tally (see _ListedSeries)."""
+
+    __slots__ = ()
 
     def increment(self, value: float = 1) -> None:
         """Add ``value`` (default 1)."""
-        fast = self.fast
+        fast = self.fast  # the list's append written out here and in _ObserverSeries: a call costs 50 ns
         if fast[0] == self.client.settings_generation and value.__class__ is int and value >= 0:
-            tally = fast[1]
-            if tally and fast[2][0]:
-                tally.append(value)
+            values = fast[1]
+            if values and fast[2][0]:
+                values.append(value)
             else:
-                fast[3](tally, value)  # type: ignore[misc, arg-type]  # both set while the generation holds
+                fast[3](values, value)  # type: ignore[misc, arg-type]  # both set while the generation holds
             return
         self.prepared.send(value)
-        self.fast = self.prepared.counter()
+        if self.checked != self.client.settings_generation:
+            self._refresh()
 
 
 class _GaugeSeries(_Series):
@@ -253,14 +275,28 @@ class _GaugeSeries(_Series):
         return self._deltas
 
 
-class _ObserverSeries(_Series):
+class _ObserverSeries(_ListedSeries):
+    """A histogram's or summary's series: a timer's observation (finite, non-negative float seconds) goes to
+    its list of durations (see _ListedSeries); anything else is formatted and sent as the client sends."""
+
     __slots__ = ()
 
     def observe(self, value: float) -> None:
         """Record ``value`` in the metric's unit (seconds for timers: sent as milliseconds)."""
+        fast = self.fast
+        # a finite, non-negative float (the check of Histogram._calls): a duration its list takes
+        if fast[0] == self.client.settings_generation and value.__class__ is float and 0.0 <= value < 1e300:
+            values = fast[1]
+            if values and fast[2][0]:
+                values.append(value)
+            else:
+                fast[3](values, value)  # type: ignore[misc, arg-type]  # both set while the generation holds
+            return
         if self.metric.statsd_type == "ms" and value.__class__ in _NUMBERS:
             value = value * 1000.0
         self.prepared.send(value)  # anything but a finite number is a bad call (the client's policy)
+        if self.checked != self.client.settings_generation:
+            self._refresh()
 
     def time(self) -> _Timer:
         """Context manager and decorator (sync or async) observing the seconds a block or call takes."""
@@ -324,7 +360,7 @@ class Counter(Metric):
     statsd_type = "c"
     match_type = "counter"
     _series_class = _CounterSeries
-    _calls = (("increment", "=1", "series.increment(value)"),)
+    _calls = (("increment", "=1", "series.increment(value)", "value.__class__ is int and value >= 0"),)
 
     def __init__(
         self,
@@ -377,9 +413,9 @@ class Gauge(Metric):
     match_type = "gauge"
     _series_class = _GaugeSeries
     _calls = (
-        ("set", "", "series.prepared.send(value)"),
-        ("inc", "=1", "series.inc(value)"),
-        ("dec", "=1", "series.dec(value)"),
+        ("set", "", "series.prepared.send(value)", ""),
+        ("inc", "=1", "series.inc(value)", ""),
+        ("dec", "=1", "series.dec(value)", ""),
     )
 
     def set(self, value: float, /, **tags: object) -> None:
@@ -415,9 +451,7 @@ class Histogram(Metric):
     match_type = "observer"
     _series_class = _ObserverSeries
     # seconds in, milliseconds on the wire (anything but a number goes as is: the client refuses it)
-    _calls = (
-        ("observe", "", "series.prepared.send(value * 1000.0 if value.__class__ in _NUMBERS else value)"),
-    )
+    _calls = (("observe", "", "series.observe(value)", "value.__class__ is float and 0.0 <= value < 1e300"),)
 
     def __init__(
         self,
@@ -433,7 +467,7 @@ class Histogram(Metric):
     ) -> None:
         if not timer:
             self.statsd_type = "h"
-            self._calls = (("observe", "", "series.prepared.send(value)"),)
+            self._calls = (("observe", "", "series.prepared.send(value)", ""),)
         super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
         self.buckets = None if buckets is None else _check_buckets(name, buckets)
 
@@ -494,31 +528,35 @@ _CALL = """\
 def {method}(value{default}, /, *{params}, **_extra):
     if _extra:
         series = _given(_metric, _extra, {pairs})
-    else:
+    else:{fast}
         try:
             series = _series[{values}]
         except (KeyError, TypeError):
             series = _given(_metric, _extra, {pairs})
-        {fast}
     if series is not None:
         {body}
 """
-# a counter's increment by a non-negative int, of a series seen before, in this settings generation: the
-# series' prepared counter entry point directly (see _CounterSeries), no other step
-_FAST_INCREMENT = """else:
-            fast = series.fast
-            if fast[0] == _client.settings_generation and value.__class__ is int and value >= 0:
-                tally = fast[1]
-                if tally and fast[2][0]:
-                    tally.append(value)
-                else:
-                    fast[3](tally, value)
+# the common call, where the series has a lock-free list (a counter's increment by a non-negative int, a
+# timer's observation): the values' one lookup in the metric's lists (emptied by the client when its settings
+# generation changes: nothing else to check), one list.append; else the series' call, which remembers its list
+_FAST = """
+        try:
+            values = _lists{lookup}
+        except (KeyError, TypeError):
+            pass
+        else:
+            if values and _here[0] and {check}:
+                values.append(value)
                 return"""
+_REMEMBER = """
+        _remember(_metric, series, _namespace)"""
 
 
-def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
+def _compile_call(metric: Metric, method: str, default: str, body: str, check: str) -> None:
     """Give ``metric`` its own ``method(value, **tags)`` whose keyword parameters are the declared tag keys,
     so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
+    With a ``check`` of the values its series' lock-free list takes, a call of a series seen before is that
+    lookup and one ``list.append``.
 
     Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's method,
     which builds the values from a dict of tags: the same result, a little slower.
@@ -530,28 +568,47 @@ def _compile_call(metric: Metric, method: str, default: str, body: str) -> None:
     keys = metric.tag_keys
     if any(keyword.iskeyword(k) or k == "value" or k.startswith("_") for k in keys):
         return
+    values = "(" + "".join(f"{k}, " for k in keys) + ")"
     source = _CALL.format(
         method=method,
         default=default,
-        body=body,
-        fast=_FAST_INCREMENT if method == "increment" else "",
+        body=body + (_REMEMBER if check else ""),
+        fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check) if check else "",
         params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
         pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
-        values="(" + "".join(f"{k}, " for k in keys) + ")",
+        values=values,
     ).replace("*, **_extra", "**_extra")
     namespace = {
         "_metric": metric,
         "_series": metric._series,
-        "_client": metric.client,
+        "_lists": metric._lists,
+        "_here": None,  # the client's fork flag, set with the first list remembered (see _remember)
         "_given": _given,
+        "_remember": _remember,
         "_MISSING": _MISSING,
-        "_NUMBERS": _NUMBERS,
     }
+    namespace["_namespace"] = namespace
     exec(source, namespace)  # built only from checked tag keys (identifiers)
     call = namespace[method]
     call.__doc__ = getattr(type(metric), method).__doc__
     call.__qualname__ = f"{type(metric).__name__}.{method}"
     setattr(metric, method, call)
+
+
+def _remember(metric: Metric, series: Any, namespace: dict) -> None:
+    """After a generated call took the long way: keep ``series``' list for the next calls (and its client's
+    fork flag), if the series is cached by str values and its list belongs to the client's generation."""
+    fast, client = series.fast, metric.client
+    generation = fast[0]
+    if series.key is None or generation != client.settings_generation:
+        return
+    namespace["_here"] = fast[2]
+    table, key = metric._lists, series.key
+    for value in key[:-1]:
+        table = table.setdefault(value, {})
+    table[key[-1] if key else ()] = fast[1]
+    if generation != client.settings_generation:  # changed meanwhile: the client may have emptied it before
+        metric._lists.clear()
 
 
 def _given(metric: Metric, extra: dict, pairs: tuple) -> Any:

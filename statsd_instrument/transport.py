@@ -26,7 +26,7 @@ list per label set; each drain folds what the lists hold into the buffer (their 
 lines buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
 
 Finished web requests take a shorter way in: per label set, the request recorder appends the duration to
-a list (:meth:`~BufferedTransport.request_durations`; one ``list.append``, atomic under the GIL: no lock, no
+a list (:meth:`~BufferedTransport.durations`; one ``list.append``, atomic under the GIL: no lock, no
 ``getpid()``, no formatting in the request), and the next drain folds each list into the buffer as above
 (one count and one multi-value line, formatted in one go). Only the first request of a window (the list is
 empty) or a long list (:data:`REQUESTS_MAX`) costs a call to :meth:`~BufferedTransport.append_first`,
@@ -250,7 +250,8 @@ class _PidFlag:
 
 #: finished requests a process holds before it drains them without waiting for the window (memory bound)
 REQUESTS_MAX = 4096
-#: counter series with a lock-free tally per transport (:meth:`BufferedTransport.tally`); more use ``count``
+#: series with a lock-free list per transport and kind (:meth:`BufferedTransport.tally`,
+#: :meth:`BufferedTransport.durations`); more use the locked calls
 TALLIES_MAX = 10_000
 
 #: longest multi-value line built here (statsd_exporter closes a TCP connection on a line of 4096+ bytes)
@@ -293,10 +294,11 @@ class BufferedTransport:
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
         self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
         self.telemetry_tags = ""  # the client sets its constant tags with a service
-        # (count key, latency key) -> the durations (seconds) of finished requests of that series, appended
-        # by the request recorder without a lock (list.append is atomic) and folded into the buffer by the
-        # next drain; each list lives as long as the transport (a fork empties it in place: recorders hold it)
-        self._requests: Dict[Tuple[SeriesKey, SeriesKey], List[float]] = {}
+        # (count key or None, timer key) -> durations (seconds) of that series: finished requests appended by
+        # the request recorder, observations by a declared histogram, without a lock (list.append is atomic),
+        # folded into the buffer by the next drain (one count each, if a count key, and the samples in ms);
+        # each list lives as long as the transport (a fork empties it in place: its callers hold it)
+        self._requests: Dict[Tuple[SeriesKey | None, SeriesKey], List[float]] = {}
         # a counter series key -> its increments (non-negative ints), appended by the client's cheap paths
         # without a lock while the list is not empty and ``here`` reads 1 (see :meth:`tally`), folded into the
         # buffer by the next drain as the request lists are; a fork empties them in place (clients hold them)
@@ -428,20 +430,21 @@ class BufferedTransport:
                 lock.release()
         self._put(count_key, 1, sample_key, text, line)
 
-    def request_durations(self, count_key: SeriesKey, latency_key: SeriesKey) -> List[float] | None:
-        """The list the request recorder appends a finished request's duration (seconds) to: the next drain
-        sends one ``count_key`` increment and one ``latency_key`` sample (in ms) per duration. Before an
-        append to an empty list (the first request of a window, or of a process), the recorder calls
-        :meth:`append_first` instead. (Never None: the request lists are not bounded here, the recorder
-        bounds its label sets.)
+    def durations(self, count_key: SeriesKey | None, sample_key: SeriesKey) -> List[float] | None:
+        """The list a caller appends durations (seconds) of the timer series ``sample_key`` to: the next
+        drain sends each as one ``sample_key`` sample in ms and, if ``count_key`` is not None, one
+        ``count_key`` increment (the request recorder: a finished request). Appends take no lock while the
+        list is not empty and :attr:`here` reads 1; otherwise the caller calls :meth:`append_first`. A value
+        that is not a finite, non-negative number is left out then and counted as an invalid call. None when
+        :data:`TALLIES_MAX` series have such a list already (use ``count``/``sample``).
 
         >>> t = BufferedTransport(Settings(protocol="null"))
-        >>> durations = t.request_durations(("n", "c", ""), ("t", "ms", ""))
+        >>> durations = t.durations(("n", "c", ""), ("t", "ms", ""))
         >>> t.append_first(durations, 0.0025); durations.append(0.004); t.pending_lines()
         ['n:2|c', 't:2.5:4|ms']
         >>> t.close()
         """
-        return self._series_list(self._requests, (count_key, latency_key), sys.maxsize)
+        return self._series_list(self._requests, (count_key, sample_key), TALLIES_MAX)
 
     def _series_list(self, table: Dict[Any, List[Any]], key: Any, limit: int) -> List[Any] | None:
         """The list of ``key`` in ``table`` (the tallies or the request lists), made if ``table`` holds fewer
@@ -502,8 +505,8 @@ class BufferedTransport:
             self._series = True
 
     def _take_requests(self) -> None:
-        """Fold the finished requests into the buffer: per series one count and the durations as samples
-        (the caller holds ``_lock``)."""
+        """Fold the durations lists into the buffer: per series the durations as samples and, with a count
+        key, one count (the caller holds ``_lock``)."""
         entries = self._entries
         for (count_key, sample_key), durations in self._requests.items():
             if not durations:
@@ -519,12 +522,13 @@ class BufferedTransport:
                 texts = [text for text in texts if text]
                 if not texts:
                     continue
-            entry = entries.get(count_key)
-            if entry is None:
-                entries[count_key] = [len(texts), len(texts)]
-            else:
-                entry[0] += len(texts)  # type: ignore[index]
-                entry[1] += len(texts)  # type: ignore[index]
+            if count_key is not None:
+                entry = entries.get(count_key)
+                if entry is None:
+                    entries[count_key] = [len(texts), len(texts)]
+                else:
+                    entry[0] += len(texts)  # type: ignore[index]
+                    entry[1] += len(texts)  # type: ignore[index]
             values = entries.get(sample_key)
             if values is None:
                 entries[sample_key] = texts

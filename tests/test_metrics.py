@@ -317,3 +317,81 @@ def test_a_declared_counter_merges_in_the_buffer_and_follows_a_reconfigured_clie
         assert captured == [f"shop.jobs_total:{n}|c|#env:dev,queue:mail" for n in (1, 4)]
     finally:
         c.close()
+
+
+def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_reconfigured_client():
+    c = Client(protocol="null", strict=True)
+    try:
+        checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), buckets=(0.1, 1), client=c)
+        pay = checkout.labels(step="pay")
+        checkout.observe(0.0123456, step="pay")  # the long way: finds the series, remembers its list
+        checkout.observe(0.25, step="pay")  # one lookup and one append
+        pay.observe(1.5)
+        checkout.observe(2, step="pay")  # an int, a negative float: formatted and buffered as send() does
+        checkout.observe(-0.001, step="pay")
+        with pytest.raises(ValueError, match="nan"):
+            checkout.observe(
+                float("nan"), step="pay"
+            )  # strict: a bad value raises, as the client's call does
+        key = ("checkout_seconds", "ms", "|#step:pay")
+        assert checkout._lists == {"pay": c._transport._requests[(None, key)]}
+        assert c._transport.pending_lines() == ["checkout_seconds:2000:-1:12.346:250:1500|ms|#step:pay"]
+        c.configure(protocol="null", strict=True, prefix="shop")
+        assert checkout._lists == {}  # emptied by the client: no call goes to the old transport's list
+        checkout.observe(0.5, step="pay")
+        pay.observe(0.5)
+        checkout.observe(0.5, step="pay")
+        assert c._transport.pending_lines() == ["shop.checkout_seconds:500:500:500|ms|#step:pay"]
+        with c.capture_lines() as captured:
+            checkout.observe(0.001, step="pay")
+            pay.observe(0.002)
+        assert captured == [f"shop.checkout_seconds:{ms}|ms|#step:pay" for ms in (1, 2)]
+    finally:
+        c.close()
+
+
+def test_a_declared_counters_list_cache_is_emptied_when_the_client_changes_generation():
+    c = Client(protocol="null", strict=True)
+    try:
+        jobs = Counter("jobs_total", "Jobs.", tags=("queue",), client=c)
+        jobs.increment(queue="mail")
+        tally = c._transport._tallies[("jobs_total", "c", "|#queue:mail")]
+        assert jobs._lists == {"mail": tally}
+        jobs.increment(2, queue="mail")
+        assert tally == [1, 2]
+        with (
+            c.capture_lines() as captured
+        ):  # capture mode is a generation of its own (what was buffered is sent)
+            assert jobs._lists == {}
+            jobs.increment(queue="mail")
+            jobs.increment(queue="mail")
+        assert captured == ["jobs_total:1|c|#queue:mail"] * 2 and tally == []
+        jobs.increment(queue="mail")  # back: the list is remembered again
+        jobs.increment(3, queue="mail")
+        assert jobs._lists == {"mail": tally} and tally == [3]  # the first call after a change: buffered
+        assert c._transport.pending_lines() == ["jobs_total:4|c|#queue:mail"]
+    finally:
+        c.close()
+
+
+def test_the_list_cache_holds_a_dict_per_tag_key_and_misses_values_of_other_types():
+    c = Client(protocol="null", strict=True)
+    try:
+        runs = Counter("runs_total", "Runs.", client=c)
+        hits = Counter("hits_total", "Hits.", tags=("route", "code"), client=c)
+        for _ in range(2):
+            runs.increment()
+            hits.increment(route="/a", code="200")
+            hits.increment(route="/a", code=200)  # an int: equal to no str key, its own series
+            hits.increment(route="/a", code=True)
+        tallies = c._transport._tallies
+        assert runs._lists == {(): tallies[("runs_total", "c", "")]}
+        assert hits._lists == {"/a": {"200": tallies[("hits_total", "c", "|#route:/a,code:200")]}}
+        assert c._transport.pending_lines() == [
+            "runs_total:0|c",  # its zero start
+            "runs_total:2|c",
+            "hits_total:4|c|#route:/a,code:200",
+            "hits_total:2|c|#route:/a,code:True",
+        ]
+    finally:
+        c.close()

@@ -16,8 +16,9 @@ import time
 
 import pytest
 
-from statsd_instrument import Client, Counter, transport
+from statsd_instrument import Client, Counter, Histogram, transport
 from statsd_instrument.config import Settings
+from statsd_instrument.http_metrics import RequestRecorder
 from statsd_instrument.sinks import DatagramRefusedError, UdpSink
 from statsd_instrument.transport import BufferedTransport
 from tests.helpers import REPO, UdpCollector
@@ -270,39 +271,63 @@ def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collect
     assert sorted(udp_collector.lines()) == ["fork.child:1|c", "fork.parent:1|c"], lines
 
 
-def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_buffered(udp_collector):
+@pytest.mark.parametrize("first", ["", "recorder", "histogram"])
+def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_buffered(
+    udp_collector, first, monkeypatch
+):
     """The cheap paths (a series already in the window, a line as written) notice the fork too: the child's
     calls to what its parent had buffered count only the child's own."""
+    monkeypatch.setenv("FORK_TEST_FIRST", first)
     c = Client(port=udp_collector.port, flush_interval_s=60)
     orders = Counter("orders_total", "Orders.", tags=("status",), client=c)
+    checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), client=c)
+    recorder = RequestRecorder(c, "shop")
     try:
-        for _ in range(2):  # buffered, merged, on the cheap paths in the parent at fork time
+        for ms in (1, 2):  # buffered, merged, on the cheap paths in the parent at fork time
             c.increment("fork.same", tags=["k:v"])
             orders.increment(status="paid")
+            checkout.observe(ms / 1000, step="pay")
+            recorder.finished("GET", "/a", "200 OK", ms / 1000)
         c.send_line("fork.parent:1|g")
         _park_flusher()
         pid = _libc_fork()
         if pid == 0:  # child: no Python fork hooks ran, exactly as under uwsgi
-            try:
+            try:  # each cheap path first in turn (the first call in the child re-arms the fork flag)
+                first = os.environ.get("FORK_TEST_FIRST", "")
+                if first == "recorder":
+                    recorder.finished("GET", "/a", "200 OK", 0.003)
+                if first == "histogram":
+                    checkout.observe(0.003, step="pay")
                 c.increment("fork.same", tags=["k:v"])
                 orders.increment(status="paid")
+                if first != "histogram":
+                    checkout.observe(0.003, step="pay")
+                if first != "recorder":
+                    recorder.finished("GET", "/a", "200 OK", 0.003)
                 c.send_line("fork.child:1|g")
                 c.flush()
             finally:
                 os._exit(0)
         assert _wait_child(pid) == 0
         c.flush()
-        lines = udp_collector.wait_for_lines(6)
+        lines = udp_collector.wait_for_lines(12)
     finally:
         c.close()
     time.sleep(0.2)
+    request = "|#service:shop,method:GET,endpoint:/a,status:200"
     assert sorted(udp_collector.lines()) == sorted(
         [
             "fork.same:2|c|#k:v",
             "orders_total:2|c|#status:paid",
+            "checkout_seconds:1:2|ms|#step:pay",
+            f"request_count:2|c{request}",
+            f"request_latency_seconds:1:2|ms{request}",
             "fork.parent:1|g",
             "fork.same:1|c|#k:v",
             "orders_total:1|c|#status:paid",
+            "checkout_seconds:3|ms|#step:pay",
+            f"request_count:1|c{request}",
+            f"request_latency_seconds:3|ms{request}",
             "fork.child:1|g",
         ]
     ), lines
@@ -315,7 +340,7 @@ def test_a_c_forked_child_gets_its_tallies_and_request_lists_despite_a_lock_held
             pid = _libc_fork()
             if pid == 0:
                 try:
-                    t.request_durations(("n", "c", ""), ("t", "ms", ""))
+                    t.durations(("n", "c", ""), ("t", "ms", ""))
                     t.tally(("h", "c", ""))
                 finally:
                     os._exit(0)
