@@ -118,9 +118,9 @@ class Metric:
         self._key_set = frozenset(self.tag_keys)
         self._series: dict = {}  # {str values in declared key order: series}: a call's one lookup
         self._typed: dict = {}  # {((type, value), ...): series} for values of other types
-        # {value of the 1st key: {value of the 2nd key: ... the series' lock-free list in the client's buffer}}
-        # ({(): list} without tags), str values only: the generated calls' lookup (a dict per key costs less
-        # than hashing a tuple of values); the client empties it when its settings generation changes
+        # {1st key's value: {2nd key's value: ... the series' lock-free list in the client's buffer}} ({():
+        # list} without tags), str values only: the generated calls' lookup (a dict per key costs less than
+        # hashing a tuple of values); the client empties it when its settings generation changes
         # (Client.series_cache), so a call checks no generation
         self._lists: dict = self.client.series_cache(self)
         self._warned_cardinality = False
