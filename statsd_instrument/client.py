@@ -119,6 +119,7 @@ class Client(DogStatsdCompat):
         client._pending = kwargs
         client._transport = None
         client._counters = {}
+        client._timings = {}
         client._counted = 0
         client.settings_generation = 0
         client._start_providers = []
@@ -213,8 +214,10 @@ class Client(DogStatsdCompat):
     def _new_generation(self) -> None:
         """Whatever was prepared or cached for the settings, transport and capture mode so far is stale: a
         new ``settings_generation``, and every series cache emptied (:meth:`series_cache`)."""
-        # metric -> {tuple(tags list): the transport's tally of the series} (increment()), _counted in all
+        # metric -> {tuple(tags list): the transport's tally of the series} (increment()), and the same for
+        # the lists of float ms of timer series (timing()): _counted entries in both
         self._counters: dict = {}
+        self._timings: dict = {}
         self._counted = 0
         self.settings_generation += 1
         for cache in list(self._series_caches.values()):
@@ -339,20 +342,23 @@ class Client(DogStatsdCompat):
                 if _random() >= rate:
                     return
             elif kind in _MERGED:  # merged within the flush window (see transport)
+                series = (name, kind, rest)
+                # no tags or a list of them seen before: increment() and timing() find the series' lock-free
+                # list next time (BufferedTransport.tally, .durations of ms)
+                cached = (
+                    (tags is None or (tags.__class__ is list and rest_cached))
+                    and self._counted < validation.MAX_CACHE
+                    and self._tally is not None
+                )
                 if kind != "c":
-                    self._sample((name, kind, rest), text)
+                    if cached and kind == "ms":
+                        durations = self.durations(None, series, 1.0)  # type: ignore[misc]  # set with _tally
+                        self._remember_list(self._timings, metric, tags, durations)
+                    self._sample(series, text)
                     return
                 if type(text) is int and text >= 0:
-                    series = (name, kind, rest)
-                    if (
-                        (tags is None or (tags.__class__ is list and rest_cached))
-                        and self._counted < validation.MAX_CACHE
-                        and self._tally is not None
-                    ):
-                        tally = self._tally(series)
-                        if tally is not None:  # increment() finds it next time
-                            self._counters.setdefault(metric, {})[() if tags is None else tuple(tags)] = tally
-                            self._counted += 1
+                    if cached:
+                        self._remember_list(self._counters, metric, tags, self._tally(series))  # type: ignore[misc]
                     self._count(series, text)
                     return
             if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
@@ -364,6 +370,11 @@ class Client(DogStatsdCompat):
             self._invalid(metric, kind, err)
 
     _emit = _emit_line
+
+    def _remember_list(self, cache: dict, metric: Any, tags: Tags, values: list | None) -> None:
+        if values is not None:
+            cache.setdefault(metric, {})[() if tags is None else tuple(tags)] = values
+            self._counted += 1
 
     def _invalid(self, metric: Any, kind: str, err: Exception) -> None:
         """A bad call: raise in strict mode; otherwise drop it, count it and warn once per metric."""
@@ -497,6 +508,25 @@ class Client(DogStatsdCompat):
         >>> lines
         ['db_query_seconds:12.5|ms']
         """
+        # the common case inline, as in increment(): a finite, non-negative float, no tags or a list of them
+        # seen before: one append to the series' list of ms (BufferedTransport.durations), no lock
+        if (
+            sample_rate is None
+            and value.__class__ is float
+            and 0.0 <= value < 1e300
+            and (tags is None or tags.__class__ is list)
+        ):
+            try:
+                by_tags = self._timings.get(metric)
+                values = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+            except TypeError:  # unhashable name or tags: the general path says what is wrong
+                values = None
+            if values is not None:
+                if values and self._here[0]:  # type: ignore[index]  # not None: such lists exist only when buffered
+                    values.append(value)
+                else:
+                    self.append_first(values, value)  # type: ignore[misc]  # not None either
+                return
         self._formatted(metric, "ms", wire.format_ms, value, tags, sample_rate)
 
     def histogram(

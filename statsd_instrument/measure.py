@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 from statsd_instrument.validation import Tags
 
 _perf_counter = time.perf_counter
+_get_ident = threading.get_ident
 
 
 def _with_outcome(tags: Tags, outcome: str, exception: str) -> Any:
@@ -88,7 +89,9 @@ class _Measure:
             raise TypeError(f"{type(self).__name__} needs the client to send through (client=...)")
         self.client = client
         self._ok_tags = _with_outcome(tags, "success", "none") if outcome else tags
-        self._local = threading.local()
+        # thread id -> the start times of the blocks it is in (one object may time blocks in several threads,
+        # and nested ones); a thread touches only its own entry (no lock), removed when its last block ends
+        self._starts: dict[int, list[float]] = {}
 
     @classmethod
     def of(cls, metric: Any, *args: Any, **kwargs: Any) -> Any:
@@ -100,7 +103,9 @@ class _Measure:
         >>> Timed.of(index, client=statsd).__name__, type(Timed.of("index_seconds", client=statsd)).__name__
         ('index', 'Timed')
         """
-        if callable(metric) or isinstance(metric, (staticmethod, classmethod)):
+        if metric.__class__ is not str and (
+            callable(metric) or isinstance(metric, (staticmethod, classmethod))
+        ):
             return cls(None, *args, **kwargs)(metric)
         return cls(metric, *args, **kwargs)
 
@@ -117,14 +122,20 @@ class _Measure:
     def __enter__(self) -> _Measure:
         if not self.metric:
             raise TypeError(f"{type(self).__name__} as a context manager needs a metric name")
-        stack = getattr(self._local, "starts", None)
+        thread = _get_ident()
+        stack = self._starts.get(thread)
         if stack is None:
-            stack = self._local.starts = []
-        stack.append(_perf_counter())
+            self._starts[thread] = [_perf_counter()]
+        else:
+            stack.append(_perf_counter())
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        start = self._local.starts.pop()
+        thread = _get_ident()
+        stack = self._starts[thread]
+        start = stack.pop()
+        if not stack:
+            del self._starts[thread]
         self._record(self.metric, start, exc)
 
     def start(self) -> None:

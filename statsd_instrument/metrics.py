@@ -78,9 +78,10 @@ class Metric:
     statsd_type: str = ""
     match_type: ClassVar[str] = ""
     _series_class: ClassVar[type]
-    #: (method, default value, what it does with ``series``, the check of a value that may go to the
-    #: series' lock-free list or "") of the calls taking tags as keyword arguments
-    _calls: tuple[tuple[str, str, str, str], ...] = ()
+    #: (method, the default of its ``value`` or None for no value, what it does with ``series``, the check of
+    #: a value that may go to the series' lock-free list or "", what it returns for bad tags) of the calls
+    #: taking tags as keyword arguments (with ``labels``, which every metric has)
+    _calls: tuple[tuple[str, str | None, str, str, str], ...] = ()
 
     def __init__(
         self,
@@ -124,8 +125,8 @@ class Metric:
         # (Client.series_cache), so a call checks no generation
         self._lists: dict = self.client.series_cache(self)
         self._warned_cardinality = False
-        for method, default, body, fast in self._calls:
-            _compile_call(self, method, default, body, fast)
+        for call in (("labels", None, "return series", "", "_NO_SERIES"), *self._calls):
+            _compile_call(self, *call)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -304,11 +305,15 @@ class _ObserverSeries(_ListedSeries):
 
 
 class _Timer(_Measure):
-    """Times a block or a call (``perf_counter``) and observes the seconds in one series."""
+    """Times a block or a call (``perf_counter``) and observes the seconds in one series.
+
+    Made anew by each ``time()`` (a block in a coroutine may interleave with another's), so it sets only
+    what its context manager and decorator use: no tags, outcome or sample rate of its own."""
 
     def __init__(self, series: _ObserverSeries) -> None:
-        super().__init__(series.metric.name)
+        self.metric = series.metric.name
         self.series = series
+        self._starts: dict[int, list[float]] = {}
 
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         self.series.observe(_perf_counter() - start)
@@ -360,7 +365,9 @@ class Counter(Metric):
     statsd_type = "c"
     match_type = "counter"
     _series_class = _CounterSeries
-    _calls = (("increment", "=1", "series.increment(value)", "value.__class__ is int and value >= 0"),)
+    _calls = (
+        ("increment", "=1", "series.increment(value)", "value.__class__ is int and value >= 0", "None"),
+    )
 
     def __init__(
         self,
@@ -413,9 +420,9 @@ class Gauge(Metric):
     match_type = "gauge"
     _series_class = _GaugeSeries
     _calls = (
-        ("set", "", "series.prepared.send(value)", ""),
-        ("inc", "=1", "series.inc(value)", ""),
-        ("dec", "=1", "series.dec(value)", ""),
+        ("set", "", "series.prepared.send(value)", "", "None"),
+        ("inc", "=1", "series.inc(value)", "", "None"),
+        ("dec", "=1", "series.dec(value)", "", "None"),
     )
 
     def set(self, value: float, /, **tags: object) -> None:
@@ -451,7 +458,10 @@ class Histogram(Metric):
     match_type = "observer"
     _series_class = _ObserverSeries
     # seconds in, milliseconds on the wire (anything but a number goes as is: the client refuses it)
-    _calls = (("observe", "", "series.observe(value)", "value.__class__ is float and 0.0 <= value < 1e300"),)
+    _calls = (
+        ("observe", "", "series.observe(value)", "value.__class__ is float and 0.0 <= value < 1e300", "None"),
+        ("time", None, "return series.time()", "", "_NO_TIMER"),
+    )
 
     def __init__(
         self,
@@ -467,7 +477,10 @@ class Histogram(Metric):
     ) -> None:
         if not timer:
             self.statsd_type = "h"
-            self._calls = (("observe", "", "series.prepared.send(value)", ""),)
+            self._calls = (
+                ("observe", "", "series.prepared.send(value)", "", "None"),
+                ("time", None, "return series.time()", "", "_NO_TIMER"),
+            )
         super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
         self.buckets = None if buckets is None else _check_buckets(name, buckets)
 
@@ -525,7 +538,7 @@ def declared_in(module: Any) -> list[Metric]:
 _MISSING: Any = object()
 _NUMBERS = (float, int)
 _CALL = """\
-def {method}(value{default}, /, *{params}, **_extra):
+def {method}({value}*{params}, **_extra):
     if _extra:
         series = _given(_metric, _extra, {pairs})
     else:{fast}
@@ -535,6 +548,7 @@ def {method}(value{default}, /, *{params}, **_extra):
             series = _given(_metric, _extra, {pairs})
     if series is not None:
         {body}
+    return {otherwise}
 """
 # the common call, where the series has a lock-free list (a counter's increment by a non-negative int, a
 # timer's observation): the values' one lookup in the metric's lists (emptied by the client when its settings
@@ -552,8 +566,11 @@ _REMEMBER = """
         _remember(_metric, series, _namespace)"""
 
 
-def _compile_call(metric: Metric, method: str, default: str, body: str, check: str) -> None:
-    """Give ``metric`` its own ``method(value, **tags)`` whose keyword parameters are the declared tag keys,
+def _compile_call(
+    metric: Metric, method: str, default: str | None, body: str, check: str, otherwise: str
+) -> None:
+    """Give ``metric`` its own ``method(value, **tags)`` (``method(**tags)`` if ``default`` is None) whose
+    keyword parameters are the declared tag keys,
     so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
     With a ``check`` of the values its series' lock-free list takes, a call of a series seen before is that
     lookup and one ``list.append``.
@@ -571,7 +588,8 @@ def _compile_call(metric: Metric, method: str, default: str, body: str, check: s
     values = "(" + "".join(f"{k}, " for k in keys) + ")"
     source = _CALL.format(
         method=method,
-        default=default,
+        value="" if default is None else f"value{default}, /, ",
+        otherwise=otherwise,
         body=body + (_REMEMBER if check else ""),
         fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check) if check else "",
         params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
@@ -586,6 +604,8 @@ def _compile_call(metric: Metric, method: str, default: str, body: str, check: s
         "_given": _given,
         "_remember": _remember,
         "_MISSING": _MISSING,
+        "_NO_SERIES": _NO_SERIES,
+        "_NO_TIMER": _NO_TIMER,
     }
     namespace["_namespace"] = namespace
     exec(source, namespace)  # built only from checked tag keys (identifiers)

@@ -94,7 +94,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, Sink, make_sink
 from statsd_instrument.validation import DROP_REASONS
-from statsd_instrument.wire import format_ms_of_seconds
+from statsd_instrument.wire import format_ms_of
 
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
@@ -294,11 +294,12 @@ class BufferedTransport:
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
         self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
         self.telemetry_tags = ""  # the client sets its constant tags with a service
-        # (count key or None, timer key) -> durations (seconds) of that series: finished requests appended by
-        # the request recorder, observations by a declared histogram, without a lock (list.append is atomic),
-        # folded into the buffer by the next drain (one count each, if a count key, and the samples in ms);
-        # each list lives as long as the transport (a fork empties it in place: its callers hold it)
-        self._requests: Dict[Tuple[SeriesKey | None, SeriesKey], List[float]] = {}
+        # (count key or None, timer key, scale to ms) -> durations of that series (seconds: scale 1000.0; ms:
+        # 1.0): finished requests appended by the request recorder, observations of a declared histogram,
+        # timings, without a lock (list.append is atomic), folded into the buffer by the next drain (one count
+        # each, if a count key, and the samples in ms); each list lives as long as the transport (a fork
+        # empties it in place: its callers hold it)
+        self._requests: Dict[Tuple[SeriesKey | None, SeriesKey, float], List[float]] = {}
         # a counter series key -> its increments (non-negative ints), appended by the client's cheap paths
         # without a lock while the list is not empty and ``here`` reads 1 (see :meth:`tally`), folded into the
         # buffer by the next drain as the request lists are; a fork empties them in place (clients hold them)
@@ -430,10 +431,13 @@ class BufferedTransport:
                 lock.release()
         self._put(count_key, 1, sample_key, text, line)
 
-    def durations(self, count_key: SeriesKey | None, sample_key: SeriesKey) -> List[float] | None:
-        """The list a caller appends durations (seconds) of the timer series ``sample_key`` to: the next
-        drain sends each as one ``sample_key`` sample in ms and, if ``count_key`` is not None, one
-        ``count_key`` increment (the request recorder: a finished request). Appends take no lock while the
+    def durations(
+        self, count_key: SeriesKey | None, sample_key: SeriesKey, scale: float = 1000.0
+    ) -> List[float] | None:
+        """The list a caller appends durations (seconds; ms with ``scale`` 1.0) of the timer series
+        ``sample_key`` to: the next drain sends each as one ``sample_key`` sample (``duration * scale`` ms)
+        and, if ``count_key`` is not None, one ``count_key`` increment (the request recorder: a finished
+        request). Appends take no lock while the
         list is not empty and :attr:`here` reads 1; otherwise the caller calls :meth:`append_first`. A value
         that is not a finite, non-negative number is left out then and counted as an invalid call. None when
         :data:`TALLIES_MAX` series have such a list already (use ``count``/``sample``).
@@ -444,7 +448,7 @@ class BufferedTransport:
         ['n:2|c', 't:2.5:4|ms']
         >>> t.close()
         """
-        return self._series_list(self._requests, (count_key, sample_key), TALLIES_MAX)
+        return self._series_list(self._requests, (count_key, sample_key, scale), TALLIES_MAX)
 
     def _series_list(self, table: Dict[Any, List[Any]], key: Any, limit: int) -> List[Any] | None:
         """The list of ``key`` in ``table`` (the tallies or the request lists), made if ``table`` holds fewer
@@ -508,12 +512,12 @@ class BufferedTransport:
         """Fold the durations lists into the buffer: per series the durations as samples and, with a count
         key, one count (the caller holds ``_lock``)."""
         entries = self._entries
-        for (count_key, sample_key), durations in self._requests.items():
+        for (count_key, sample_key, scale), durations in self._requests.items():
             if not durations:
                 continue
             taken = durations[:]
             del durations[: len(taken)]  # durations appended meanwhile stay for the next drain
-            texts = format_ms_of_seconds(taken)
+            texts = format_ms_of(taken, scale)
             if "" in texts:  # not a finite, positive duration: left out and counted
                 dropped = texts.count("")
                 self.stats.invalid_calls += dropped

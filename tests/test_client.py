@@ -275,3 +275,39 @@ def test_increments_on_the_lock_free_path_shown_by_pending_lines_are_still_sent(
         assert udp_collector.wait_for_lines(1) == ["t.hits:4|c|#k:v"]
     finally:
         c.close()
+
+
+def test_timings_of_a_series_seen_before_go_to_its_list_of_ms_and_leave_as_timing_sends_them():
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
+    try:
+        for ms in (12.3456789, 100.0):  # the general path (tags seen before: remembers the series' list)
+            c.timing("view_ms", ms, tags=["view:x"])
+        c.timing("view_ms", 250.0, tags=["view:x"])  # one append
+        c.timing("view_ms", 7, tags=["view:x"])  # an int, a negative float: formatted as timing() always did
+        c.timing("view_ms", -0.5, tags=["view:x"])
+        for ms in (0.0004, 1e-4, 0.0):  # no tags: its own series
+            c.timing("view_ms", ms)
+        with pytest.raises(ValueError, match="inf"):
+            c.timing("view_ms", float("inf"), tags=["view:x"])  # strict: raises on either path
+        durations = c._transport._requests[(None, ("view_ms", "ms", "|#view:x"), 1.0)]
+        assert c._timings == {
+            "view_ms": {
+                ("view:x",): durations,
+                (): c._transport._requests[(None, ("view_ms", "ms", ""), 1.0)],
+            }
+        }
+        assert durations == [250.0]
+        assert c._transport.pending_lines() == [
+            "view_ms:12.346:100:7:-0.5:250|ms|#view:x",
+            "view_ms:0:0:0|ms",
+        ]
+        c.configure(protocol="null", strict=True, prefix="shop")
+        assert c._timings == {}  # a new transport: its own lists
+        c.timing("view_ms", 1.5, tags=["view:x"])
+        c.timing("view_ms", 2.5, tags=["view:x"])
+        assert c._transport.pending_lines() == ["shop.view_ms:1.5:2.5|ms|#view:x"]
+        with c.capture_lines() as captured:
+            c.timing("view_ms", 3.5, tags=["view:x"])
+        assert captured == ["shop.view_ms:3.5|ms|#view:x"]
+    finally:
+        c.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 
 import pytest
@@ -38,6 +39,28 @@ def test_timed_as_a_context_manager_and_nested():
     with capture() as cap, timer, timer:
         pass
     assert [r.name for r in cap.records] == ["block_seconds", "block_seconds"]
+
+
+def test_one_timer_times_blocks_in_several_threads_at_once_each_its_own(monkeypatch):
+    # each thread's clock: entering at 100 * n, leaving at 100 * n + n (n s); all enter before any leaves
+    clock = threading.local()
+    monkeypatch.setattr(measure, "_perf_counter", lambda: clock.ticks.pop(0))
+    timer = timed("shared_seconds")
+    inside = threading.Barrier(3)
+
+    def work(n: int) -> None:
+        clock.ticks = [100.0 * n, 100.0 * n + n]
+        with timer:
+            inside.wait(5)
+
+    with capture() as cap:
+        threads = [threading.Thread(target=work, args=(n,)) for n in (1, 2, 3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+    assert sorted(r.value for r in cap.records) == [1000, 2000, 3000]
+    assert timer._starts == {}  # nothing left behind by threads that are done
 
 
 async def test_timed_and_counted_work_on_coroutines():

@@ -334,7 +334,7 @@ def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_recon
                 float("nan"), step="pay"
             )  # strict: a bad value raises, as the client's call does
         key = ("checkout_seconds", "ms", "|#step:pay")
-        assert checkout._lists == {"pay": c._transport._requests[(None, key)]}
+        assert checkout._lists == {"pay": c._transport._requests[(None, key, 1000.0)]}
         assert c._transport.pending_lines() == ["checkout_seconds:2000:-1:12.346:250:1500|ms|#step:pay"]
         c.configure(protocol="null", strict=True, prefix="shop")
         assert checkout._lists == {}  # emptied by the client: no call goes to the old transport's list

@@ -88,12 +88,13 @@ def test_concurrent_threads_lose_and_duplicate_no_line(udp_collector):
 
 
 def test_concurrent_increments_of_one_series_on_the_lock_free_paths_lose_and_add_nothing(udp_collector):
-    """Inline tag lists and declared counters append to a series' tally without a lock while the flusher
-    drains it every 10 ms: every increment arrives once."""
+    """Inline tag lists, declared counters, timings and declared timers append to a series' list without a
+    lock while the flusher drains it every 10 ms: every call arrives once."""
     c = Client(port=udp_collector.port, flush_interval_s=0.01)
     orders = Counter("mt_orders_total", "Orders.", tags=("status",), client=c)
     paid = orders.labels(status="paid")
-    per_thread, threads = 20_000, 4
+    checkout = Histogram("mt_checkout_seconds", "Checkout.", tags=("step",), client=c)
+    per_thread, threads = 20_000, 6
 
     def emit(t: int) -> None:
         for _ in range(per_thread):
@@ -103,8 +104,12 @@ def test_concurrent_increments_of_one_series_on_the_lock_free_paths_lose_and_add
                 orders.increment(status="paid")
             elif t == 2:
                 paid.increment(2)
-            else:
+            elif t == 3:
                 c.increment("mt.inline", 3, tags=["k:v"])
+            elif t == 4:
+                c.timing("mt.latency", 1.5, tags=["k:v"])
+            else:
+                checkout.observe(0.0025, step="pay")
 
     workers = [threading.Thread(target=emit, args=(t,)) for t in range(threads)]
     try:
@@ -113,12 +118,21 @@ def test_concurrent_increments_of_one_series_on_the_lock_free_paths_lose_and_add
         for w in workers:
             w.join()
         c.flush()
-        calls = udp_collector.wait_for_calls(per_thread * 7)  # a counter line counts its value
+        calls = udp_collector.wait_for_calls(per_thread * 9)  # a counter line counts its value
     finally:
         c.close()
     time.sleep(0.2)
     assert udp_collector.calls() == calls
-    assert dict(calls) == {"mt.inline": per_thread * 4, "mt_orders_total": per_thread * 3}
+    assert dict(calls) == {
+        "mt.inline": per_thread * 4,
+        "mt_orders_total": per_thread * 3,
+        "mt.latency": per_thread,
+        "mt_checkout_seconds": per_thread,
+    }
+    values = {
+        v for line in udp_collector.lines() if "|ms|" in line for v in line.split("|")[0].split(":")[1:]
+    }
+    assert values == {"1.5", "2.5"}
     assert c.stats["sent_lines"] == per_thread * threads  # one per call, as an unmerged client would send
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from statsd_instrument import Client
 from statsd_instrument.testing import parse_records
 from statsd_instrument.validation import DroppedTagWarning, check_name, tag_value
-from statsd_instrument.wire import format_ms, format_ms_of_seconds
+from statsd_instrument.wire import format_ms, format_ms_of
 
 
 @pytest.fixture
@@ -112,11 +112,12 @@ def test_ms_formatting_keeps_microseconds_and_never_rounds_to_whole_ms():
 
 @given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), max_size=50))
 def test_durations_formatted_in_one_go_read_exactly_as_one_at_a_time(seconds):
-    assert format_ms_of_seconds(seconds) == [format_ms(s * 1000.0) for s in seconds]
+    assert format_ms_of(seconds) == [format_ms(s * 1000.0) for s in seconds]
+    assert format_ms_of(seconds, 1.0) == [format_ms(ms) for ms in seconds]  # milliseconds as they are
 
 
 def test_durations_that_are_not_finite_and_positive_are_left_out_alone():
-    assert format_ms_of_seconds([0.001, float("inf"), -0.5, float("nan"), 0.002]) == ["1", "", "", "", "2"]
+    assert format_ms_of([0.001, float("inf"), -0.5, float("nan"), 0.002]) == ["1", "", "", "", "2"]
 
 
 tag_values = st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans())
