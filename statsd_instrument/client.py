@@ -120,6 +120,7 @@ class Client(DogStatsdCompat):
         client._transport = None
         client._counters = {}
         client._timings = {}
+        client._gauges = {}
         client._counted = 0
         client.settings_generation = 0
         client._start_providers = []
@@ -190,6 +191,7 @@ class Client(DogStatsdCompat):
         self._sample = transport.sample
         self._add_flush = transport.add_flush
         self._add_request = transport.add_request
+        self._gauge = transport.gauge
         #: for the request recorder: the transport's per-series lists of request durations and the call that
         #: appends to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.durations`,
         #: :meth:`~statsd_instrument.transport.BufferedTransport.append_first`); None: no such lists (capture
@@ -200,14 +202,15 @@ class Client(DogStatsdCompat):
         # counter increments go to the transport's lock-free tallies (BufferedTransport.tally); increment()'s
         # cache holds them, so it starts afresh with each transport
         self._tally = transport.tally if buffered else None
+        self._gauge_list = transport.gauges if buffered else None  # and gauge changes to their lists
         self._here = transport.here if buffered else None
         if self._settings.disabled and isinstance(transport, BufferedTransport):
             # DD_DOGSTATSD_DISABLE or a configuration error: every line is counted as dropped, none sent
             self._add = self._add_flush = self._drop_lines
-            self._count = self._sample = self._drop_call
+            self._count = self._sample = self._gauge = self._drop_call
             self._add_request = self._drop_request
             self.durations = None
-            self._tally = None
+            self._tally = self._gauge_list = None
         self._strict = strict
         self._new_generation()
 
@@ -215,9 +218,10 @@ class Client(DogStatsdCompat):
         """Whatever was prepared or cached for the settings, transport and capture mode so far is stale: a
         new ``settings_generation``, and every series cache emptied (:meth:`series_cache`)."""
         # metric -> {tuple(tags list): the transport's tally of the series} (increment()), and the same for
-        # the lists of float ms of timer series (timing()): _counted entries in both
+        # the lists of float ms of timer series (timing()) and of gauge changes (gauge()): _counted entries
         self._counters: dict = {}
         self._timings: dict = {}
+        self._gauges: dict = {}
         self._counted = 0
         self.settings_generation += 1
         for cache in list(self._series_caches.values()):
@@ -241,7 +245,7 @@ class Client(DogStatsdCompat):
     def _drop_lines(self, lines: str) -> None:
         self._transport.stats.dropped_lines += lines.count("\n") + 1
 
-    def _drop_call(self, key: Any, value: Any) -> None:
+    def _drop_call(self, key: Any, value: Any, *sampled: str) -> None:
         self._transport.stats.dropped_lines += 1
 
     def _drop_request(self, count_key: Any, sample_key: Any, text: str, line: bytes | None) -> None:
@@ -337,6 +341,21 @@ class Client(DogStatsdCompat):
             rest_cached = rest is not None  # tags seen before, none left out (those are counted per call)
             if rest is None:
                 rest = self._tags(tags)
+            if kind == "g":  # text is a change: a delta (a number) or a set (a 1-tuple), merged in the window
+                series = (name, kind, rest)
+                if rate is not None and rate != 1:
+                    sampled = wire.sample_rate_suffix(rate)  # raises for a bad rate
+                    if _random() < rate:  # kept: merged all the same (the exporter ignores a gauge's rate)
+                        self._gauge(series, text, sampled)
+                    return
+                if (
+                    (tags is None or (tags.__class__ is list and rest_cached))
+                    and self._counted < validation.MAX_CACHE
+                    and self._gauge_list is not None
+                ):  # gauge() finds the series' list next time (BufferedTransport.gauges)
+                    self._remember_list(self._gauges, metric, tags, self._gauge_list(series))
+                self._gauge(series, text)
+                return
             if rate is not None and rate != 1:
                 rest = wire.sample_rate_suffix(rate) + rest
                 if _random() >= rate:
@@ -361,11 +380,7 @@ class Client(DogStatsdCompat):
                         self._remember_list(self._counters, metric, tags, self._tally(series))  # type: ignore[misc]
                     self._count(series, text)
                     return
-            if type(text) is _NegativeGauge:  # set a negative gauge: zero it, then add the negative value
-                line = f"{name}:0|g{rest}\n{name}:{text}|g{rest}"
-            else:
-                line = f"{name}:{text}|{kind}{rest}"
-            self._add(line)
+            self._add(f"{name}:{text}|{kind}{rest}")
         except Exception as err:
             self._invalid(metric, kind, err)
 
@@ -473,6 +488,8 @@ class Client(DogStatsdCompat):
         """Set a gauge to ``value``; with ``delta=True`` add ``value`` to it instead (``+N`` / ``-N``).
 
         A negative value that must be *set* goes as ``name:0|g`` then ``name:-N|g`` in the same datagram.
+        Within the flush window a series' sets and deltas merge (the last set, then the sum of the deltas
+        after it: see :mod:`~statsd_instrument.transport`).
 
         >>> with statsd.capture_lines() as lines:
         ...     statsd.gauge("queue_depth", 7)
@@ -480,18 +497,31 @@ class Client(DogStatsdCompat):
         >>> lines
         ['queue_depth:7|g', 'in_flight:-1|g']
         """
+        # the common case inline, as in increment(): an int or a finite float, no tags or a list of them seen
+        # before: one append to the series' list of changes (BufferedTransport.gauges), no lock
+        if (
+            sample_rate is None
+            and (value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300))
+            and (tags is None or tags.__class__ is list)
+        ):
+            try:
+                by_tags = self._gauges.get(metric)
+                changes = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+            except TypeError:  # unhashable name or tags: the general path says what is wrong
+                changes = None
+            if changes is not None:
+                if changes and self._here[0]:  # type: ignore[index]  # not None: such lists exist only when buffered
+                    changes.append(value if delta else (value,))
+                else:
+                    self.append_first(changes, value if delta else (value,))  # type: ignore[misc]  # not None either
+                return
         try:
-            text = wire.format_number(value)
+            number = _gauge_number(value)
         except ValueError as err:
             self._ensure()
             self._invalid(metric, "g", err)
             return
-        if delta:
-            self._emit(metric, text if text.startswith("-") else "+" + text, "g", tags, sample_rate)
-        elif text.startswith("-"):
-            self._emit(metric, _NegativeGauge(text), "g", tags, sample_rate)
-        else:
-            self._emit(metric, text, "g", tags, sample_rate)
+        self._emit(metric, number if delta else (number,), "g", tags, sample_rate)
 
     def timing(
         self,
@@ -772,8 +802,8 @@ class Client(DogStatsdCompat):
             self._names, self._sent = saved
 
     def use_transport(self, transport: Any, strict: bool | None = None) -> Callable[[], None]:
-        """Send through ``transport`` (anything with ``add``, ``count``, ``sample``, ``add_request``,
-        ``add_flush``, ``flush``, ``close`` and ``stats``, e.g. a
+        """Send through ``transport`` (anything with ``add``, ``count``, ``sample``, ``gauge``,
+        ``add_request``, ``add_flush``, ``flush``, ``close`` and ``stats``, e.g. a
         :class:`~statsd_instrument.transport.CaptureTransport`) until the returned function
         is called, which brings back the transport in use before; what was buffered is flushed first.
         ``strict`` True/False overrides the strict mode meanwhile. Prepared lines follow both switches.
@@ -844,8 +874,9 @@ class PreparedMetric:
         name = client._name(self.metric, self.kind)
         self._head = name + ":"
         self._tail = "|" + self.kind + wire.sample_rate_suffix(self.sample_rate) + tail
-        # merged in the client's buffer within the flush window (see statsd_instrument.transport)
-        mergeable = self.kind in _MERGED and self.sample_rate is None and not self.drops
+        # merged in the client's buffer within the flush window (see statsd_instrument.transport); a gauge
+        # always (its send counts dropped tags and samples itself)
+        mergeable = (self.kind in _MERGED and self.sample_rate is None and not self.drops) or self.kind == "g"
         self._key = (name, self.kind, tail) if mergeable else None
         self.generation = client.settings_generation
 
@@ -871,8 +902,9 @@ class PreparedMetric:
 
     def key(self) -> tuple[str, str, str] | None:
         """The buffer key ``(name, type, tag suffix)`` its values merge under in the client's flush window
-        (:mod:`~statsd_instrument.transport`), or None for a line that is never merged (a gauge, a sample
-        rate, tags left out); valid while :attr:`generation` equals the client's ``settings_generation``.
+        (:mod:`~statsd_instrument.transport`), or None for a line that is never merged (a sample rate or
+        tags left out, but for a gauge); valid while :attr:`generation` equals the client's
+        ``settings_generation``.
 
         >>> c = Client(protocol="null", prefix="shop")
         >>> c.prepare("c", "orders_total", {"status": "paid"}).key()
@@ -915,6 +947,20 @@ class PreparedMetric:
         """
         return self._series_list("ms")
 
+    def gauge(self) -> tuple[int, list | None, Any, Callable[[list, Any], None] | None]:
+        """As :meth:`counter`, for a gauge line (never sampled): the list of its series' changes
+        (:meth:`~statsd_instrument.transport.BufferedTransport.gauges`): a delta ``n`` appends ``n``, a set
+        of ``n`` appends ``(n,)``, for an int or a finite float the caller checks.
+
+        >>> c = Client(protocol="null")
+        >>> generation, changes, here, first = c.prepare("g", "depth").gauge()
+        >>> first(changes, (7,)); changes.append(-2) if changes and here[0] else None
+        >>> c._transport.pending_lines()
+        ['depth:7|g', 'depth:-2|g']
+        >>> c.close()
+        """
+        return self._series_list("g") if self.sample_rate is None else (-1, None, None, None)
+
     def _series_list(self, kind: str) -> tuple[int, list | None, Any, Any]:
         """The lock-free list of this line's series in the client's buffer if it is of ``kind`` and merges."""
         client = self.client
@@ -926,6 +972,8 @@ class PreparedMetric:
                 values = client._tally(self._key)
             elif kind == "ms" and client.durations is not None:
                 values = client.durations(None, self._key)
+            elif kind == "g" and client._gauge_list is not None:
+                values = client._gauge_list(self._key)
         if values is None:
             return -1, None, None, None  # a generation no client has: never taken
         return self.generation, values, client._here, client.append_first
@@ -955,9 +1003,26 @@ class PreparedMetric:
 
 
 class _PreparedGauge(PreparedMetric):
-    """A prepared gauge: ``+N``/``-N`` with ``delta``; else a negative value is set as ``0`` then ``-N``."""
+    """A prepared gauge: ``+N``/``-N`` with ``delta``; else a negative value is set as ``0`` then ``-N``.
+    ``send`` merges its change into the series in the client's flush window (see ``Client.gauge``)."""
 
     __slots__ = ()
+
+    def send(self, value: Any) -> None:
+        client = self.client
+        try:
+            if self.generation != client.settings_generation:
+                self._build()
+            number = _gauge_number(value)
+            if self.drops:  # tags left out are counted on every send
+                client._tag_policy.dropped(self.drops, self.tags)
+            rate = self.sample_rate
+            if rate is None:
+                client._gauge(self._key, number if self.delta else (number,))
+            elif _random() < rate:
+                client._gauge(self._key, number if self.delta else (number,), wire.sample_rate_suffix(rate))
+        except Exception as err:
+            client._invalid(self.metric, self.kind, err)
 
     def line(self, value: Any) -> str:
         if self.generation != self.client.settings_generation:
@@ -1029,10 +1094,19 @@ def settings_or_disabled(kwargs: Mapping[str, Any]) -> Settings:
     return settings
 
 
-class _NegativeGauge(str):
-    """Marks a negative gauge value that must be set (``_emit_line`` sends ``name:0|g`` before it)."""
+def _gauge_number(value: Any) -> int | float:
+    """``value`` as a gauge change holds it: an int as is, any other number as a float (as
+    :func:`~statsd_instrument.wire.format_number` prints it); a bool, a non-number or a non-finite number
+    raises ValueError.
 
-    __slots__ = ()
+    >>> _gauge_number(3), _gauge_number(2.5)
+    (3, 2.5)
+    """
+    kind = value.__class__
+    if kind is int:
+        return value
+    wire.format_number(value)  # raises for what cannot be sent
+    return value if kind is float else float(value)
 
 
 _MERGED = frozenset({"c", "ms", "h", "d"})

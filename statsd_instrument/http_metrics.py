@@ -166,10 +166,14 @@ class RequestRecorder:
         self._tag_cache: dict[tuple[str, str | None, object], tuple[str, ...]] = {}
         # Per label set, the request's buffer entries as (client settings generation, count key, latency key,
         # in-flight -1 line or None, the transport's list of its durations or None, the transport's fork
-        # flag), made once with Client.prepare; only for a statsd_instrument Client whose metric calls are
-        # not overridden.
+        # flag, the transport's list of in-flight gauge changes or None), made once with Client.prepare; only
+        # for a statsd_instrument Client whose metric calls are not overridden.
         self._shapes: dict[tuple[str, str | None, object], tuple] = {}
         self._shapes_ok = _plain_client(client)
+        # the in-flight gauge's (generation, list of changes, fork flag, first append) for started() and
+        # skipped() (PreparedMetric.gauge), once a first call made it
+        self._in_flight_list: tuple | None = None
+        self._in_flight_made = -1  # the client's settings generation it was looked up in
         self._info_pid = 0
         self._info_at = 0.0
         self._failed_once = False
@@ -198,19 +202,31 @@ class RequestRecorder:
 
     def started(self) -> None:
         """A request began: buffer the in-flight +1 if that gauge is on."""
-        if not self.in_flight:
-            return
-        try:
-            self.client.gauge(REQUESTS_IN_FLIGHT, 1, tags=[self.service_tag], delta=True)
-        except Exception:
-            self._failed("in-flight gauge")
+        if self.in_flight:
+            self._in_flight(1)
 
     def skipped(self) -> None:
         """A request that ``started()`` turned out to be excluded: only undo its in-flight +1."""
-        if not self.in_flight:
-            return
+        if self.in_flight:
+            self._in_flight(-1)
+
+    def _in_flight(self, delta: int) -> None:
         try:
-            self.client.gauge(REQUESTS_IN_FLIGHT, -1, tags=[self.service_tag], delta=True)
+            client = self.client
+            fast = self._in_flight_list
+            if fast is not None and fast[0] == client.settings_generation:
+                # one append to the gauge series' list of changes (no lock), as a declared Gauge.inc
+                changes = fast[1]
+                if changes and fast[2][0]:
+                    changes.append(delta)
+                else:
+                    fast[3](changes, delta)
+                return
+            client.gauge(REQUESTS_IN_FLIGHT, delta, tags=[self.service_tag], delta=True)
+            if self._shapes_ok and self._in_flight_made != client.settings_generation:
+                self._in_flight_made = client.settings_generation  # no list (capture mode): not again
+                prepared = client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True)
+                self._in_flight_list = prepared.gauge()
         except Exception:
             self._failed("in-flight gauge")
 
@@ -241,15 +257,25 @@ class RequestRecorder:
                     # of a window finds the list empty, and in a forked child the fork flag reads 0: unless
                     # the info gauge is due (the general path below sends it), the client's append_first
                     # checks the process (a child empties what its parent left) and the flusher.
+                    # With the in-flight gauge on, its -1 is one more append, to the gauge's list of
+                    # changes (after the request's duration: a drain folds the durations first).
                     durations = shape[4]
                     if durations is not None:
                         if 0 < len(durations) < REQUESTS_MAX and shape[5][0]:
                             durations.append(elapsed_s)
+                            changes = shape[6]
+                            if changes is not None:
+                                if changes:
+                                    changes.append(-1)
+                                else:
+                                    client.append_first(changes, -1)
                             return
                         if self.info_tags is None or not self._info_due():
                             client.append_first(durations, elapsed_s)
+                            if shape[6] is not None:
+                                client.append_first(shape[6], -1)
                             return
-                    # no such list (in-flight gauge on, capture mode): one buffer call
+                    # no such list (capture mode): one buffer call
                     elif self.info_tags is None or _monotonic() - self._info_at < INFO_EVERY_S:
                         client._add_request(shape[1], shape[2], format_ms(elapsed_s * 1000.0), shape[3])
                         return
@@ -282,9 +308,12 @@ class RequestRecorder:
         latency_key = client.prepare("ms", REQUEST_LATENCY, tags).key()
         if count_key is None or latency_key is None:  # a tag left out is counted by each call: not cached
             return
-        line = None
+        line = changes = None
         if self.in_flight:
-            line = client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True).line(-1).encode()
+            in_flight = client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True)
+            line = in_flight.line(-1).encode()
+            changes = in_flight.gauge()[1]
+        durations = client.durations(count_key, latency_key) if client.durations is not None else None
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         self._shapes[(method, endpoint, status)] = (
@@ -292,10 +321,9 @@ class RequestRecorder:
             count_key,
             latency_key,
             line,
-            client.durations(count_key, latency_key)
-            if line is None and client.durations is not None
-            else None,
-            client._here,  # the fork flag (BufferedTransport.here) of the transport holding that list
+            durations if changes is not None or not self.in_flight else None,
+            client._here,  # the fork flag (BufferedTransport.here) of the transport holding those lists
+            changes,
         )
 
     def _failed(self, what: str) -> None:

@@ -64,6 +64,8 @@ log = logging.getLogger("statsd_instrument")
 MAX_SERIES = 1000
 
 TagsDeclaration = Union[Sequence[str], Mapping[str, Iterable[object]], None]
+#: a gauge value its series' list takes (an int or a finite float; the bounds also refuse nan and inf)
+_GAUGE_CHECK = "value.__class__ is int or value.__class__ is float and -1e300 < value < 1e300"
 _perf_counter = time.perf_counter
 
 
@@ -79,9 +81,10 @@ class Metric:
     match_type: ClassVar[str] = ""
     _series_class: ClassVar[type]
     #: (method, the default of its ``value`` or None for no value, what it does with ``series``, the check of
-    #: a value that may go to the series' lock-free list or "", what it returns for bad tags) of the calls
-    #: taking tags as keyword arguments (with ``labels``, which every metric has)
-    _calls: tuple[tuple[str, str | None, str, str, str], ...] = ()
+    #: a value that may go to the series' lock-free list or "", what it returns for bad tags[, what it appends
+    #: to that list: ``value`` if not given]) of the calls taking tags as keyword arguments (with ``labels``,
+    #: which every metric has)
+    _calls: tuple[tuple[Any, ...], ...] = ()
 
     def __init__(
         self,
@@ -125,8 +128,9 @@ class Metric:
         # (Client.series_cache), so a call checks no generation
         self._lists: dict = self.client.series_cache(self)
         self._warned_cardinality = False
+        namespace = _call_namespace(self)  # one for all the calls: they share the fork flag (see _remember)
         for call in (("labels", None, "return series", "", "_NO_SERIES"), *self._calls):
-            _compile_call(self, *call)
+            _compile_call(self, namespace, *call)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -251,29 +255,54 @@ class _CounterSeries(_ListedSeries):
             self._refresh()
 
 
-class _GaugeSeries(_Series):
+class _GaugeSeries(_ListedSeries):
+    """A gauge's series: a set or a delta of an int or a finite float goes to its list of changes (see
+    _ListedSeries; merged within the client's flush window); anything else is sent as the client sends."""
+
     __slots__ = ("_deltas",)
 
     def __init__(self, metric: Metric, tags: tuple[str, ...]) -> None:
-        super().__init__(metric, tags)
         self._deltas: Any = None
+        super().__init__(metric, tags)
+
+    def _refresh(self) -> None:
+        self.checked = self.client.settings_generation
+        self.fast = self.prepared.gauge()
 
     def set(self, value: float) -> None:
         """Set the gauge (a negative value goes as ``0`` then the value, as ``statsd.gauge`` does)."""
-        self.prepared.send(value)
+        self._change(value, (value,), self.prepared)
 
     def inc(self, value: float = 1) -> None:
         """Add ``value`` (a ``+N`` delta, summed over every process)."""
-        self._delta().send(value)
+        self._change(value, value, None)
 
     def dec(self, value: float = 1) -> None:
         """Subtract ``value`` (a ``-N`` delta)."""
-        self._delta().send(-value if type(value) in (int, float) else value)
+        negative = -value if isinstance(value, _NUMBERS) and not isinstance(value, bool) else value
+        self._change(value, negative, None)
 
-    def _delta(self) -> Any:
-        if self._deltas is None:
-            self._deltas = self.metric.client.prepare("g", self.metric.name, self.tags, delta=True)
-        return self._deltas
+    def _change(self, value: Any, change: Any, prepared: Any) -> None:
+        """Append ``change`` to the series' list if ``value`` passes Gauge's check, else send it through
+        ``prepared`` (the set line; None: the delta line, which gets ``change``)."""
+        fast = self.fast
+        if fast[0] == self.client.settings_generation and (
+            value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300)
+        ):
+            values = fast[1]
+            if values and fast[2][0]:
+                values.append(change)
+            else:
+                fast[3](values, change)  # type: ignore[misc, arg-type]  # set while the generation holds
+            return
+        if prepared is not None:
+            prepared.send(value)
+        else:
+            if self._deltas is None:
+                self._deltas = self.metric.client.prepare("g", self.metric.name, self.tags, delta=True)
+            self._deltas.send(change)
+        if self.checked != self.client.settings_generation:
+            self._refresh()
 
 
 class _ObserverSeries(_ListedSeries):
@@ -419,10 +448,11 @@ class Gauge(Metric):
     statsd_type = "g"
     match_type = "gauge"
     _series_class = _GaugeSeries
+    # (an int or a finite float: a change its series' list takes, appended as the last field says)
     _calls = (
-        ("set", "", "series.prepared.send(value)", "", "None"),
-        ("inc", "=1", "series.inc(value)", "", "None"),
-        ("dec", "=1", "series.dec(value)", "", "None"),
+        ("set", "", "series.set(value)", _GAUGE_CHECK, "None", "(value,)"),
+        ("inc", "=1", "series.inc(value)", _GAUGE_CHECK, "None", "value"),
+        ("dec", "=1", "series.dec(value)", _GAUGE_CHECK, "None", "-value"),
     )
 
     def set(self, value: float, /, **tags: object) -> None:
@@ -559,21 +589,29 @@ _FAST = """
         except (KeyError, TypeError):
             pass
         else:
-            if values and _here[0] and {check}:
-                values.append(value)
+            if values and _here[0] and ({check}):
+                values.append({item})
                 return"""
 _REMEMBER = """
         _remember(_metric, series, _namespace)"""
 
 
 def _compile_call(
-    metric: Metric, method: str, default: str | None, body: str, check: str, otherwise: str
+    metric: Metric,
+    namespace: dict,
+    method: str,
+    default: str | None,
+    body: str,
+    check: str,
+    otherwise: str,
+    item: str = "value",
 ) -> None:
     """Give ``metric`` its own ``method(value, **tags)`` (``method(**tags)`` if ``default`` is None) whose
     keyword parameters are the declared tag keys,
     so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
     With a ``check`` of the values its series' lock-free list takes, a call of a series seen before is that
-    lookup and one ``list.append``.
+    lookup and one ``list.append`` (of ``item``). The calls of a metric share ``namespace``
+    (:func:`_call_namespace`).
 
     Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's method,
     which builds the values from a dict of tags: the same result, a little slower.
@@ -591,11 +629,22 @@ def _compile_call(
         value="" if default is None else f"value{default}, /, ",
         otherwise=otherwise,
         body=body + (_REMEMBER if check else ""),
-        fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check) if check else "",
+        fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check, item=item)
+        if check
+        else "",
         params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
         pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
         values=values,
     ).replace("*, **_extra", "**_extra")
+    exec(source, namespace)  # built only from checked tag keys (identifiers)
+    call = namespace[method]
+    call.__doc__ = getattr(type(metric), method).__doc__
+    call.__qualname__ = f"{type(metric).__name__}.{method}"
+    setattr(metric, method, call)
+
+
+def _call_namespace(metric: Metric) -> dict:
+    """The globals of ``metric``'s generated calls (:func:`_compile_call`)."""
     namespace = {
         "_metric": metric,
         "_series": metric._series,
@@ -608,11 +657,7 @@ def _compile_call(
         "_NO_TIMER": _NO_TIMER,
     }
     namespace["_namespace"] = namespace
-    exec(source, namespace)  # built only from checked tag keys (identifiers)
-    call = namespace[method]
-    call.__doc__ = getattr(type(metric), method).__doc__
-    call.__qualname__ = f"{type(metric).__name__}.{method}"
-    setattr(metric, method, call)
+    return namespace
 
 
 def _remember(metric: Metric, series: Any, namespace: dict) -> None:

@@ -18,10 +18,22 @@ Within the window, calls that can be merged without changing any exported value 
   older exporters (which drop multi-value lines as malformed). A multi-value line is never longer than
   :data:`MAX_LINE_BYTES` (the exporter's TCP line limit).
 
-Everything else (gauges, sampled calls, lines passed as text) is sent as written, in call order.
+* the calls of one gauge series (same name and tags) leave as the fewest lines that give the exporter the
+  same final value: a **set** keeps only the window's last value (``depth:7|g``); **deltas** (``+N``/``-N``)
+  are summed (``in_flight:+2|g``, ``+0`` included: the series stays fresh); deltas after the last set follow
+  it in the same datagram (``depth:7|g`` then ``depth:+2|g``), deltas before it are dropped (the set
+  overrides them at the exporter too). A negative set still goes as ``depth:0|g`` then ``depth:-3|g``
+  (statsd_exporter reads a leading sign as a delta). Int deltas sum exactly; float deltas are summed in
+  float64, as the exporter adds them, so the result may differ from adding them one by one in the last bit,
+  less than the order in which several processes' datagrams arrive changes it anyway. A sampled gauge call
+  that is kept merges with the others too (statsd_exporter ignores a gauge's sample rate); the series'
+  lines then carry its ``|@rate``.
+
+Everything else (sampled counters and samples, lines passed as text) is sent as written, in call order.
 
 The cheapest calls take no lock: a counter series that a client has seen before has a **tally**, a list its
-increments are appended to (``list.append`` is atomic), and the request recorder appends durations to a
+increments are appended to (``list.append`` is atomic), a gauge series a list of its changes (a delta, or a
+set as a 1-tuple: :meth:`~BufferedTransport.gauges`), and the request recorder appends durations to a
 list per label set; each drain folds what the lists hold into the buffer (their lines come after the
 lines buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
 
@@ -94,7 +106,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, Sink, make_sink
 from statsd_instrument.validation import DROP_REASONS
-from statsd_instrument.wire import format_ms_of
+from statsd_instrument.wire import format_ms_of, format_number
 
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
@@ -304,6 +316,9 @@ class BufferedTransport:
         # without a lock while the list is not empty and ``here`` reads 1 (see :meth:`tally`), folded into the
         # buffer by the next drain as the request lists are; a fork empties them in place (clients hold them)
         self._tallies: Dict[SeriesKey, List[int]] = {}
+        # a gauge series key -> its changes in call order (a number: a delta; a 1-tuple: a set), appended as
+        # the tallies are (see :meth:`gauges`) and folded by the next drain into one entry per series
+        self._gauges: Dict[SeriesKey, List[Any]] = {}
         #: reads 1 (``here[0]``) in this process, 0 in a child forked from it (:func:`_process_flag`): the
         #: cheap paths' fork check, re-armed (the same object) by the child's first call on a checked path
         self.here = _process_flag()
@@ -318,11 +333,14 @@ class BufferedTransport:
             del durations[:]
         for tally in self._tallies.values():
             del tally[:]
+        for changes in self._gauges.values():
+            del changes[:]
         self._lock = threading.Lock()  # guards the buffer; held for a few dict operations, never for a send
         self._start_lock = threading.Lock()  # only for starting the flusher thread
         self._sink_lock = threading.Lock()  # one drain at a time, datagrams in order
-        # in call order: a series key -> [sum, calls] (a counter) or its formatted values (samples); a number
-        # -> a line sent as written
+        # in call order: a series key -> [sum, calls] (a counter), its formatted values (samples) or [last set
+        # or None, delta after it or None, calls, sample-rate suffix or ""] (a gauge); a number -> a line sent
+        # as written
         self._entries: Dict[object, object] = {}
         self._seq = 0
         self._series = False  # a merged series (not only lines as written) is in the buffer
@@ -474,8 +492,13 @@ class BufferedTransport:
             self._no_flusher()
 
     def _pending(self) -> bool:
-        """Whether anything waits: buffered entries, tallies or request lists."""
-        return bool(self._size) or any(self._tallies.values()) or any(self._requests.values())
+        """Whether anything waits: buffered entries, tallies, gauge or request lists."""
+        return (
+            bool(self._size)
+            or any(self._tallies.values())
+            or any(self._requests.values())
+            or any(self._gauges.values())
+        )
 
     def tally(self, key: SeriesKey) -> List[int] | None:
         """The list a counter call appends its increment (a non-negative int) of the series ``key`` to, with
@@ -507,6 +530,92 @@ class BufferedTransport:
                 entry[0] += sum(taken)  # type: ignore[index]
                 entry[1] += len(taken)  # type: ignore[index]
             self._series = True
+
+    def gauges(self, key: SeriesKey) -> List[Any] | None:
+        """The list the calls of the gauge series ``key`` append their changes to, as a counter call appends
+        to its :meth:`tally`: a delta as a number (int or finite float), a set of ``value`` as ``(value,)``.
+        The next drain sends what the window's changes leave at the exporter (see the module docstring).
+        None when :data:`TALLIES_MAX` series have one already (use :meth:`gauge`).
+
+        >>> t = BufferedTransport(Settings(protocol="null"))
+        >>> depth = t.gauges(("depth", "g", ""))
+        >>> t.append_first(depth, 2); depth.append((-3,)); depth.append(1); depth.append(1)
+        >>> t.pending_lines()
+        ['depth:0|g', 'depth:-3|g', 'depth:+2|g']
+        >>> t.close()
+        """
+        return self._series_list(self._gauges, key, TALLIES_MAX)
+
+    def gauge(self, key: SeriesKey, change: Any, sampled: str = "") -> None:
+        """One change of the gauge series ``key`` (a delta as a number, a set as a 1-tuple: see
+        :meth:`gauges`), through its list (made now if need be) so it keeps its place among the others.
+        ``sampled``: the sample-rate suffix (``|@0.5``) of a sampled call that was kept; its lines carry it
+        (the exporter ignores a gauge's rate: it merges with the others).
+
+        >>> t = BufferedTransport(Settings(protocol="null"))
+        >>> t.gauge(("depth", "g", "|#q:a"), (7,)); t.gauge(("depth", "g", "|#q:a"), (5,)); t.pending_lines()
+        ['depth:5|g|#q:a']
+        >>> t.gauge(("depth", "g", "|#q:a"), 2, "|@0.5"); t.pending_lines()
+        ['depth:5|g|@0.5|#q:a', 'depth:+2|g|@0.5|#q:a']
+        >>> t.close()
+        """
+        changes = self._gauges.get(key)
+        if changes is None:
+            changes = self._series_list(self._gauges, key, TALLIES_MAX)
+        if changes is not None and not sampled:
+            if changes and self._here[0]:
+                changes.append(change)
+            else:
+                self.append_first(changes, change)
+            return
+        # a sampled call, or too many series with a list: merged under the lock, after what the list holds
+        if _getpid() != self._pid:
+            self._forked()
+        with self._lock:
+            if changes:
+                self._take_gauge(key, changes)
+            self._fold_gauge(key, (change,))
+            if sampled:
+                self._entries[key][3] = sampled  # type: ignore[index]
+            full = self._size > self._limit
+        if full:
+            self._drain()
+        if self._thread is None:
+            self._no_flusher()
+
+    def _take_gauges(self) -> None:
+        """Fold the changes appended to the gauge lists into the buffer (the caller holds ``_lock``)."""
+        for key, changes in self._gauges.items():
+            if changes:
+                self._take_gauge(key, changes)
+
+    def _take_gauge(self, key: SeriesKey, changes: List[Any]) -> None:
+        taken = changes[:]
+        del changes[: len(taken)]  # changes appended meanwhile stay for the next drain
+        self._fold_gauge(key, taken)
+
+    def _fold_gauge(self, key: SeriesKey, changes: Any) -> None:
+        """Apply ``changes`` (in call order) to the buffer entry of the gauge series ``key``: a set replaces
+        the entry's set and drops its deltas, a delta adds to the deltas after the set."""
+        entry: Any = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = [None, None, 0, ""]
+        lines = _gauge_line_count(entry)
+        try:
+            total = sum(changes)  # the common case: deltas only (a set, a tuple, cannot be added)
+        except TypeError:
+            for change in changes:
+                if change.__class__ is tuple:
+                    entry[0], entry[1] = change[0], None
+                else:
+                    entry[1] = change if entry[1] is None else entry[1] + change
+        else:
+            entry[1] = total if entry[1] is None else entry[1] + total
+        entry[2] += len(changes)
+        grown = _gauge_line_count(entry) - lines
+        if grown > 0:  # name:N|g|#...\n per line, N of a few digits
+            self._size += grown * (len(key[0]) + len(key[2]) + 12)
+        self._series = True
 
     def _take_requests(self) -> None:
         """Fold the durations lists into the buffer: per series the durations as samples and, with a count
@@ -618,14 +727,15 @@ class BufferedTransport:
         with self._lock:
             self._take_requests()
             self._take_tallies()
-            return [line.decode() for line in self._render(self._entries)[0]]
+            self._take_gauges()
+            return [line for data in self._render(self._entries)[0] for line in data.decode().split("\n")]
 
     # -- sending -----------------------------------------------------------------------------------------
 
     def _render(self, entries: Dict[object, object]) -> Tuple[List[bytes], List[int]]:
         """The encoded lines of a taken buffer and the metric calls each carries, in the order of each first
         call: a merged counter, a series' samples (multi-value lines up to the line limit, or one line each),
-        or a line as written."""
+        a gauge's lines (one element: they travel in one datagram), or a line as written."""
         lines: List[bytes] = []
         calls: List[int] = []
         add_line, add_calls = lines.append, calls.append
@@ -641,6 +751,10 @@ class BufferedTransport:
             if kind == "c":
                 add_line(f"{name}:{entry[0]}|c{rest}".encode())  # type: ignore[index]
                 add_calls(entry[1])  # type: ignore[index]
+                continue
+            if kind == "g":
+                add_line(gauge_lines(name, entry[3] + rest, entry[0], entry[1]).encode())  # type: ignore[index]
+                add_calls(entry[2])  # type: ignore[index]
                 continue
             head, tail = f"{name}:".encode(), f"|{kind}{rest}".encode()
             if not self._multi_value:
@@ -680,6 +794,8 @@ class BufferedTransport:
                     self._take_requests()
                 if self._tallies:
                     self._take_tallies()
+                if self._gauges:
+                    self._take_gauges()
                 entries, series = self._entries, self._series
                 if not entries:
                     return
@@ -934,6 +1050,37 @@ class BufferedTransport:
         _live.discard(self)
 
 
+def gauge_lines(name: str, rest: str, value: Any, delta: Any) -> str:
+    """The newline-joined lines that set the gauge ``name`` (tag suffix ``rest``) to ``value`` (None: no
+    set), then add ``delta`` to it (None: no delta; 0 is sent as ``+0``). A negative value is set as ``0``
+    then the value: statsd_exporter reads a leading sign as a delta.
+
+    >>> gauge_lines("depth", "|#q:a", -3, 2)
+    'depth:0|g|#q:a\\ndepth:-3|g|#q:a\\ndepth:+2|g|#q:a'
+    >>> gauge_lines("in_flight", "", None, 0), gauge_lines("ratio", "", 0.5, None)
+    ('in_flight:+0|g', 'ratio:0.5|g')
+    """
+    lines = []
+    if value is not None:
+        text = format_number(value)
+        if text[0] == "-":
+            lines.append(f"{name}:0|g{rest}")
+        lines.append(f"{name}:{text}|g{rest}")
+    if delta is not None:
+        try:
+            text = format_number(delta)
+        except ValueError:  # float deltas summed past the largest float: what adding them would give
+            text = repr(float(delta))
+        lines.append(f"{name}:{text if text[0] == '-' else '+' + text}|g{rest}")
+    return "\n".join(lines)
+
+
+def _gauge_line_count(entry: List[Any]) -> int:
+    """How many lines the gauge buffer entry ``[set or None, delta or None, calls]`` renders to."""
+    value = entry[0]
+    return (0 if value is None else 2 if value < 0 else 1) + (entry[1] is not None)
+
+
 class CaptureTransport:
     """Keeps lines in memory instead of sending them (test mode): one line per metric call, unmerged.
 
@@ -959,6 +1106,18 @@ class CaptureTransport:
     def sample(self, key: SeriesKey, text: str) -> None:
         """Record the sample line of ``key``."""
         self.add(f"{key[0]}:{text}|{key[1]}{key[2]}")
+
+    def gauge(self, key: SeriesKey, change: Any, sampled: str = "") -> None:
+        """Record the line(s) of one gauge change (see :meth:`BufferedTransport.gauge`), as one entry.
+
+        >>> t = CaptureTransport(Settings(protocol="null"))
+        >>> t.gauge(("depth", "g", ""), (-2,)); t.gauge(("depth", "g", ""), 1); t.lines
+        ['depth:0|g\\ndepth:-2|g', 'depth:+1|g']
+        """
+        if change.__class__ is tuple:
+            self.add(gauge_lines(key[0], sampled + key[2], change[0], None))
+        else:
+            self.add(gauge_lines(key[0], sampled + key[2], None, change))
 
     def add_request(self, count_key: SeriesKey, sample_key: SeriesKey, text: str, line: bytes | None) -> None:
         """Record a request's lines, as :meth:`BufferedTransport.add_request` buffers them."""
