@@ -18,8 +18,9 @@ Declare a metric once, at module level, with its help text and tag keys; call it
   tag value is. A missing or unknown key is a programming error: strict mode (tests, ``-X dev``) raises,
   production drops the call, counts it in ``statsd.stats["invalid_calls"]`` and logs once.
 * **Cost.** The line of each tag-value combination is prepared once by the client and cached (at most
-  :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line (for a counter, one
-  ``list.append`` to its series' tally in the client's buffer, no lock: about 0.5 µs). ``.labels(...)``
+  :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line (for a counter or a
+  gauge, one ``list.append`` to its series' list in the client's buffer, no lock: about 0.5 µs; a gauge's
+  sets and deltas merge within the flush window, see :mod:`statsd_instrument.transport`). ``.labels(...)``
   returns the prepared series itself, for the hottest paths.
 * **Zero start.** A counter whose tag values are all known (no tags, ``tags={"key": (values...)}`` or
   ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its
