@@ -18,9 +18,10 @@ Declare a metric once, at module level, with its help text and tag keys; call it
   tag value is. A missing or unknown key is a programming error: strict mode (tests, ``-X dev``) raises,
   production drops the call, counts it in ``statsd.stats["invalid_calls"]`` and logs once.
 * **Cost.** The line of each tag-value combination is prepared once by the client and cached (at most
-  :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line (for a counter, one
-  ``list.append`` to its series' tally in the client's buffer, no lock: about 0.5 µs). ``.labels(...)``
-  returns the prepared series itself, for the hottest paths.
+  :data:`MAX_SERIES` per metric); a call is a dict lookup per tag key and, for a counter's increment by a
+  non-negative int or a timer's observation of a non-negative float, one ``list.append`` to the series' list
+  in the client's buffer (no lock: about 0.3-0.5 µs); other calls buffer the prepared line.
+  ``.labels(...)`` returns the prepared series itself, for the hottest paths.
 * **Zero start.** A counter whose tag values are all known (no tags, ``tags={"key": (values...)}`` or
   ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its
   first line (not in a uwsgi master), and again after the exporter was unreachable and answers again, so

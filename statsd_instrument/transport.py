@@ -21,9 +21,12 @@ Within the window, calls that can be merged without changing any exported value 
 Everything else (gauges, sampled calls, lines passed as text) is sent as written, in call order.
 
 The cheapest calls take no lock: a counter series that a client has seen before has a **tally**, a list its
-increments are appended to (``list.append`` is atomic), and the request recorder appends durations to a
-list per label set; each drain folds what the lists hold into the buffer (their lines come after the
-lines buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
+increments are appended to (``list.append`` is atomic), and a timer series a list of its durations
+(:meth:`~BufferedTransport.durations`: in seconds for declared histograms and the request recorder, in ms
+for ``timing``); each drain folds what the lists hold into the buffer (their lines come after the lines
+buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
+Every such append first checks that the list is not empty and the process flag (``here[0]``) reads 1;
+otherwise it calls :meth:`~BufferedTransport.append_first`, which checks the process and the flusher thread.
 
 Finished web requests take a shorter way in: per label set, the request recorder appends the duration to
 a list (:meth:`~BufferedTransport.durations`; one ``list.append``, atomic under the GIL: no lock, no
