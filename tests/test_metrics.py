@@ -395,3 +395,50 @@ def test_the_list_cache_holds_a_dict_per_tag_key_and_misses_values_of_other_type
         ]
     finally:
         c.close()
+
+
+async def test_count_exceptions_counts_the_given_classes_leaving_a_block_or_call_and_reraises(client):
+    failures = Counter("failures_total", "Failures.", tags=("step",), client=client)
+
+    @failures.count_exceptions((KeyError, ValueError), step="sync")
+    def sync(error):
+        if error is not None:
+            raise error
+
+    @failures.count_exceptions(step="async")  # any Exception
+    async def coro(error):
+        if error is not None:
+            raise error
+
+    with client.capture_lines() as lines:
+        sync(None)
+        for error in (KeyError("k"), ValueError("v"), ZeroDivisionError()):
+            with pytest.raises(type(error)) as raised:
+                sync(error)
+            assert raised.value is error  # re-raised unchanged
+        await coro(None)
+        with pytest.raises(RuntimeError):
+            await coro(RuntimeError())
+        with pytest.raises(KeyboardInterrupt):  # not an Exception: not counted
+            await coro(KeyboardInterrupt())
+        with pytest.raises(OSError), failures.count_exceptions(OSError, step="block"):
+            raise FileNotFoundError
+    assert lines == [
+        "failures_total:1|c|#step:sync",
+        "failures_total:1|c|#step:sync",
+        "failures_total:1|c|#step:async",
+        "failures_total:1|c|#step:block",
+    ]
+    with pytest.raises(
+        TypeError, match="failures_total: count_exceptions: expected exception classes, got 'x'"
+    ):
+        failures.count_exceptions("x", step="sync")
+    with pytest.raises(ValueError, match="tags \\['stage'\\] given"):  # strict: bad tags raise
+        failures.count_exceptions(stage="sync")
+
+
+def test_count_exceptions_with_bad_tags_in_production_counts_nothing_and_never_raises(production):
+    failures = Counter("prod_failures_total", "Failures.", tags=("step",), client=production)
+    with pytest.raises(KeyError), failures.count_exceptions(KeyError, stage="oops"):
+        raise KeyError("the app's own exception goes on")
+    assert production.stats["invalid_calls"] == 1
