@@ -16,7 +16,7 @@ import time
 import warnings
 
 TITLE = "Client: µs per call with 3 tags"
-ROUNDS = 15
+ROUNDS = 25
 CALLS = 20_000
 TAGS_DICT = {"status": "paid", "method": "GET", "endpoint": "/orders/<id>"}
 
