@@ -58,7 +58,7 @@ APP_INFO = "app_info"
 # The contract as declared metrics: `statsd-instrument gen-mapping statsd_instrument.http_metrics` writes
 # their rules, and the tests check the shipped exporter-mapping.yml against them. RequestRecorder sends the
 # same names and tags through a path of its own, cheaper than a declared call: per label set, one append of
-# the request's duration (BufferedTransport.durations), folded into the buffer once per window.
+# the request's duration (BufferedTransport.samples), folded into the buffer once per window.
 _ROUTE_TAGS = ("service", "method", "endpoint")
 REQUESTS = Counter(
     REQUEST_COUNT,
@@ -292,9 +292,7 @@ class RequestRecorder:
             count_key,
             latency_key,
             line,
-            client.durations(count_key, latency_key)
-            if line is None and client.durations is not None
-            else None,
+            client.samples(count_key, latency_key) if line is None and client.samples is not None else None,
             client._here,  # the fork flag (BufferedTransport.here) of the transport holding that list
         )
 

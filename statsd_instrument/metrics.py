@@ -216,7 +216,7 @@ class _Series:
 
 class _ListedSeries(_Series):
     """A series with a lock-free list in the client's buffer: ``fast`` is ``(generation, list, here, first)``
-    from its prepared line (:meth:`~statsd_instrument.client.PreparedMetric.counter`, ``seconds``), made in
+    from its prepared line (:meth:`~statsd_instrument.client.PreparedMetric.counter`, ``samples``), made in
     the client's settings generation ``checked``: while the generation holds, a value the series' check
     passes is one ``list.append`` (``first(list, value)`` when the list is empty or ``here[0]`` reads 0)."""
 
@@ -229,7 +229,7 @@ class _ListedSeries(_Series):
 
     def _refresh(self) -> None:
         self.checked = self.client.settings_generation
-        self.fast = self.prepared.seconds() if self.prepared.kind == "ms" else self.prepared.counter()
+        self.fast = self.prepared.counter() if self.prepared.kind == "c" else self.prepared.samples()
 
 
 class _CounterSeries(_ListedSeries):
@@ -278,15 +278,15 @@ class _GaugeSeries(_Series):
 
 
 class _ObserverSeries(_ListedSeries):
-    """A histogram's or summary's series: a timer's observation (finite, non-negative float seconds) goes to
-    its list of durations (see _ListedSeries); anything else is formatted and sent as the client sends."""
+    """A histogram's or summary's series: an observation that is a finite, non-negative float (seconds for a
+    timer) goes to its list (see _ListedSeries); anything else is formatted and sent as the client sends."""
 
     __slots__ = ()
 
     def observe(self, value: float) -> None:
         """Record ``value`` in the metric's unit (seconds for timers: sent as milliseconds)."""
         fast = self.fast
-        # a finite, non-negative float (the check of Histogram._calls): a duration its list takes
+        # a finite, non-negative float (_NON_NEGATIVE_FLOAT, the check of Histogram._calls): its list takes it
         if fast[0] == self.client.settings_generation and value.__class__ is float and 0.0 <= value < 1e300:
             values = fast[1]
             if values and fast[2][0]:
@@ -478,6 +478,10 @@ class Gauge(Metric):
         self.labels(**tags).dec(value)
 
 
+#: the values a histogram's call appends to its series' list (any other value takes the prepared line)
+_NON_NEGATIVE_FLOAT = "value.__class__ is float and 0.0 <= value < 1e300"
+
+
 class Histogram(Metric):
     """A histogram with declared buckets: ``observe(seconds, **tags)``, ``time(**tags)``.
 
@@ -499,7 +503,7 @@ class Histogram(Metric):
     _series_class = _ObserverSeries
     # seconds in, milliseconds on the wire (anything but a number goes as is: the client refuses it)
     _calls = (
-        ("observe", "", "series.observe(value)", "value.__class__ is float and 0.0 <= value < 1e300", "None"),
+        ("observe", "", "series.observe(value)", _NON_NEGATIVE_FLOAT, "None"),
         ("time", None, "return series.time()", "", "_NO_TIMER"),
     )
 
@@ -518,7 +522,7 @@ class Histogram(Metric):
         if not timer:
             self.statsd_type = "h"
             self._calls = (
-                ("observe", "", "series.prepared.send(value)", "", "None"),
+                ("observe", "", "series.observe(value)", _NON_NEGATIVE_FLOAT, "None"),
                 ("time", None, "return series.time()", "", "_NO_TIMER"),
             )
         super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from statsd_instrument import Client, Counter, Gauge, Histogram, Summary, metrics
 from statsd_instrument.testing import Record, capture
-from statsd_instrument.wire import format_ms
+from statsd_instrument.wire import format_ms, format_number
 from tests.helpers import UdpCollector
 
 
@@ -338,7 +338,7 @@ def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_recon
                 float("nan"), step="pay"
             )  # strict: a bad value raises, as the client's call does
         key = ("checkout_seconds", "ms", "|#step:pay")
-        assert checkout._lists == {"pay": c._transport._requests[(None, key, 1000.0)]}
+        assert checkout._lists == {"pay": c._transport._sample_lists[(None, key, 1000.0)]}
         assert c._transport.pending_lines() == ["checkout_seconds:2000:-1:12.346:250:1500|ms|#step:pay"]
         c.configure(protocol="null", strict=True, prefix="shop")
         assert checkout._lists == {}  # emptied by the client: no call goes to the old transport's list
@@ -450,6 +450,7 @@ def test_count_exceptions_with_bad_tags_in_production_counts_nothing_and_never_r
 
 # -- the lock-free lists against the buffer calls: the same totals whatever the order of calls and changes --
 
+_VALUES = st.sampled_from([0.5, -2.5, 3, 1e-7, 12.0, 0.0])
 _OPS = st.lists(
     st.one_of(
         st.tuples(st.just("inc"), st.sampled_from(["a", "b"]), st.sampled_from([0, 1, 3, 2.5, -1])),
@@ -458,6 +459,9 @@ _OPS = st.lists(
         ),
         st.tuples(st.just("timing"), st.sampled_from(["a", "b"]), st.sampled_from([0.0, 12.5, 7, -1.0])),
         st.tuples(st.just("label_inc"), st.sampled_from(["a", "b"]), st.sampled_from([1, 4])),
+        st.tuples(
+            st.sampled_from(["histogram", "distribution", "sizes"]), st.sampled_from(["a", "b"]), _VALUES
+        ),
         st.tuples(st.just("drain"), st.just(""), st.just(0)),
         st.tuples(st.just("configure"), st.just(""), st.just(0)),
         st.tuples(st.just("restyle"), st.sampled_from(["", "p1", "p2"]), st.just(0)),
@@ -474,6 +478,7 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
     try:
         jobs = Counter("fz_jobs_total", "Jobs.", tags=("q",), client=c)
         wait = Histogram("fz_wait_seconds", "Wait.", tags=("q",), client=c)
+        sizes = Histogram("fz_sizes_bytes", "Sizes.", tags=("q",), timer=False, client=c)
         counts: dict = {}
         samples: dict = {}
         prefix = ""
@@ -486,6 +491,12 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
                 wait.observe(value, q=q)
             elif op == "timing":
                 c.timing("fz_timing_ms", value, tags=[f"q:{q}"])
+            elif op == "histogram":
+                c.histogram("fz_histogram", value, tags=[f"q:{q}"])
+            elif op == "distribution":
+                c.distribution("fz_distribution", value, tags=[f"q:{q}"])
+            elif op == "sizes":
+                sizes.observe(value, q=q)
             elif op == "drain":
                 sent += c._transport.pending_lines()
                 c._transport._drain()
@@ -500,9 +511,11 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
                 continue
             if op in ("inc", "label_inc"):
                 counts[prefix, q] = counts.get((prefix, q), 0) + value
-            else:
+            elif op in ("observe", "timing"):
                 ms = value * 1000.0 if op == "observe" else value
                 samples.setdefault((prefix, op, q), []).append(format_ms(ms))
+            else:
+                samples.setdefault((prefix, op, q), []).append(format_number(value))
         sent += c._transport.pending_lines()
     finally:
         c.close()
@@ -516,7 +529,9 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
         if kind == "c":
             got_counts[prefix, q] = got_counts.get((prefix, q), 0) + float(text)
         else:
-            op = "observe" if name == "fz_wait_seconds" else "timing"
+            op = {"fz_wait_seconds": "observe", "fz_sizes_bytes": "sizes", "fz_timing_ms": "timing"}.get(
+                name, name[3:]
+            )
             got_samples.setdefault((prefix, op, q), []).extend(text.split(":"))
     assert got_counts == {key: n for key, n in counts.items() if n or key in got_counts}
     assert {k: sorted(v) for k, v in got_samples.items()} == {k: sorted(v) for k, v in samples.items()}
