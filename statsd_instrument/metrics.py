@@ -126,8 +126,7 @@ class Metric:
         # (Client.series_cache), so a call checks no generation
         self._lists: dict = self.client.series_cache(self)
         self._warned_cardinality = False
-        for call in (("labels", None, "return series", "", "_NO_SERIES"), *self._calls):
-            _compile_call(self, *call)
+        _compile_calls(self, (("labels", None, "return series", "", "_NO_SERIES"), *self._calls))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -610,17 +609,16 @@ _REMEMBER = """
         _remember(_metric, series, _namespace)"""
 
 
-def _compile_call(
-    metric: Metric, method: str, default: str | None, body: str, check: str, otherwise: str
-) -> None:
-    """Give ``metric`` its own ``method(value, **tags)`` (``method(**tags)`` if ``default`` is None) whose
-    keyword parameters are the declared tag keys,
-    so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
-    With a ``check`` of the values its series' lock-free list takes, a call of a series seen before is that
-    lookup and one ``list.append``.
+def _compile_calls(metric: Metric, calls: Iterable[tuple[str, str | None, str, str, str]]) -> None:
+    """Give ``metric`` its own methods ``method(value, **tags)`` (``method(**tags)`` if the default is None)
+    whose keyword parameters are the declared tag keys (generated code, as ``namedtuple``'s), so a call
+    looks its series up by the values it was given, with no dict of tags; with a ``check`` of the values
+    the series' lock-free list takes, a call of a series seen before is a dict lookup per key and one
+    ``list.append``. ``calls`` as :attr:`Metric._calls`; they share one namespace (the lists and the fork
+    flag they remember).
 
-    Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's method,
-    which builds the values from a dict of tags: the same result, a little slower.
+    Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's methods,
+    which build the values from a dict of tags: the same result, a little slower.
 
     >>> DEPTH = Gauge("depth", "Depth.", tags=("queue",))
     >>> import inspect; str(inspect.signature(DEPTH.set))
@@ -629,17 +627,6 @@ def _compile_call(
     keys = metric.tag_keys
     if any(keyword.iskeyword(k) or k == "value" or k.startswith("_") for k in keys):
         return
-    values = "(" + "".join(f"{k}, " for k in keys) + ")"
-    source = _CALL.format(
-        method=method,
-        value="" if default is None else f"value{default}, /, ",
-        otherwise=otherwise,
-        body=body + (_REMEMBER if check else ""),
-        fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check) if check else "",
-        params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
-        pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
-        values=values,
-    ).replace("*, **_extra", "**_extra")
     namespace = {
         "_metric": metric,
         "_series": metric._series,
@@ -652,11 +639,22 @@ def _compile_call(
         "_NO_TIMER": _NO_TIMER,
     }
     namespace["_namespace"] = namespace
-    exec(source, namespace)  # built only from checked tag keys (identifiers)
-    call = namespace[method]
-    call.__doc__ = getattr(type(metric), method).__doc__
-    call.__qualname__ = f"{type(metric).__name__}.{method}"
-    setattr(metric, method, call)
+    for method, default, body, check, otherwise in calls:
+        source = _CALL.format(
+            method=method,
+            value="" if default is None else f"value{default}, /, ",
+            otherwise=otherwise,
+            body=body + (_REMEMBER if check else ""),
+            fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check) if check else "",
+            params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
+            pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
+            values="(" + "".join(f"{k}, " for k in keys) + ")",
+        ).replace("*, **_extra", "**_extra")
+        exec(source, namespace)  # built only from checked tag keys (identifiers)
+        call = namespace[method]
+        call.__doc__ = getattr(type(metric), method).__doc__
+        call.__qualname__ = f"{type(metric).__name__}.{method}"
+        setattr(metric, method, call)
 
 
 def _remember(metric: Metric, series: Any, namespace: dict) -> None:
