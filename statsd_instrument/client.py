@@ -118,13 +118,10 @@ class Client(DogStatsdCompat):
         client = cls.__new__(cls)
         client._pending = kwargs
         client._transport = None
-        client._counters = {}
-        client._timings = {}
-        client._gauges = {}
-        client._counted = 0
-        client.settings_generation = 0
-        client._start_providers = []
         client._series_caches = weakref.WeakKeyDictionary()
+        client.settings_generation = 0
+        client._new_generation()  # the call caches, empty
+        client._start_providers = []
         client._emit = client._emit_first  # type: ignore[method-assign]
         return client
 
@@ -193,11 +190,11 @@ class Client(DogStatsdCompat):
         self._add_request = transport.add_request
         self._gauge = transport.gauge
         #: for the request recorder: the transport's per-series lists of request durations and the call that
-        #: appends to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.durations`,
+        #: appends to an empty one (:meth:`~statsd_instrument.transport.BufferedTransport.samples`,
         #: :meth:`~statsd_instrument.transport.BufferedTransport.append_first`); None: no such lists (capture
         #: mode, a disabled client)
         buffered = isinstance(transport, BufferedTransport)
-        self.durations = transport.durations if buffered else None
+        self.samples = transport.samples if buffered else None
         self.append_first = transport.append_first if buffered else None
         # counter increments go to the transport's lock-free tallies (BufferedTransport.tally); increment()'s
         # cache holds them, so it starts afresh with each transport
@@ -209,7 +206,7 @@ class Client(DogStatsdCompat):
             self._add = self._add_flush = self._drop_lines
             self._count = self._sample = self._gauge = self._drop_call
             self._add_request = self._drop_request
-            self.durations = None
+            self.samples = None
             self._tally = self._gauge_list = None
         self._strict = strict
         self._new_generation()
@@ -218,10 +215,13 @@ class Client(DogStatsdCompat):
         """Whatever was prepared or cached for the settings, transport and capture mode so far is stale: a
         new ``settings_generation``, and every series cache emptied (:meth:`series_cache`)."""
         # metric -> {tuple(tags list): the transport's tally of the series} (increment()), and the same for
-        # the lists of float ms of timer series (timing()) and of gauge changes (gauge()): _counted entries
+        # the sample lists of timings (float ms), histograms and distributions: _counted entries in all
         self._counters: dict = {}
         self._timings: dict = {}
-        self._gauges: dict = {}
+        self._histograms: dict = {}
+        self._distributions: dict = {}
+        self._gauges: dict = {}  # and the lists of gauge changes (gauge())
+        self._sample_caches = {"ms": self._timings, "h": self._histograms, "d": self._distributions}
         self._counted = 0
         self.settings_generation += 1
         for cache in list(self._series_caches.values()):
@@ -370,9 +370,9 @@ class Client(DogStatsdCompat):
                     and self._tally is not None
                 )
                 if kind != "c":
-                    if cached and kind == "ms":
-                        durations = self.durations(None, series, 1.0)  # type: ignore[misc]  # set with _tally
-                        self._remember_list(self._timings, metric, tags, durations)
+                    if cached:
+                        values = self.samples(None, series, 1.0 if kind == "ms" else None)  # type: ignore[misc]
+                        self._remember_list(self._sample_caches[kind], metric, tags, values)
                     self._sample(series, text)
                     return
                 if type(text) is int and text >= 0:
@@ -538,26 +538,33 @@ class Client(DogStatsdCompat):
         >>> lines
         ['db_query_seconds:12.5|ms']
         """
-        # the common case inline, as in increment(): a finite, non-negative float, no tags or a list of them
-        # seen before: one append to the series' list of ms (BufferedTransport.durations), no lock
+        # the common case: a finite, non-negative float, no tags or a list of them seen before: one append to
+        # the series' list of ms (BufferedTransport.samples), no lock
         if (
             sample_rate is None
             and value.__class__ is float
             and 0.0 <= value < 1e300
             and (tags is None or tags.__class__ is list)
+            and self._appended(self._timings, metric, value, tags)
         ):
-            try:
-                by_tags = self._timings.get(metric)
-                values = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
-            except TypeError:  # unhashable name or tags: the general path says what is wrong
-                values = None
-            if values is not None:
-                if values and self._here[0]:  # type: ignore[index]  # not None: such lists exist only when buffered
-                    values.append(value)
-                else:
-                    self.append_first(values, value)  # type: ignore[misc]  # not None either
-                return
+            return
         self._formatted(metric, "ms", wire.format_ms, value, tags, sample_rate)
+
+    def _appended(self, by_metric: dict, metric: Any, value: float, tags: list | None) -> bool:
+        """Append ``value`` to the lock-free list of the series of ``metric`` and ``tags`` (no tags or a list
+        seen before) in ``by_metric`` if it has one, as increment() does inline: whether it did."""
+        try:
+            by_tags = by_metric.get(metric)
+            values = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+        except TypeError:  # unhashable name or tags: the general path says what is wrong
+            return False
+        if values is None:
+            return False
+        if values and self._here[0]:  # type: ignore[index]  # not None: such lists exist only when buffered
+            values.append(value)
+        else:
+            self.append_first(values, value)  # type: ignore[misc]  # not None either
+        return True
 
     def histogram(
         self,
@@ -574,6 +581,14 @@ class Client(DogStatsdCompat):
         >>> lines
         ['payload_bytes:512|h']
         """
+        if (  # a finite float of a series seen before: one append to its list, as in timing()
+            sample_rate is None
+            and value.__class__ is float
+            and -1e300 < value < 1e300
+            and (tags is None or tags.__class__ is list)
+            and self._appended(self._histograms, metric, value, tags)
+        ):
+            return
         self._formatted(metric, "h", wire.format_number, value, tags, sample_rate)
 
     def distribution(
@@ -591,6 +606,14 @@ class Client(DogStatsdCompat):
         >>> lines
         ['batch_size:3.5|d']
         """
+        if (  # a finite float of a series seen before: one append to its list, as in timing()
+            sample_rate is None
+            and value.__class__ is float
+            and -1e300 < value < 1e300
+            and (tags is None or tags.__class__ is list)
+            and self._appended(self._distributions, metric, value, tags)
+        ):
+            return
         self._formatted(metric, "d", wire.format_number, value, tags, sample_rate)
 
     def set(
@@ -932,20 +955,21 @@ class PreparedMetric:
         """
         return self._series_list("c")
 
-    def seconds(self) -> tuple[int, list | None, Any, Callable[[list, float], None] | None]:
-        """As :meth:`counter`, for a timer line (``ms``) that merges in the flush window: the list of its
-        durations **in seconds** (:meth:`~statsd_instrument.transport.BufferedTransport.durations`), for a
-        finite, non-negative float the caller checks; each is sent as ``seconds * 1000`` ms, formatted as
+    def samples(self) -> tuple[int, list | None, Any, Callable[[list, float], None] | None]:
+        """As :meth:`counter`, for a timer, histogram or distribution line that merges in the flush window:
+        the list of its values (:meth:`~statsd_instrument.transport.BufferedTransport.samples`), for a
+        finite float the caller checks: a timer's durations **in seconds** (a non-negative float, sent as
+        ``seconds * 1000`` ms), a histogram's or distribution's values as they are; each formatted as
         ``send`` would.
 
         >>> c = Client(protocol="null")
-        >>> generation, durations, here, first = c.prepare("ms", "job_ms").seconds()
+        >>> generation, durations, here, first = c.prepare("ms", "job_ms").samples()
         >>> first(durations, 0.25); durations.append(1.5) if durations and here[0] else None
         >>> c._transport.pending_lines()
         ['job_ms:250:1500|ms']
         >>> c.close()
         """
-        return self._series_list("ms")
+        return self._series_list("ms" if self.kind == "ms" else "hd")
 
     def gauge(self) -> tuple[int, list | None, Any, Callable[[list, Any], None] | None]:
         """As :meth:`counter`, for a gauge line (never sampled): the list of its series' changes
@@ -961,19 +985,21 @@ class PreparedMetric:
         """
         return self._series_list("g") if self.sample_rate is None else (-1, None, None, None)
 
-    def _series_list(self, kind: str) -> tuple[int, list | None, Any, Any]:
-        """The lock-free list of this line's series in the client's buffer if it is of ``kind`` and merges."""
+    def _series_list(self, kinds: str) -> tuple[int, list | None, Any, Any]:
+        """The lock-free list of this line's series in the client's buffer if its type is one of ``kinds``
+        (``c``, ``ms``, ``hd`` or ``g``) and it merges."""
         client = self.client
         if self.generation != client.settings_generation:
             self._build()
         values = None
-        if self.kind == kind and self._key is not None:
+        kind = self.kind
+        if kind in kinds and self._key is not None:
             if kind == "c" and client._tally is not None:
                 values = client._tally(self._key)
-            elif kind == "ms" and client.durations is not None:
-                values = client.durations(None, self._key)
             elif kind == "g" and client._gauge_list is not None:
                 values = client._gauge_list(self._key)
+            elif kind not in ("c", "g") and client.samples is not None:
+                values = client.samples(None, self._key, 1000.0 if kind == "ms" else None)
         if values is None:
             return -1, None, None, None  # a generation no client has: never taken
         return self.generation, values, client._here, client.append_first

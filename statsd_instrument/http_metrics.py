@@ -58,7 +58,7 @@ APP_INFO = "app_info"
 # The contract as declared metrics: `statsd-instrument gen-mapping statsd_instrument.http_metrics` writes
 # their rules, and the tests check the shipped exporter-mapping.yml against them. RequestRecorder sends the
 # same names and tags through a path of its own, cheaper than a declared call: per label set, one append of
-# the request's duration (BufferedTransport.durations), folded into the buffer once per window.
+# the request's duration (BufferedTransport.samples), folded into the buffer once per window.
 _ROUTE_TAGS = ("service", "method", "endpoint")
 REQUESTS = Counter(
     REQUEST_COUNT,
@@ -258,7 +258,7 @@ class RequestRecorder:
                     # the info gauge is due (the general path below sends it), the client's append_first
                     # checks the process (a child empties what its parent left) and the flusher.
                     # With the in-flight gauge on, its -1 is one more append, to the gauge's list of
-                    # changes (after the request's duration: a drain folds the durations first).
+                    # changes (merged with the window's +1s: see BufferedTransport.gauges).
                     durations = shape[4]
                     if durations is not None:
                         if 0 < len(durations) < REQUESTS_MAX and shape[5][0]:
@@ -313,7 +313,7 @@ class RequestRecorder:
             in_flight = client.prepare("g", REQUESTS_IN_FLIGHT, (self.service_tag,), delta=True)
             line = in_flight.line(-1).encode()
             changes = in_flight.gauge()[1]
-        durations = client.durations(count_key, latency_key) if client.durations is not None else None
+        durations = client.samples(count_key, latency_key) if client.samples is not None else None
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         self._shapes[(method, endpoint, status)] = (

@@ -18,10 +18,11 @@ Declare a metric once, at module level, with its help text and tag keys; call it
   tag value is. A missing or unknown key is a programming error: strict mode (tests, ``-X dev``) raises,
   production drops the call, counts it in ``statsd.stats["invalid_calls"]`` and logs once.
 * **Cost.** The line of each tag-value combination is prepared once by the client and cached (at most
-  :data:`MAX_SERIES` per metric); a call is one dict lookup and one buffered line (for a counter or a
-  gauge, one ``list.append`` to its series' list in the client's buffer, no lock: about 0.5 µs; a gauge's
-  sets and deltas merge within the flush window, see :mod:`statsd_instrument.transport`). ``.labels(...)``
-  returns the prepared series itself, for the hottest paths.
+  :data:`MAX_SERIES` per metric); a call is a dict lookup per tag key and, for a counter's increment by a
+  non-negative int, a timer's observation of a non-negative float or a gauge's set or delta of an int or a
+  finite float, one ``list.append`` to the series' list in the client's buffer (no lock: about 0.3-0.5 µs;
+  a gauge's sets and deltas merge within the flush window, see :mod:`statsd_instrument.transport`); other
+  calls buffer the prepared line. ``.labels(...)`` returns the prepared series itself, for the hottest paths.
 * **Zero start.** A counter whose tag values are all known (no tags, ``tags={"key": (values...)}`` or
   ``initial=[{...}]``) is sent as ``name:0|c`` (adds 0) for each combination by every process before its
   first line (not in a uwsgi master), and again after the exporter was unreachable and answers again, so
@@ -129,9 +130,7 @@ class Metric:
         # (Client.series_cache), so a call checks no generation
         self._lists: dict = self.client.series_cache(self)
         self._warned_cardinality = False
-        namespace = _call_namespace(self)  # one for all the calls: they share the fork flag (see _remember)
-        for call in (("labels", None, "return series", "", "_NO_SERIES"), *self._calls):
-            _compile_call(self, namespace, *call)
+        _compile_calls(self, (("labels", None, "return series", "", "_NO_SERIES"), *self._calls))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tags={list(self.tag_keys)!r})"
@@ -220,9 +219,10 @@ class _Series:
 
 class _ListedSeries(_Series):
     """A series with a lock-free list in the client's buffer: ``fast`` is ``(generation, list, here, first)``
-    from its prepared line (:meth:`~statsd_instrument.client.PreparedMetric.counter`, ``seconds``), made in
-    the client's settings generation ``checked``: while the generation holds, a value the series' check
-    passes is one ``list.append`` (``first(list, value)`` when the list is empty or ``here[0]`` reads 0)."""
+    from its prepared line (:meth:`~statsd_instrument.client.PreparedMetric.counter`, ``samples``,
+    ``gauge``), made in the client's settings generation ``checked``: while the generation holds, a value the
+    series' check passes is one ``list.append`` (``first(list, value)`` when the list is empty or
+    ``here[0]`` reads 0)."""
 
     __slots__ = ("checked", "client", "fast")
 
@@ -233,7 +233,7 @@ class _ListedSeries(_Series):
 
     def _refresh(self) -> None:
         self.checked = self.client.settings_generation
-        self.fast = self.prepared.seconds() if self.prepared.kind == "ms" else self.prepared.counter()
+        self.fast = self.prepared.counter() if self.prepared.kind == "c" else self.prepared.samples()
 
 
 class _CounterSeries(_ListedSeries):
@@ -307,15 +307,15 @@ class _GaugeSeries(_ListedSeries):
 
 
 class _ObserverSeries(_ListedSeries):
-    """A histogram's or summary's series: a timer's observation (finite, non-negative float seconds) goes to
-    its list of durations (see _ListedSeries); anything else is formatted and sent as the client sends."""
+    """A histogram's or summary's series: an observation that is a finite, non-negative float (seconds for a
+    timer) goes to its list (see _ListedSeries); anything else is formatted and sent as the client sends."""
 
     __slots__ = ()
 
     def observe(self, value: float) -> None:
         """Record ``value`` in the metric's unit (seconds for timers: sent as milliseconds)."""
         fast = self.fast
-        # a finite, non-negative float (the check of Histogram._calls): a duration its list takes
+        # a finite, non-negative float (_NON_NEGATIVE_FLOAT, the check of Histogram._calls): its list takes it
         if fast[0] == self.client.settings_generation and value.__class__ is float and 0.0 <= value < 1e300:
             values = fast[1]
             if values and fast[2][0]:
@@ -347,6 +347,20 @@ class _Timer(_Measure):
 
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         self.series.observe(_perf_counter() - start)
+
+
+class _ExceptionCounter(_Measure):
+    """Counts the exceptions of some classes that leave a block or call (:meth:`Counter.count_exceptions`)."""
+
+    def __init__(self, series: _CounterSeries, classes: tuple[type[BaseException], ...]) -> None:
+        self.metric = series.metric.name
+        self.series = series
+        self.classes = classes
+        self._starts: dict[int, list[float]] = {}
+
+    def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
+        if error is not None and isinstance(error, self.classes):
+            self.series.increment()
 
 
 class _NoSeries:
@@ -422,6 +436,31 @@ class Counter(Metric):
         """Add ``value`` (default 1) to the series of ``tags`` (exactly the declared keys)."""
         self.labels(**tags).increment(value)
 
+    def count_exceptions(self, exception: Any = Exception, /, **tags: object) -> Any:
+        """Context manager and decorator (sync or async): add 1 to the series of ``tags`` for each exception
+        of type ``exception`` (a class or a tuple of classes) that leaves the block or call; it is re-raised
+        unchanged (prometheus_client's ``count_exceptions``).
+
+        >>> FAILED = Counter("payment_failures_total", "Payments that raised.", tags=("step",))
+        >>> @FAILED.count_exceptions(ValueError, step="charge")
+        ... def charge(amount):
+        ...     if amount < 0:
+        ...         raise ValueError(amount)
+        >>> with statsd.capture_lines() as lines:
+        ...     charge(5)
+        ...     try:
+        ...         charge(-1)
+        ...     except ValueError:
+        ...         pass
+        >>> lines
+        ['payment_failures_total:1|c|#step:charge']
+        """
+        classes = exception if isinstance(exception, tuple) else (exception,)
+        if not classes or not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+            raise TypeError(f"{self.name}: count_exceptions: expected exception classes, got {exception!r}")
+        series = self.labels(**tags)
+        return _NO_TIMER if series is _NO_SERIES else _ExceptionCounter(series, classes)
+
     def zero_lines(self) -> list[str]:
         """The ``+0`` line of every known combination (what each process sends first; see the module doc)."""
         combos: list[Mapping[str, object]] = list(self.combinations())
@@ -469,6 +508,10 @@ class Gauge(Metric):
         self.labels(**tags).dec(value)
 
 
+#: the values a histogram's call appends to its series' list (any other value takes the prepared line)
+_NON_NEGATIVE_FLOAT = "value.__class__ is float and 0.0 <= value < 1e300"
+
+
 class Histogram(Metric):
     """A histogram with declared buckets: ``observe(seconds, **tags)``, ``time(**tags)``.
 
@@ -490,7 +533,7 @@ class Histogram(Metric):
     _series_class = _ObserverSeries
     # seconds in, milliseconds on the wire (anything but a number goes as is: the client refuses it)
     _calls = (
-        ("observe", "", "series.observe(value)", "value.__class__ is float and 0.0 <= value < 1e300", "None"),
+        ("observe", "", "series.observe(value)", _NON_NEGATIVE_FLOAT, "None"),
         ("time", None, "return series.time()", "", "_NO_TIMER"),
     )
 
@@ -509,7 +552,7 @@ class Histogram(Metric):
         if not timer:
             self.statsd_type = "h"
             self._calls = (
-                ("observe", "", "series.prepared.send(value)", "", "None"),
+                ("observe", "", "series.observe(value)", _NON_NEGATIVE_FLOAT, "None"),
                 ("time", None, "return series.time()", "", "_NO_TIMER"),
             )
         super().__init__(name, help, tags=tags, prometheus_name=prometheus_name, ttl_s=ttl_s, client=client)
@@ -597,25 +640,17 @@ _REMEMBER = """
         _remember(_metric, series, _namespace)"""
 
 
-def _compile_call(
-    metric: Metric,
-    namespace: dict,
-    method: str,
-    default: str | None,
-    body: str,
-    check: str,
-    otherwise: str,
-    item: str = "value",
-) -> None:
-    """Give ``metric`` its own ``method(value, **tags)`` (``method(**tags)`` if ``default`` is None) whose
-    keyword parameters are the declared tag keys,
-    so a call builds one tuple of values for its one cache lookup (generated code, as ``namedtuple``'s).
-    With a ``check`` of the values its series' lock-free list takes, a call of a series seen before is that
-    lookup and one ``list.append`` (of ``item``). The calls of a metric share ``namespace``
-    (:func:`_call_namespace`).
+def _compile_calls(metric: Metric, calls: Iterable[tuple[Any, ...]]) -> None:
+    """Give ``metric`` its own methods ``method(value, **tags)`` (``method(**tags)`` if the default is None)
+    whose keyword parameters are the declared tag keys (generated code, as ``namedtuple``'s), so a call
+    looks its series up by the values it was given, with no dict of tags; with a ``check`` of the values
+    the series' lock-free list takes, a call of a series seen before is a dict lookup per key and one
+    ``list.append`` (of the call's last field, an expression of ``value``, if it has one; else ``value``).
+    ``calls`` as :attr:`Metric._calls`; they share one namespace (the lists and the fork flag they
+    remember).
 
-    Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's method,
-    which builds the values from a dict of tags: the same result, a little slower.
+    Keys that cannot be parameters (Python keywords, ``value``, leading ``_``) keep the class's methods,
+    which build the values from a dict of tags: the same result, a little slower.
 
     >>> DEPTH = Gauge("depth", "Depth.", tags=("queue",))
     >>> import inspect; str(inspect.signature(DEPTH.set))
@@ -624,28 +659,6 @@ def _compile_call(
     keys = metric.tag_keys
     if any(keyword.iskeyword(k) or k == "value" or k.startswith("_") for k in keys):
         return
-    values = "(" + "".join(f"{k}, " for k in keys) + ")"
-    source = _CALL.format(
-        method=method,
-        value="" if default is None else f"value{default}, /, ",
-        otherwise=otherwise,
-        body=body + (_REMEMBER if check else ""),
-        fast=_FAST.format(lookup="".join(f"[{k}]" for k in keys) or "[()]", check=check, item=item)
-        if check
-        else "",
-        params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
-        pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
-        values=values,
-    ).replace("*, **_extra", "**_extra")
-    exec(source, namespace)  # built only from checked tag keys (identifiers)
-    call = namespace[method]
-    call.__doc__ = getattr(type(metric), method).__doc__
-    call.__qualname__ = f"{type(metric).__name__}.{method}"
-    setattr(metric, method, call)
-
-
-def _call_namespace(metric: Metric) -> dict:
-    """The globals of ``metric``'s generated calls (:func:`_compile_call`)."""
     namespace = {
         "_metric": metric,
         "_series": metric._series,
@@ -658,7 +671,28 @@ def _call_namespace(metric: Metric) -> dict:
         "_NO_TIMER": _NO_TIMER,
     }
     namespace["_namespace"] = namespace
-    return namespace
+    for method, default, body, check, otherwise, *item in calls:
+        source = _CALL.format(
+            method=method,
+            value="" if default is None else f"value{default}, /, ",
+            otherwise=otherwise,
+            body=body + (_REMEMBER if check else ""),
+            fast=_FAST.format(
+                lookup="".join(f"[{k}]" for k in keys) or "[()]",
+                check=check,
+                item=item[0] if item else "value",
+            )
+            if check
+            else "",
+            params="".join(f", {k}=_MISSING" for k in keys) if keys else "",
+            pairs="(" + "".join(f"({k!r}, {k}), " for k in keys) + ")",
+            values="(" + "".join(f"{k}, " for k in keys) + ")",
+        ).replace("*, **_extra", "**_extra")
+        exec(source, namespace)  # built only from checked tag keys (identifiers)
+        call = namespace[method]
+        call.__doc__ = getattr(type(metric), method).__doc__
+        call.__qualname__ = f"{type(metric).__name__}.{method}"
+        setattr(metric, method, call)
 
 
 def _remember(metric: Metric, series: Any, namespace: dict) -> None:

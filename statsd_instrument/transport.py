@@ -32,13 +32,17 @@ Within the window, calls that can be merged without changing any exported value 
 Everything else (sampled counters and samples, lines passed as text) is sent as written, in call order.
 
 The cheapest calls take no lock: a counter series that a client has seen before has a **tally**, a list its
-increments are appended to (``list.append`` is atomic), a gauge series a list of its changes (a delta, or a
-set as a 1-tuple: :meth:`~BufferedTransport.gauges`), and the request recorder appends durations to a
-list per label set; each drain folds what the lists hold into the buffer (their lines come after the
-lines buffered directly) and removes exactly what it took, so an append racing the drain waits for the next.
+increments are appended to (``list.append`` is atomic), a timer, histogram or distribution series a
+list of its values (:meth:`~BufferedTransport.samples`: durations in seconds for declared histograms and
+the request recorder, in ms for ``timing``, values as they are for ``h`` and ``d``), and a gauge series a
+list of its changes (:meth:`~BufferedTransport.gauges`: a delta, or a set as a 1-tuple); each drain folds
+what the lists hold into the buffer (their lines come after the lines buffered directly) and removes
+exactly what it took, so an append racing the drain waits for the next.
+Every such append first checks that the list is not empty and the process flag (``here[0]``) reads 1;
+otherwise it calls :meth:`~BufferedTransport.append_first`, which checks the process and the flusher thread.
 
 Finished web requests take a shorter way in: per label set, the request recorder appends the duration to
-a list (:meth:`~BufferedTransport.durations`; one ``list.append``, atomic under the GIL: no lock, no
+a list (:meth:`~BufferedTransport.samples`; one ``list.append``, atomic under the GIL: no lock, no
 ``getpid()``, no formatting in the request), and the next drain folds each list into the buffer as above
 (one count and one multi-value line, formatted in one go). Only the first request of a window (the list is
 empty) or a long list (:data:`REQUESTS_MAX`) costs a call to :meth:`~BufferedTransport.append_first`,
@@ -106,7 +110,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, Sink, make_sink
 from statsd_instrument.validation import DROP_REASONS
-from statsd_instrument.wire import format_ms_of, format_number
+from statsd_instrument.wire import format_ms_of, format_number, format_numbers
 
 log = logging.getLogger("statsd_instrument")
 WARN_EVERY_S = 60.0
@@ -263,7 +267,7 @@ class _PidFlag:
 #: finished requests a process holds before it drains them without waiting for the window (memory bound)
 REQUESTS_MAX = 4096
 #: series with a lock-free list per transport and kind (:meth:`BufferedTransport.tally`,
-#: :meth:`BufferedTransport.durations`); more use the locked calls
+#: :meth:`BufferedTransport.samples`); more use the locked calls
 TALLIES_MAX = 10_000
 
 #: longest multi-value line built here (statsd_exporter closes a TCP connection on a line of 4096+ bytes)
@@ -306,12 +310,12 @@ class BufferedTransport:
         # no telemetry from a client that must send nothing (DD_DOGSTATSD_DISABLE, a configuration error)
         self._telemetry_s = 0.0 if settings.disabled else settings.telemetry_interval_s
         self.telemetry_tags = ""  # the client sets its constant tags with a service
-        # (count key or None, timer key, scale to ms) -> durations of that series (seconds: scale 1000.0; ms:
-        # 1.0): finished requests appended by the request recorder, observations of a declared histogram,
-        # timings, without a lock (list.append is atomic), folded into the buffer by the next drain (one count
-        # each, if a count key, and the samples in ms); each list lives as long as the transport (a fork
-        # empties it in place: its callers hold it)
-        self._requests: Dict[Tuple[SeriesKey | None, SeriesKey, float], List[float]] = {}
+        # (count key or None, sample series key, scale) -> the values of that series (see samples()): finished
+        # requests appended by the request recorder, observations of declared histograms, timings, histogram
+        # and distribution values, without a lock (list.append is atomic), folded into the buffer by the next
+        # drain (one count each, if a count key, and the samples); each list lives as long as the transport
+        # (a fork empties it in place: its callers hold it)
+        self._sample_lists: Dict[Tuple[SeriesKey | None, SeriesKey, float | None], List[float]] = {}
         # a counter series key -> its increments (non-negative ints), appended by the client's cheap paths
         # without a lock while the list is not empty and ``here`` reads 1 (see :meth:`tally`), folded into the
         # buffer by the next drain as the request lists are; a fork empties them in place (clients hold them)
@@ -329,7 +333,7 @@ class BufferedTransport:
         self._pid = _getpid()
         self._here = self.here
         self._here[0] = 1
-        for durations in self._requests.values():
+        for durations in self._sample_lists.values():
             del durations[:]
         for tally in self._tallies.values():
             del tally[:]
@@ -449,24 +453,28 @@ class BufferedTransport:
                 lock.release()
         self._put(count_key, 1, sample_key, text, line)
 
-    def durations(
-        self, count_key: SeriesKey | None, sample_key: SeriesKey, scale: float = 1000.0
+    def samples(
+        self, count_key: SeriesKey | None, sample_key: SeriesKey, scale: float | None = 1000.0
     ) -> List[float] | None:
-        """The list a caller appends durations (seconds; ms with ``scale`` 1.0) of the timer series
-        ``sample_key`` to: the next drain sends each as one ``sample_key`` sample (``duration * scale`` ms)
-        and, if ``count_key`` is not None, one ``count_key`` increment (the request recorder: a finished
-        request). Appends take no lock while the
-        list is not empty and :attr:`here` reads 1; otherwise the caller calls :meth:`append_first`. A value
-        that is not a finite, non-negative number is left out then and counted as an invalid call. None when
-        :data:`TALLIES_MAX` series have such a list already (use ``count``/``sample``).
+        """The list a caller appends the values of the sample series ``sample_key`` to: the next drain sends
+        each as one sample and, if ``count_key`` is not None, one ``count_key`` increment (the request
+        recorder: a finished request). ``scale`` 1000.0: durations in seconds, sent as ms (``format_ms`` of
+        ``value * 1000``); 1.0: ms; None: values sent as they are (``format_number``, for ``h`` and ``d``).
+        Appends take no lock while the list is not empty and :attr:`here` reads 1; otherwise the caller
+        calls :meth:`append_first`. A value the drain cannot send (not finite; for a duration, negative) is
+        left out then and counted as an invalid call. None when :data:`TALLIES_MAX` series have such a list
+        already (use ``count``/``sample``).
 
         >>> t = BufferedTransport(Settings(protocol="null"))
-        >>> durations = t.durations(("n", "c", ""), ("t", "ms", ""))
+        >>> durations = t.samples(("n", "c", ""), ("t", "ms", ""))
         >>> t.append_first(durations, 0.0025); durations.append(0.004); t.pending_lines()
         ['n:2|c', 't:2.5:4|ms']
+        >>> sizes = t.samples(None, ("size", "h", ""), None)
+        >>> t.append_first(sizes, 512); sizes.append(-0.5); t.pending_lines()[-1]
+        'size:512:-0.5|h'
         >>> t.close()
         """
-        return self._series_list(self._requests, (count_key, sample_key, scale), TALLIES_MAX)
+        return self._series_list(self._sample_lists, (count_key, sample_key, scale), TALLIES_MAX)
 
     def _series_list(self, table: Dict[Any, List[Any]], key: Any, limit: int) -> List[Any] | None:
         """The list of ``key`` in ``table`` (the tallies or the request lists), made if ``table`` holds fewer
@@ -492,11 +500,11 @@ class BufferedTransport:
             self._no_flusher()
 
     def _pending(self) -> bool:
-        """Whether anything waits: buffered entries, tallies, gauge or request lists."""
+        """Whether anything waits: buffered entries, tallies, sample or gauge lists."""
         return (
             bool(self._size)
             or any(self._tallies.values())
-            or any(self._requests.values())
+            or any(self._sample_lists.values())
             or any(self._gauges.values())
         )
 
@@ -617,17 +625,17 @@ class BufferedTransport:
             self._size += grown * (len(key[0]) + len(key[2]) + 12)
         self._series = True
 
-    def _take_requests(self) -> None:
-        """Fold the durations lists into the buffer: per series the durations as samples and, with a count
-        key, one count (the caller holds ``_lock``)."""
+    def _take_samples(self) -> None:
+        """Fold the sample lists into the buffer: per series the values as samples and, with a count key, one
+        count (the caller holds ``_lock``)."""
         entries = self._entries
-        for (count_key, sample_key, scale), durations in self._requests.items():
-            if not durations:
+        for (count_key, sample_key, scale), values in self._sample_lists.items():
+            if not values:
                 continue
-            taken = durations[:]
-            del durations[: len(taken)]  # durations appended meanwhile stay for the next drain
-            texts = format_ms_of(taken, scale)
-            if "" in texts:  # not a finite, positive duration: left out and counted
+            taken = values[:]
+            del values[: len(taken)]  # values appended meanwhile stay for the next drain
+            texts = format_numbers(taken) if scale is None else format_ms_of(taken, scale)
+            if "" in texts:  # a value that cannot be sent: left out and counted
                 dropped = texts.count("")
                 self.stats.invalid_calls += dropped
                 reasons = self.stats.invalid_reasons
@@ -642,11 +650,11 @@ class BufferedTransport:
                 else:
                     entry[0] += len(texts)  # type: ignore[index]
                     entry[1] += len(texts)  # type: ignore[index]
-            values = entries.get(sample_key)
-            if values is None:
+            buffered = entries.get(sample_key)
+            if buffered is None:
                 entries[sample_key] = texts
             else:
-                values.extend(texts)  # type: ignore[attr-defined]
+                buffered.extend(texts)  # type: ignore[attr-defined]
             self._size += sum(map(len, texts)) + len(texts)  # > 0: flush() sends what pending_lines() folded
             self._series = True
 
@@ -725,7 +733,7 @@ class BufferedTransport:
     def pending_lines(self) -> List[str]:
         """The lines the buffer would send now (for tests and doctests; nothing is sent or removed)."""
         with self._lock:
-            self._take_requests()
+            self._take_samples()
             self._take_tallies()
             self._take_gauges()
             return [line for data in self._render(self._entries)[0] for line in data.decode().split("\n")]
@@ -790,8 +798,8 @@ class BufferedTransport:
         try:
             locked = self._lock.acquire(timeout=wait_s)
             try:
-                if self._requests:
-                    self._take_requests()
+                if self._sample_lists:
+                    self._take_samples()
                 if self._tallies:
                     self._take_tallies()
                 if self._gauges:

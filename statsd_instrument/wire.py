@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_ms", "format_ms_of", "format_number", "sample_rate_suffix"]
+__all__ = ["format_ms", "format_ms_of", "format_number", "format_numbers", "sample_rate_suffix"]
 
 
 def format_number(value: object) -> str:
@@ -52,6 +52,22 @@ def format_ms(value: object) -> str:
         raise ValueError(f"value {value!r} is not a finite number")
     text = f"{value:.3f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def format_numbers(values: list) -> list:
+    """:func:`format_number` of many values; ``""`` for one that is not a finite number (the caller counts
+    it as dropped).
+
+    >>> format_numbers([512, 2.50, -1e-7, float("inf")])
+    ['512', '2.5', '-1e-07', '']
+    """
+    texts = []
+    for value in values:
+        try:
+            texts.append(format_number(value))
+        except ValueError:
+            texts.append("")
+    return texts
 
 
 def sample_rate_suffix(rate: float | None) -> str:

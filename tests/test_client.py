@@ -289,11 +289,11 @@ def test_timings_of_a_series_seen_before_go_to_its_list_of_ms_and_leave_as_timin
             c.timing("view_ms", ms)
         with pytest.raises(ValueError, match="inf"):
             c.timing("view_ms", float("inf"), tags=["view:x"])  # strict: raises on either path
-        durations = c._transport._requests[(None, ("view_ms", "ms", "|#view:x"), 1.0)]
+        durations = c._transport._sample_lists[(None, ("view_ms", "ms", "|#view:x"), 1.0)]
         assert c._timings == {
             "view_ms": {
                 ("view:x",): durations,
-                (): c._transport._requests[(None, ("view_ms", "ms", ""), 1.0)],
+                (): c._transport._sample_lists[(None, ("view_ms", "ms", ""), 1.0)],
             }
         }
         assert durations == [250.0]
@@ -309,5 +309,23 @@ def test_timings_of_a_series_seen_before_go_to_its_list_of_ms_and_leave_as_timin
         with c.capture_lines() as captured:
             c.timing("view_ms", 3.5, tags=["view:x"])
         assert captured == ["shop.view_ms:3.5|ms|#view:x"]
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("kind, call", [("h", "histogram"), ("d", "distribution")])
+def test_histogram_and_distribution_values_of_a_series_seen_before_go_to_its_list(kind, call):
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
+    try:
+        send = getattr(c, call)
+        for value in (1.5, 2.0):  # the general path (the second remembers the series' list)
+            send("size", value, tags=["k:v"])
+        for value in (-0.25, 1e-7, 7, 1e20):  # floats appended (sent as they are), the int formatted at once
+            send("size", value, tags=["k:v"])
+        values = c._transport._sample_lists[(None, ("size", kind, "|#k:v"), None)]
+        assert values == [-0.25, 1e-7, 1e20]
+        with pytest.raises(ValueError, match="nan"):
+            send("size", float("nan"), tags=["k:v"])
+        assert c._transport.pending_lines() == [f"size:1.5:2:7:-0.25:1e-07:1e+20|{kind}|#k:v"]
     finally:
         c.close()

@@ -180,7 +180,7 @@ def test_a_known_label_set_goes_into_the_transports_request_list_and_leaves_merg
         transport._forked()  # a child process forgets the parent's requests, in the list the recorder holds
         assert (
             durations == []
-            and transport.durations(*recorder._shapes[("GET", "/a", "200 OK")][1:3]) is durations
+            and transport.samples(*recorder._shapes[("GET", "/a", "200 OK")][1:3]) is durations
         )
         recorder.finished("GET", "/a", "200 OK", 0.002)
         recorder.finished("GET", "/a", "200 OK", -1.0)  # not a duration: left out, counted

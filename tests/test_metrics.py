@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import os
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statsd_instrument import Client, Counter, Gauge, Histogram, Summary, metrics
 from statsd_instrument.testing import Record, capture
+from statsd_instrument.wire import format_ms, format_number
 from tests.helpers import UdpCollector
 
 
@@ -334,7 +338,7 @@ def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_recon
                 float("nan"), step="pay"
             )  # strict: a bad value raises, as the client's call does
         key = ("checkout_seconds", "ms", "|#step:pay")
-        assert checkout._lists == {"pay": c._transport._requests[(None, key, 1000.0)]}
+        assert checkout._lists == {"pay": c._transport._sample_lists[(None, key, 1000.0)]}
         assert c._transport.pending_lines() == ["checkout_seconds:2000:-1:12.346:250:1500|ms|#step:pay"]
         c.configure(protocol="null", strict=True, prefix="shop")
         assert checkout._lists == {}  # emptied by the client: no call goes to the old transport's list
@@ -395,3 +399,139 @@ def test_the_list_cache_holds_a_dict_per_tag_key_and_misses_values_of_other_type
         ]
     finally:
         c.close()
+
+
+async def test_count_exceptions_counts_the_given_classes_leaving_a_block_or_call_and_reraises(client):
+    failures = Counter("failures_total", "Failures.", tags=("step",), client=client)
+
+    @failures.count_exceptions((KeyError, ValueError), step="sync")
+    def sync(error):
+        if error is not None:
+            raise error
+
+    @failures.count_exceptions(step="async")  # any Exception
+    async def coro(error):
+        if error is not None:
+            raise error
+
+    with client.capture_lines() as lines:
+        sync(None)
+        for error in (KeyError("k"), ValueError("v"), ZeroDivisionError()):
+            with pytest.raises(type(error)) as raised:
+                sync(error)
+            assert raised.value is error  # re-raised unchanged
+        await coro(None)
+        with pytest.raises(RuntimeError):
+            await coro(RuntimeError())
+        with pytest.raises(KeyboardInterrupt):  # not an Exception: not counted
+            await coro(KeyboardInterrupt())
+        with pytest.raises(OSError), failures.count_exceptions(OSError, step="block"):
+            raise FileNotFoundError
+    assert lines == [
+        "failures_total:1|c|#step:sync",
+        "failures_total:1|c|#step:sync",
+        "failures_total:1|c|#step:async",
+        "failures_total:1|c|#step:block",
+    ]
+    with pytest.raises(
+        TypeError, match="failures_total: count_exceptions: expected exception classes, got 'x'"
+    ):
+        failures.count_exceptions("x", step="sync")
+    with pytest.raises(ValueError, match="tags \\['stage'\\] given"):  # strict: bad tags raise
+        failures.count_exceptions(stage="sync")
+
+
+def test_count_exceptions_with_bad_tags_in_production_counts_nothing_and_never_raises(production):
+    failures = Counter("prod_failures_total", "Failures.", tags=("step",), client=production)
+    with pytest.raises(KeyError), failures.count_exceptions(KeyError, stage="oops"):
+        raise KeyError("the app's own exception goes on")
+    assert production.stats["invalid_calls"] == 1
+
+
+# -- the lock-free lists against the buffer calls: the same totals whatever the order of calls and changes --
+
+_VALUES = st.sampled_from([0.5, -2.5, 3, 1e-7, 12.0, 0.0])
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("inc"), st.sampled_from(["a", "b"]), st.sampled_from([0, 1, 3, 2.5, -1])),
+        st.tuples(
+            st.just("observe"), st.sampled_from(["a", "b"]), st.sampled_from([0.0, 0.001, 0.25, 2, -0.5])
+        ),
+        st.tuples(st.just("timing"), st.sampled_from(["a", "b"]), st.sampled_from([0.0, 12.5, 7, -1.0])),
+        st.tuples(st.just("label_inc"), st.sampled_from(["a", "b"]), st.sampled_from([1, 4])),
+        st.tuples(
+            st.sampled_from(["histogram", "distribution", "sizes"]), st.sampled_from(["a", "b"]), _VALUES
+        ),
+        st.tuples(st.just("drain"), st.just(""), st.just(0)),
+        st.tuples(st.just("configure"), st.just(""), st.just(0)),
+        st.tuples(st.just("restyle"), st.sampled_from(["", "p1", "p2"]), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OPS)
+def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
+    sent: list[str] = []
+    try:
+        jobs = Counter("fz_jobs_total", "Jobs.", tags=("q",), client=c)
+        wait = Histogram("fz_wait_seconds", "Wait.", tags=("q",), client=c)
+        sizes = Histogram("fz_sizes_bytes", "Sizes.", tags=("q",), timer=False, client=c)
+        counts: dict = {}
+        samples: dict = {}
+        prefix = ""
+        for op, q, value in ops:
+            if op == "inc":
+                jobs.increment(value, q=q)
+            elif op == "label_inc":
+                jobs.labels(q=q).increment(value)
+            elif op == "observe":
+                wait.observe(value, q=q)
+            elif op == "timing":
+                c.timing("fz_timing_ms", value, tags=[f"q:{q}"])
+            elif op == "histogram":
+                c.histogram("fz_histogram", value, tags=[f"q:{q}"])
+            elif op == "distribution":
+                c.distribution("fz_distribution", value, tags=[f"q:{q}"])
+            elif op == "sizes":
+                sizes.observe(value, q=q)
+            elif op == "drain":
+                sent += c._transport.pending_lines()
+                c._transport._drain()
+                continue
+            elif op == "configure":  # a new transport: the lists must follow it
+                sent += c._transport.pending_lines()
+                c.configure(protocol="null", strict=True, flush_interval_s=60, prefix=prefix or None)
+                continue
+            else:  # new names on the same transport (DogStatsd's namespace): the old lists must not be used
+                prefix = q
+                c._restyle(dataclasses.replace(c._settings, prefix=prefix))
+                continue
+            if op in ("inc", "label_inc"):
+                counts[prefix, q] = counts.get((prefix, q), 0) + value
+            elif op in ("observe", "timing"):
+                ms = value * 1000.0 if op == "observe" else value
+                samples.setdefault((prefix, op, q), []).append(format_ms(ms))
+            else:
+                samples.setdefault((prefix, op, q), []).append(format_number(value))
+        sent += c._transport.pending_lines()
+    finally:
+        c.close()
+    got_counts: dict = {}
+    got_samples: dict = {}
+    for line in sent:
+        head, kind, tags = line.split("|")
+        name, _, text = head.partition(":")
+        prefix, _, name = name.rpartition(".")
+        q = tags.rsplit(":", 1)[1]
+        if kind == "c":
+            got_counts[prefix, q] = got_counts.get((prefix, q), 0) + float(text)
+        else:
+            op = {"fz_wait_seconds": "observe", "fz_sizes_bytes": "sizes", "fz_timing_ms": "timing"}.get(
+                name, name[3:]
+            )
+            got_samples.setdefault((prefix, op, q), []).extend(text.split(":"))
+    assert got_counts == {key: n for key, n in counts.items() if n or key in got_counts}
+    assert {k: sorted(v) for k, v in got_samples.items()} == {k: sorted(v) for k, v in samples.items()}

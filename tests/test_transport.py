@@ -354,7 +354,7 @@ def test_a_c_forked_child_gets_its_tallies_and_request_lists_despite_a_lock_held
             pid = _libc_fork()
             if pid == 0:
                 try:
-                    t.durations(("n", "c", ""), ("t", "ms", ""))
+                    t.samples(("n", "c", ""), ("t", "ms", ""))
                     t.tally(("h", "c", ""))
                 finally:
                     os._exit(0)
