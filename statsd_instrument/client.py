@@ -497,8 +497,9 @@ class Client(DogStatsdCompat):
         >>> lines
         ['queue_depth:7|g', 'in_flight:-1|g']
         """
-        # the common case inline, as in increment(): an int or a finite float, no tags or a list of them seen
-        # before: one append to the series' list of changes (BufferedTransport.gauges), no lock
+        # the common case inline, as in increment() (through _appended it costs 0.1-0.15 µs more): an int or a
+        # finite float, no tags or a list of them seen before: one append to the series' list of changes
+        # (BufferedTransport.gauges: a delta as is, a set as a 1-tuple), no lock
         if (
             sample_rate is None
             and (value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300))
@@ -510,10 +511,10 @@ class Client(DogStatsdCompat):
             except TypeError:  # unhashable name or tags: the general path says what is wrong
                 changes = None
             if changes is not None:
-                if changes and self._here[0]:  # type: ignore[index]  # not None: such lists exist only when buffered
+                if changes and self._here[0]:  # type: ignore[index]  # not None: lists exist only when buffered
                     changes.append(value if delta else (value,))
                 else:
-                    self.append_first(changes, value if delta else (value,))  # type: ignore[misc]  # not None either
+                    self.append_first(changes, value if delta else (value,))  # type: ignore[misc]  # not None
                 return
         try:
             number = _gauge_number(value)
