@@ -280,7 +280,7 @@ _OPS = st.lists(
             st.sampled_from([SET, DELTA]),
             st.sampled_from(["a", "b"]),
             _VALUES,
-            st.sampled_from(["client", "declared", "prepared"]),
+            st.sampled_from(["client", "client dict", "declared", "series", "prepared"]),
         ),
         st.just(("flush",)),
     ),
@@ -305,8 +305,16 @@ def test_the_exporter_ends_with_the_same_gauge_values_as_when_every_call_is_sent
             for c, gauge in zip((sides.client, sides.capture), sides.gauges):
                 if api == "client":
                     c.gauge("diff_gauge", value, tags=[f"s:{series}"], delta=kind == DELTA)
+                elif api == "client dict":  # never cached: the general path, every call
+                    c.gauge("diff_gauge", value, tags={"s": series}, delta=kind == DELTA)
                 elif api == "prepared":
                     c.prepare("g", "diff_gauge", [f"s:{series}"], delta=kind == DELTA).send(value)
+                elif api == "series":
+                    labelled = gauge.labels(s=series)
+                    if kind == SET:
+                        labelled.set(value)
+                    else:
+                        labelled.inc(value)
                 elif kind == SET:
                     gauge.set(value, s=series)
                 elif value >= 0:
