@@ -285,64 +285,52 @@ def test_a_c_forked_child_drops_the_parents_buffer_and_sends_its_own(udp_collect
     assert sorted(udp_collector.lines()) == ["fork.child:1|c", "fork.parent:1|c"], lines
 
 
-@pytest.mark.parametrize("first", ["", "recorder", "histogram"])
-def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_buffered(
-    udp_collector, first, monkeypatch
-):
-    """The cheap paths (a series already in the window, a line as written) notice the fork too: the child's
-    calls to what its parent had buffered count only the child's own."""
-    monkeypatch.setenv("FORK_TEST_FIRST", first)
+@pytest.mark.parametrize("first", ["inline", "declared", "histogram", "recorder", "timing"])
+def test_a_c_forked_child_adds_nothing_to_the_series_and_lines_its_parent_had_buffered(udp_collector, first):
+    """The cheap paths (a series already in the window, its lock-free list, a line as written) notice the fork
+    too, whichever the child calls first: the child's calls to what its parent had buffered count only the
+    child's own."""
     c = Client(port=udp_collector.port, flush_interval_s=60)
     orders = Counter("orders_total", "Orders.", tags=("status",), client=c)
     checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), client=c)
     recorder = RequestRecorder(c, "shop")
+    paths = {
+        "inline": lambda ms: c.increment("fork.same", tags=["k:v"]),
+        "declared": lambda ms: orders.increment(status="paid"),
+        "histogram": lambda ms: checkout.observe(ms / 1000, step="pay"),
+        "recorder": lambda ms: recorder.finished("GET", "/a", "200 OK", ms / 1000),
+        "timing": lambda ms: c.timing("fork.timing", float(ms), tags=["k:v"]),
+    }
     try:
-        for ms in (1, 2):  # buffered, merged, on the cheap paths in the parent at fork time
-            c.increment("fork.same", tags=["k:v"])
-            orders.increment(status="paid")
-            checkout.observe(ms / 1000, step="pay")
-            recorder.finished("GET", "/a", "200 OK", ms / 1000)
+        for ms in (1, 2, 3):  # the later calls of each path append to its lock-free list in the parent
+            for call in paths.values():
+                call(ms)
         c.send_line("fork.parent:1|g")
         _park_flusher()
         pid = _libc_fork()
         if pid == 0:  # child: no Python fork hooks ran, exactly as under uwsgi
-            try:  # each cheap path first in turn (the first call in the child re-arms the fork flag)
-                first = os.environ.get("FORK_TEST_FIRST", "")
-                if first == "recorder":
-                    recorder.finished("GET", "/a", "200 OK", 0.003)
-                if first == "histogram":
-                    checkout.observe(0.003, step="pay")
-                c.increment("fork.same", tags=["k:v"])
-                orders.increment(status="paid")
-                if first != "histogram":
-                    checkout.observe(0.003, step="pay")
-                if first != "recorder":
-                    recorder.finished("GET", "/a", "200 OK", 0.003)
+            try:  # the first call in the child re-arms the fork flag: each path goes first in turn
+                for name in [first, *(name for name in paths if name != first)]:
+                    paths[name](4)
                 c.send_line("fork.child:1|g")
                 c.flush()
             finally:
                 os._exit(0)
         assert _wait_child(pid) == 0
         c.flush()
-        lines = udp_collector.wait_for_lines(12)
+        lines = udp_collector.wait_for_lines(14)
     finally:
         c.close()
     time.sleep(0.2)
     request = "|#service:shop,method:GET,endpoint:/a,status:200"
     assert sorted(udp_collector.lines()) == sorted(
         [
-            "fork.same:2|c|#k:v",
-            "orders_total:2|c|#status:paid",
-            "checkout_seconds:1:2|ms|#step:pay",
-            f"request_count:2|c{request}",
-            f"request_latency_seconds:1:2|ms{request}",
-            "fork.parent:1|g",
-            "fork.same:1|c|#k:v",
-            "orders_total:1|c|#status:paid",
-            "checkout_seconds:3|ms|#step:pay",
-            f"request_count:1|c{request}",
-            f"request_latency_seconds:3|ms{request}",
-            "fork.child:1|g",
+            *("fork.same:3|c|#k:v", "orders_total:3|c|#status:paid", "checkout_seconds:1:2:3|ms|#step:pay"),
+            *(f"request_count:3|c{request}", f"request_latency_seconds:1:2:3|ms{request}"),
+            *("fork.timing:1:2:3|ms|#k:v", "fork.parent:1|g"),
+            *("fork.same:1|c|#k:v", "orders_total:1|c|#status:paid", "checkout_seconds:4|ms|#step:pay"),
+            *(f"request_count:1|c{request}", f"request_latency_seconds:4|ms{request}"),
+            *("fork.timing:4|ms|#k:v", "fork.child:1|g"),
         ]
     ), lines
 
