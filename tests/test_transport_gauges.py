@@ -94,7 +94,7 @@ def test_float_deltas_are_summed_in_float64_and_the_exporter_adds_the_sum():
         c.close()
 
 
-def test_merged_series_keep_the_order_of_their_first_call_and_lines_as_written_theirs(udp_collector):
+def test_lines_as_written_keep_their_order_and_gauge_series_follow_in_first_call_order(udp_collector):
     c = Client(port=udp_collector.port, flush_interval_s=60)
     try:
         c.send_line("first:1|g")
