@@ -502,7 +502,8 @@ class Client(DogStatsdCompat):
         # (BufferedTransport.gauges: a delta as is, a set as a 1-tuple), no lock
         if (
             sample_rate is None
-            and (value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300))
+            and (value.__class__ is int or value.__class__ is float)
+            and -1e300 < value < 1e300
             and (tags is None or tags.__class__ is list)
         ):
             try:
@@ -1122,18 +1123,29 @@ def settings_or_disabled(kwargs: Mapping[str, Any]) -> Settings:
 
 
 def _gauge_number(value: Any) -> int | float:
-    """``value`` as a gauge change holds it: an int as is, any other number as a float (as
-    :func:`~statsd_instrument.wire.format_number` prints it); a bool, a non-number or a non-finite number
-    raises ValueError.
+    """``value`` as a gauge change holds it: an int within +-1e300 as is, any other number as a float (as
+    :func:`~statsd_instrument.wire.format_number` prints it, and the exporter reads it: a float64, so a
+    window's changes always add up); a bool, a non-number, a non-finite number or an int beyond the
+    largest float raises ValueError.
 
-    >>> _gauge_number(3), _gauge_number(2.5)
-    (3, 2.5)
+    >>> _gauge_number(3), _gauge_number(2.5), _gauge_number(10**301)
+    (3, 2.5, 1e+301)
+    >>> _gauge_number(10**400)
+    Traceback (most recent call last):
+    ...
+    ValueError: value 1000...000 is beyond the largest float64 (what the exporter reads)
     """
     kind = value.__class__
-    if kind is int:
+    if kind is int and -1e300 < value < 1e300:
         return value
     wire.format_number(value)  # raises for what cannot be sent
-    return value if kind is float else float(value)
+    try:
+        return value if kind is float else float(value)
+    except OverflowError:
+        text = str(value)
+        raise ValueError(
+            f"value {text[:4]}...{text[-3:]} is beyond the largest float64 (what the exporter reads)"
+        ) from None
 
 
 _MERGED = frozenset({"c", "ms", "h", "d"})

@@ -188,14 +188,17 @@ def test_series_past_the_list_limit_merge_under_the_lock_by_the_same_rules(monke
 
 def test_bad_gauge_values_are_refused_on_every_path(production):
     depth = Gauge("depth", "Depth.", tags=("q",), client=production)
-    for value in (float("nan"), float("inf"), True, "7", None):
+    for value in (float("nan"), float("inf"), True, "7", None, 10**400):
         production.gauge("depth", value, tags=["q:a"])  # type: ignore[arg-type]
         depth.set(value, q="a")  # type: ignore[arg-type]
         depth.inc(value, q="a")  # type: ignore[arg-type]
-    assert production.stats["invalid_calls"] == 15
+    assert production.stats["invalid_calls"] == 18
     assert production._transport.pending_lines() == []
     depth.set(1e308, q="a")  # finite, past the inline check's bounds: merged through the client
     assert production._transport.pending_lines() == ["depth:1e+308|g|#q:a"]
+    depth.inc(10**301, q="a")  # an int past them: held as the float the exporter reads, so sums never fail
+    depth.inc(0.5, q="a")
+    assert production._transport.pending_lines() == ["depth:1e+308|g|#q:a", "depth:+1e+301|g|#q:a"]
 
 
 def test_the_request_recorder_merges_its_in_flight_changes_and_keeps_its_one_append_path(udp_collector):
