@@ -502,8 +502,7 @@ class Client(DogStatsdCompat):
         # (BufferedTransport.gauges: a delta as is, a set as a 1-tuple), no lock
         if (
             sample_rate is None
-            and (value.__class__ is int or value.__class__ is float)
-            and -1e300 < value < 1e300
+            and (value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300))
             and (tags is None or tags.__class__ is list)
         ):
             try:

@@ -604,21 +604,27 @@ class BufferedTransport:
 
     def _fold_gauge(self, key: SeriesKey, changes: Any) -> None:
         """Apply ``changes`` (in call order) to the buffer entry of the gauge series ``key``: a set replaces
-        the entry's set and drops its deltas, a delta adds to the deltas after the set."""
+        the entry's set and drops its deltas, a delta adds to the deltas after the set. An int beyond the
+        largest float64 (the lock-free paths do not check an int's size; the exporter could not read it) is
+        left out and counted as an invalid call."""
         entry: Any = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = [None, None, 0, ""]
         lines = _gauge_line_count(entry)
         try:
-            total = sum(changes)  # the common case: deltas only (a set, a tuple, cannot be added)
-        except TypeError:
-            for change in changes:
-                if change.__class__ is tuple:
-                    entry[0], entry[1] = change[0], None
-                else:
-                    entry[1] = change if entry[1] is None else entry[1] + change
-        else:
-            entry[1] = total if entry[1] is None else entry[1] + total
+            value, delta = _gauge_applied(entry[0], entry[1], changes)
+            sendable = _sendable(value) and _sendable(delta)
+        except OverflowError:  # such an int added to a float
+            sendable = False
+        if not sendable:
+            kept = [c for c in changes if _sendable(c[0] if c.__class__ is tuple else c)]
+            self._count_invalid(len(changes) - len(kept))
+            changes = kept
+            if not entry[2] and not changes:  # nothing of this series left to send
+                del self._entries[key]
+                return
+            value, delta = _gauge_applied(entry[0], entry[1], changes)
+        entry[0], entry[1] = value, delta
         entry[2] += len(changes)
         grown = _gauge_line_count(entry) - lines
         if grown > 0:  # name:N|g|#...\n per line, N of a few digits
@@ -636,10 +642,7 @@ class BufferedTransport:
             del values[: len(taken)]  # values appended meanwhile stay for the next drain
             texts = format_numbers(taken) if scale is None else format_ms_of(taken, scale)
             if "" in texts:  # a value that cannot be sent: left out and counted
-                dropped = texts.count("")
-                self.stats.invalid_calls += dropped
-                reasons = self.stats.invalid_reasons
-                reasons["invalid_call"] = reasons.get("invalid_call", 0) + dropped
+                self._count_invalid(texts.count(""))
                 texts = [text for text in texts if text]
                 if not texts:
                     continue
@@ -657,6 +660,12 @@ class BufferedTransport:
                 buffered.extend(texts)  # type: ignore[attr-defined]
             self._size += sum(map(len, texts)) + len(texts)  # > 0: flush() sends what pending_lines() folded
             self._series = True
+
+    def _count_invalid(self, calls: int) -> None:
+        """``calls`` a drain left out (values that cannot be sent) count as invalid calls."""
+        self.stats.invalid_calls += calls
+        reasons = self.stats.invalid_reasons
+        reasons["invalid_call"] = reasons.get("invalid_call", 0) + calls
 
     def _put(
         self,
@@ -1081,6 +1090,35 @@ def gauge_lines(name: str, rest: str, value: Any, delta: Any) -> str:
             text = repr(float(delta))
         lines.append(f"{name}:{text if text[0] == '-' else '+' + text}|g{rest}")
     return "\n".join(lines)
+
+
+def _gauge_applied(value: Any, delta: Any, changes: Any) -> Tuple[Any, Any]:
+    """The set (None: none) and the delta after it (None: none) once ``changes`` follow ``value``, ``delta``.
+
+    >>> _gauge_applied(None, None, [1, 2]), _gauge_applied(7, 1, [(5,), -1, -1]), _gauge_applied(3, 1, [])
+    ((None, 3), (5, -2), (3, 1))
+    """
+    if not changes:
+        return value, delta
+    try:
+        total = sum(changes)  # the common case: deltas only (a set, a tuple, cannot be added)
+    except TypeError:
+        for change in changes:
+            if change.__class__ is tuple:
+                value, delta = change[0], None
+            else:
+                delta = change if delta is None else delta + change
+        return value, delta
+    return value, total if delta is None else delta + total
+
+
+def _sendable(number: Any) -> bool:
+    """Whether a gauge's set or delta (None: none) is a float or an int the exporter reads as a float64."""
+    return (
+        number is None
+        or number.__class__ is float
+        or -1.7976931348623157e308 <= number <= 1.7976931348623157e308
+    )
 
 
 def _gauge_line_count(entry: List[Any]) -> int:
