@@ -1102,13 +1102,12 @@ def _gauge_applied(value: Any, delta: Any, changes: Any) -> Tuple[Any, Any]:
         return value, delta
     try:
         total = sum(changes)  # the common case: deltas only (a set, a tuple, cannot be added)
-    except TypeError:
-        for change in changes:
-            if change.__class__ is tuple:
-                value, delta = change[0], None
-            else:
-                delta = change if delta is None else delta + change
-        return value, delta
+    except TypeError:  # the last set wins, then the deltas after it (found from the end: sets often come last)
+        last = len(changes) - 1
+        while changes[last].__class__ is not tuple:
+            last -= 1
+        after = changes[last + 1 :]
+        return changes[last][0], sum(after) if after else None
     return value, total if delta is None else delta + total
 
 
