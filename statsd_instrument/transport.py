@@ -1102,7 +1102,7 @@ def _gauge_applied(value: Any, delta: Any, changes: Any) -> Tuple[Any, Any]:
         return value, delta
     try:
         total = sum(changes)  # the common case: deltas only (a set, a tuple, cannot be added)
-    except TypeError:  # the last set wins, then the deltas after it (found from the end: sets often come last)
+    except TypeError:  # the last set wins, then the deltas after it (looked for from the end: sets come last)
         last = len(changes) - 1
         while changes[last].__class__ is not tuple:
             last -= 1
