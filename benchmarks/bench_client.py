@@ -35,7 +35,7 @@ def _clients(port: int) -> dict:
     from datadog import DogStatsd
     from statsd import StatsClient
 
-    from statsd_instrument import Client, Counter, Histogram
+    from statsd_instrument import Client, Counter, Gauge, Histogram
     from statsd_instrument.datadog import DogStatsd as DropIn
 
     ours = Client(host="127.0.0.1", port=port, strict=False)
@@ -45,6 +45,7 @@ def _clients(port: int) -> dict:
     checkout = Histogram(
         "checkout_seconds", "Checkout.", tags=tuple(TAGS_DICT), buckets=(0.1, 1), client=ours
     )
+    depth = Gauge("queue_depth", "Depth.", tags=tuple(TAGS_DICT), client=ours)
 
     # as users write @timed: a view decorated once, called in the loop (the body does nothing)
     @ours.timed("view_ms", tags=["status:paid", "method:GET", "endpoint:/orders/<id>"])
@@ -71,6 +72,7 @@ def _clients(port: int) -> dict:
         "pystatsd": pystatsd,
         "TAGS_DICT": TAGS_DICT,
         "checkout": checkout,
+        "depth": depth,
         "ours_view": ours_view,
         "dog_view": dog_view,
     }
@@ -115,6 +117,23 @@ def _clients(port: int) -> dict:
             dog,
         ),
         "datadog DogStatsd() @timed function (tag list)": ("dog_view()", dog),
+        # gauges: a set (the window's last value wins) and a delta (summed)
+        "statsd_instrument gauge set (inline tag list)": (
+            'ours.gauge("queue_depth", 7, tags=["status:paid", "method:GET", "endpoint:/orders/<id>"])',
+            ours,
+        ),
+        "statsd_instrument declared Gauge.set": (
+            'depth.set(7, status="paid", method="GET", endpoint="/orders/<id>")',
+            ours,
+        ),
+        "statsd_instrument declared Gauge.inc": (
+            'depth.inc(status="paid", method="GET", endpoint="/orders/<id>")',
+            ours,
+        ),
+        "datadog DogStatsd() gauge (inline tags)": (
+            'dog.gauge("queue_depth", 7, tags=["status:paid", "method:GET", "endpoint:/orders/<id>"])',
+            dog,
+        ),
     }
     return {name: (_loop(stmt, namespace), client) for name, (stmt, client) in calls.items()}
 

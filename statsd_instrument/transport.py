@@ -766,6 +766,9 @@ class BufferedTransport:
                 continue
             name, kind, rest = key  # type: ignore[misc]
             if kind == "c":
+                if not _sendable(entry[0]):  # type: ignore[index]  # an int past float64: the exporter cannot read it
+                    self._count_invalid(entry[1])  # type: ignore[index]
+                    continue
                 add_line(f"{name}:{entry[0]}|c{rest}".encode())  # type: ignore[index]
                 add_calls(entry[1])  # type: ignore[index]
                 continue
@@ -1112,7 +1115,8 @@ def _gauge_applied(value: Any, delta: Any, changes: Any) -> Tuple[Any, Any]:
 
 
 def _sendable(number: Any) -> bool:
-    """Whether a gauge's set or delta (None: none) is a float or an int the exporter reads as a float64."""
+    """Whether a gauge's set or delta (None: none) or a counter's sum is a float or an int the exporter reads
+    as a float64 (an int past that also has too many digits to format, past 4,300)."""
     return (
         number is None
         or number.__class__ is float

@@ -301,7 +301,7 @@ def test_timings_of_a_series_seen_before_go_to_its_list_of_ms_and_leave_as_timin
             "view_ms:12.346:100:7:-0.5:250|ms|#view:x",
             "view_ms:0:0:0|ms",
         ]
-        c.configure(protocol="null", strict=True, prefix="shop")
+        c.configure(protocol="null", strict=True, prefix="shop", flush_interval_s=60)
         assert c._timings == {}  # a new transport: its own lists
         c.timing("view_ms", 1.5, tags=["view:x"])
         c.timing("view_ms", 2.5, tags=["view:x"])
@@ -327,5 +327,18 @@ def test_histogram_and_distribution_values_of_a_series_seen_before_go_to_its_lis
         with pytest.raises(ValueError, match="nan"):
             send("size", float("nan"), tags=["k:v"])
         assert c._transport.pending_lines() == [f"size:1.5:2:7:-0.25:1e-07:1e+20|{kind}|#k:v"]
+    finally:
+        c.close()
+
+
+def test_an_increment_the_exporter_could_not_read_is_left_out_and_counted_not_the_whole_window(udp_collector):
+    c = Client(port=udp_collector.port, strict=False, flush_interval_s=60)
+    try:
+        for _ in range(3):  # the third goes to the series' tally: no size check on that path
+            c.increment("huge", 10**5000, tags=["k:v"])
+        c.increment("fine", tags=["k:v"])
+        c.flush()
+        assert udp_collector.wait_for_lines(1) == ["fine:1|c|#k:v"]
+        assert c.stats["invalid_calls"] == 3 and c.stats["dropped_lines"] == 0
     finally:
         c.close()

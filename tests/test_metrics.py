@@ -301,7 +301,7 @@ def test_tag_keys_that_cannot_be_parameters_take_the_generic_call(client):
 
 
 def test_a_declared_counter_merges_in_the_buffer_and_follows_a_reconfigured_client():
-    c = Client(protocol="null", strict=True)
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
     try:
         jobs = Counter("jobs_total", "Jobs.", tags=("queue",), client=c)
         mail = jobs.labels(queue="mail")
@@ -310,7 +310,9 @@ def test_a_declared_counter_merges_in_the_buffer_and_follows_a_reconfigured_clie
         mail.increment(2)
         jobs.increment(1.5, queue="mail")  # not an int: its own line, as the client's call sends it
         assert c._transport.pending_lines() == ["jobs_total:1.5|c|#queue:mail", "jobs_total:5|c|#queue:mail"]
-        c.configure(protocol="null", strict=True, prefix="shop", constant_tags=["env:dev"])
+        c.configure(
+            protocol="null", strict=True, prefix="shop", constant_tags=["env:dev"], flush_interval_s=60
+        )
         jobs.increment(queue="mail")
         mail.increment()
         jobs.increment(queue="mail")
@@ -324,7 +326,7 @@ def test_a_declared_counter_merges_in_the_buffer_and_follows_a_reconfigured_clie
 
 
 def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_reconfigured_client():
-    c = Client(protocol="null", strict=True)
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
     try:
         checkout = Histogram("checkout_seconds", "Checkout.", tags=("step",), buckets=(0.1, 1), client=c)
         pay = checkout.labels(step="pay")
@@ -340,7 +342,7 @@ def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_recon
         key = ("checkout_seconds", "ms", "|#step:pay")
         assert checkout._lists == {"pay": c._transport._sample_lists[(None, key, 1000.0)]}
         assert c._transport.pending_lines() == ["checkout_seconds:2000:-1:12.346:250:1500|ms|#step:pay"]
-        c.configure(protocol="null", strict=True, prefix="shop")
+        c.configure(protocol="null", strict=True, prefix="shop", flush_interval_s=60)
         assert checkout._lists == {}  # emptied by the client: no call goes to the old transport's list
         checkout.observe(0.5, step="pay")
         pay.observe(0.5)
@@ -355,7 +357,7 @@ def test_a_declared_timer_appends_seconds_to_its_series_list_and_follows_a_recon
 
 
 def test_a_declared_counters_list_cache_is_emptied_when_the_client_changes_generation():
-    c = Client(protocol="null", strict=True)
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
     try:
         jobs = Counter("jobs_total", "Jobs.", tags=("queue",), client=c)
         jobs.increment(queue="mail")
@@ -379,7 +381,7 @@ def test_a_declared_counters_list_cache_is_emptied_when_the_client_changes_gener
 
 
 def test_the_list_cache_holds_a_dict_per_tag_key_and_misses_values_of_other_types():
-    c = Client(protocol="null", strict=True)
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
     try:
         runs = Counter("runs_total", "Runs.", client=c)
         hits = Counter("hits_total", "Hits.", tags=("route", "code"), client=c)
