@@ -48,10 +48,10 @@ def _with_outcome(tags: Tags, outcome: str, exception: str) -> Any:
 
 
 @contextlib.contextmanager
-def _measuring(record: Callable, metric: str) -> Iterator[None]:
+def _measuring(begin: Callable[[], float] | None, record: Callable, metric: str) -> Iterator[None]:
     """Time the block and ``record(metric, start, error)`` at its end (generators; plain and async functions
-    inline the same steps: they are on request paths)."""
-    start = _perf_counter()
+    inline the same steps: they are on request paths); ``begin`` as in ``_Measure.__call__``."""
+    start = _perf_counter() if begin is None else begin()
     try:
         yield
     except BaseException as error:
@@ -119,15 +119,19 @@ class _Measure:
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         raise NotImplementedError
 
+    def _begin(self) -> float:
+        """What a block or call does first: the start time ``_record`` gets (a subclass may do more)."""
+        return _perf_counter()
+
     def __enter__(self) -> _Measure:
         if not self.metric:
             raise TypeError(f"{type(self).__name__} as a context manager needs a metric name")
         thread = _get_ident()
         stack = self._starts.get(thread)
         if stack is None:
-            self._starts[thread] = [_perf_counter()]
+            self._starts[thread] = [self._begin()]
         else:
-            stack.append(_perf_counter())
+            stack.append(self._begin())
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -154,11 +158,13 @@ class _Measure:
             return type(func)(self(func.__func__))
         metric = self.metric or f"{func.__module__}.{func.__name__}"
         record = self._record
+        # what a call does first: None for the start time alone (perf_counter, read when called, no frame)
+        begin = None if type(self)._begin is _Measure._begin else self._begin
         if inspect.isasyncgenfunction(func):
 
             @functools.wraps(func)
             async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with _measuring(record, metric):
+                with _measuring(begin, record, metric):
                     async for item in func(*args, **kwargs):
                         yield item
 
@@ -167,7 +173,7 @@ class _Measure:
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                start = _perf_counter()
+                start = _perf_counter() if begin is None else begin()
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException as error:
@@ -181,14 +187,14 @@ class _Measure:
 
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with _measuring(record, metric):
+                with _measuring(begin, record, metric):
                     return (yield from func(*args, **kwargs))
 
             return gen_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = _perf_counter()
+            start = _perf_counter() if begin is None else begin()
             try:
                 result = func(*args, **kwargs)
             except BaseException as error:

@@ -365,6 +365,22 @@ class _ExceptionCounter(_Measure):
             self.series.increment()
 
 
+class _InProgress(_Measure):
+    """+1 on a gauge series while a block or call runs, -1 when it ends (:meth:`Gauge.track_inprogress`)."""
+
+    def __init__(self, series: _GaugeSeries) -> None:
+        self.metric = series.metric.name
+        self.series = series
+        self._starts: dict[int, list[float]] = {}
+
+    def _begin(self) -> float:
+        self.series.inc()
+        return 0.0
+
+    def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
+        self.series.dec()
+
+
 class _NoSeries:
     """What ``labels()`` returns for bad tags in production mode: every call does nothing."""
 
@@ -508,6 +524,28 @@ class Gauge(Metric):
     def dec(self, value: float = 1, /, **tags: object) -> None:
         """Subtract ``value`` from the series of ``tags``."""
         self.labels(**tags).dec(value)
+
+    def track_inprogress(self, **tags: object) -> Any:
+        """Context manager and decorator (sync, async or generator): +1 on the series of ``tags`` while a
+        block or call runs, -1 when it ends, however it ends (prometheus_client's ``track_inprogress``;
+        deltas, so every process's blocks add up).
+
+        >>> BUSY = Gauge("exports_in_progress", "Exports running.", tags=("kind",))
+        >>> @BUSY.track_inprogress(kind="csv")
+        ... def export():
+        ...     pass
+        >>> with statsd.capture_lines() as lines:
+        ...     export()
+        >>> lines
+        ['exports_in_progress:+1|g|#kind:csv', 'exports_in_progress:-1|g|#kind:csv']
+        """
+        series = self.labels(**tags)
+        return _NO_TIMER if series is _NO_SERIES else _InProgress(series)
+
+    def set_to_current_time(self, **tags: object) -> None:
+        """Set the series of ``tags`` to the current Unix time in seconds (prometheus_client's; for "last
+        success" gauges: ``time() - gauge`` is the age)."""
+        self.labels(**tags).set(time.time())
 
 
 #: the values a histogram's call appends to its series' list (any other value takes the prepared line)

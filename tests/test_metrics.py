@@ -8,6 +8,8 @@ import inspect
 import logging
 import os
 import socket
+import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -537,3 +539,73 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
             got_samples.setdefault((prefix, op, q), []).extend(text.split(":"))
     assert got_counts == {key: n for key, n in counts.items() if n or key in got_counts}
     assert {k: sorted(v) for k, v in got_samples.items()} == {k: sorted(v) for k, v in samples.items()}
+
+
+async def test_track_inprogress_adds_one_while_a_block_or_call_runs_however_it_ends(client, monkeypatch):
+    busy = Gauge("busy", "Running.", tags=("kind",), client=client)
+
+    @busy.track_inprogress(kind="sync")
+    def work(fail):
+        if fail:
+            raise KeyError("x")
+
+    @busy.track_inprogress(kind="async")
+    async def coro():
+        return 42
+
+    @busy.track_inprogress(kind="gen")
+    def items():
+        yield 1
+        yield 2
+
+    with client.capture_lines() as lines:
+        work(False)
+        with pytest.raises(KeyError):
+            work(True)
+        assert await coro() == 42
+        generator = items()
+        assert lines == [
+            f"busy:{d}|g|#kind:{k}"
+            for k, d in [("sync", "+1"), ("sync", "-1")] * 2
+            + [
+                ("async", "+1"),
+                ("async", "-1"),
+            ]
+        ]
+        assert list(generator) == [1, 2]  # measured from its first item to its last
+        with busy.track_inprogress(kind="block"):
+            assert lines[-3:] == ["busy:+1|g|#kind:gen", "busy:-1|g|#kind:gen", "busy:+1|g|#kind:block"]
+    assert lines[-1] == "busy:-1|g|#kind:block"
+    monkeypatch.setattr(metrics.time, "time", lambda: 1700000000.5)
+    with client.capture_lines() as lines:
+        busy.set_to_current_time(kind="last_run")
+    assert lines == ["busy:1700000000.5|g|#kind:last_run"]
+
+
+def test_track_inprogress_from_several_threads_ends_at_zero_at_the_exporter(udp_collector):
+    c = Client(port=udp_collector.port, flush_interval_s=0.01)
+    busy = Gauge("mt_busy", "Running.", client=c)
+    started = threading.Barrier(4)
+
+    def work() -> None:
+        with busy.track_inprogress():
+            started.wait(5)  # all four inside at once
+
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+    finally:
+        c.close()  # sends what is left
+    sent = c.stats["sent_datagrams"]
+    deadline = time.monotonic() + 10
+    while len(udp_collector.datagrams) < sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert c.stats["sent_lines"] == 8 and c.stats["dropped_lines"] == 0  # a call each way per thread
+    total = 0
+    for line in udp_collector.lines():
+        text = line.split(":")[1].split("|")[0]
+        total = total + int(text) if text[0] in "+-" else int(text)
+    assert total == 0
