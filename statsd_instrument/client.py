@@ -582,15 +582,7 @@ class Client(DogStatsdCompat):
         >>> lines
         ['payload_bytes:512|h']
         """
-        if (  # a finite float of a series seen before: one append to its list, as in timing()
-            sample_rate is None
-            and value.__class__ is float
-            and -1e300 < value < 1e300
-            and (tags is None or tags.__class__ is list)
-            and self._appended(self._histograms, metric, value, tags)
-        ):
-            return
-        self._formatted(metric, "h", wire.format_number, value, tags, sample_rate)
+        self._as_is("h", self._histograms, metric, value, tags, sample_rate)
 
     def distribution(
         self,
@@ -607,15 +599,20 @@ class Client(DogStatsdCompat):
         >>> lines
         ['batch_size:3.5|d']
         """
-        if (  # a finite float of a series seen before: one append to its list, as in timing()
-            sample_rate is None
+        self._as_is("d", self._distributions, metric, value, tags, sample_rate)
+
+    def _as_is(self, kind: str, lists: dict, metric: Any, value: Any, tags: Tags, rate: Any) -> None:
+        """A histogram's or distribution's value, sent as it is: a finite float of a series seen before is
+        one append to its list (``lists``: the client's cache of them), as in timing()."""
+        if (
+            rate is None
             and value.__class__ is float
             and -1e300 < value < 1e300
             and (tags is None or tags.__class__ is list)
-            and self._appended(self._distributions, metric, value, tags)
+            and self._appended(lists, metric, value, tags)
         ):
             return
-        self._formatted(metric, "d", wire.format_number, value, tags, sample_rate)
+        self._formatted(metric, kind, wire.format_number, value, tags, rate)
 
     def set(
         self,
