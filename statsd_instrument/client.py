@@ -349,7 +349,7 @@ class Client(DogStatsdCompat):
                         self._gauge(series, text, sampled)
                     return
                 if (
-                    (tags is None or (tags.__class__ is list and rest_cached))
+                    (tags is None or (tags.__class__ in _LIST_OR_DICT and rest_cached))
                     and self._counted < validation.MAX_CACHE
                     and self._gauge_list is not None
                 ):  # gauge() finds the series' list next time (BufferedTransport.gauges)
@@ -365,7 +365,7 @@ class Client(DogStatsdCompat):
                 # no tags or a list of them seen before: increment() and timing() find the series' lock-free
                 # list next time (BufferedTransport.tally, .durations of ms)
                 cached = (
-                    (tags is None or (tags.__class__ is list and rest_cached))
+                    (tags is None or (tags.__class__ in _LIST_OR_DICT and rest_cached))
                     and self._counted < validation.MAX_CACHE
                     and self._tally is not None
                 )
@@ -388,7 +388,7 @@ class Client(DogStatsdCompat):
 
     def _remember_list(self, cache: dict, metric: Any, tags: Tags, values: list | None) -> None:
         if values is not None:
-            cache.setdefault(metric, {})[() if tags is None else tuple(tags)] = values
+            cache.setdefault(metric, {})[_tags_key(tags)] = values
             self._counted += 1
 
     def _invalid(self, metric: Any, kind: str, err: Exception) -> None:
@@ -441,11 +441,16 @@ class Client(DogStatsdCompat):
             sample_rate is None
             and value.__class__ is int
             and value >= 0
-            and (tags is None or tags.__class__ is list)
+            and (tags is None or tags.__class__ is list or tags.__class__ is dict)
         ):
             try:
                 by_tags = self._counters.get(metric)
-                tally = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+                if by_tags is None:
+                    tally = None
+                else:  # by _tags_key(tags), written out
+                    tally = by_tags.get(
+                        () if tags is None else tuple(tags) if tags.__class__ is list else tuple(tags.items())  # type: ignore[union-attr]
+                    )
             except TypeError:  # unhashable name or tags: the general path says what is wrong
                 tally = None
             if tally is not None:  # the series' tally: appended to without a lock (BufferedTransport.tally)
@@ -503,11 +508,16 @@ class Client(DogStatsdCompat):
         if (
             sample_rate is None
             and (value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300))
-            and (tags is None or tags.__class__ is list)
+            and (tags is None or tags.__class__ is list or tags.__class__ is dict)
         ):
             try:
                 by_tags = self._gauges.get(metric)
-                changes = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+                if by_tags is None:
+                    changes = None
+                else:  # by _tags_key(tags), written out
+                    changes = by_tags.get(
+                        () if tags is None else tuple(tags) if tags.__class__ is list else tuple(tags.items())  # type: ignore[union-attr]
+                    )
             except TypeError:  # unhashable name or tags: the general path says what is wrong
                 changes = None
             if changes is not None:
@@ -545,18 +555,22 @@ class Client(DogStatsdCompat):
             sample_rate is None
             and value.__class__ is float
             and 0.0 <= value < 1e300
-            and (tags is None or tags.__class__ is list)
+            and (tags is None or tags.__class__ is list or tags.__class__ is dict)
             and self._appended(self._timings, metric, value, tags)
         ):
             return
         self._formatted(metric, "ms", wire.format_ms, value, tags, sample_rate)
 
-    def _appended(self, by_metric: dict, metric: Any, value: float, tags: list | None) -> bool:
-        """Append ``value`` to the lock-free list of the series of ``metric`` and ``tags`` (no tags or a list
-        seen before) in ``by_metric`` if it has one, as increment() does inline: whether it did."""
+    def _appended(self, by_metric: dict, metric: Any, value: float, tags: Any) -> bool:
+        """Append ``value`` to the lock-free list of the series of ``metric`` and ``tags`` (none, or a list or
+        dict seen before) in ``by_metric`` if it has one, as increment() does inline: whether it did."""
         try:
             by_tags = by_metric.get(metric)
-            values = by_tags.get(() if tags is None else tuple(tags)) if by_tags is not None else None
+            if by_tags is None:
+                return False
+            values = by_tags.get(  # by _tags_key(tags), written out
+                () if tags is None else tuple(tags) if tags.__class__ is list else tuple(tags.items())
+            )
         except TypeError:  # unhashable name or tags: the general path says what is wrong
             return False
         if values is None:
@@ -608,7 +622,7 @@ class Client(DogStatsdCompat):
             rate is None
             and value.__class__ is float
             and -1e300 < value < 1e300
-            and (tags is None or tags.__class__ is list)
+            and (tags is None or tags.__class__ is list or tags.__class__ is dict)
             and self._appended(lists, metric, value, tags)
         ):
             return
@@ -1145,6 +1159,21 @@ def _gauge_number(value: Any) -> int | float:
 
 
 _MERGED = frozenset({"c", "ms", "h", "d"})
+_LIST_OR_DICT = (list, dict)
+
+
+def _tags_key(tags: Any) -> tuple:
+    """The key the client's caches of series lists file ``tags`` under: no tags, a list, or a dict (its
+    items: ``{"k": "v"}`` and ``["k:v"]`` are different keys of the same series).
+
+    >>> _tags_key(None), _tags_key(["k:v"]), _tags_key({"k": "v"})
+    ((), ('k:v',), (('k', 'v'),))
+    """
+    if tags is None:
+        return ()
+    return tuple(tags) if tags.__class__ is list else tuple(tags.items())
+
+
 #: What the clients of this process have sent, per destination (``settings.address()``): the names one
 #: exporter receives must keep one type each and not collide.
 SENT_IN_PROCESS: dict = {}

@@ -342,3 +342,28 @@ def test_an_increment_the_exporter_could_not_read_is_left_out_and_counted_not_th
         assert c.stats["invalid_calls"] == 3 and c.stats["dropped_lines"] == 0
     finally:
         c.close()
+
+
+def test_tags_as_a_dict_take_the_series_list_too_and_merge_with_the_same_tags_as_a_list():
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
+    try:
+        for _ in range(3):  # the general path twice (the second remembers the list), then one append
+            c.increment("orders_total", tags={"status": "paid"})
+            c.timing("view_ms", 2.5, tags={"view": "x"})
+            c.gauge("depth", 3, tags={"q": "a"})
+        c.increment("orders_total", tags=["status:paid"])  # the same series as a list: another cache key
+        tally = c._transport._tallies[("orders_total", "c", "|#status:paid")]
+        assert c._counters["orders_total"] == {(("status", "paid"),): tally}
+        assert list(c._timings["view_ms"]) == [(("view", "x"),)] and list(c._gauges["depth"]) == [
+            (("q", "a"),)
+        ]
+        assert c._transport.pending_lines() == [
+            "orders_total:4|c|#status:paid",
+            "view_ms:2.5:2.5:2.5|ms|#view:x",
+            "depth:3|g|#q:a",
+        ]
+        for _ in range(3):  # not a str: never cached (1, 1.0 and True are equal keys that print differently)
+            c.increment("orders_total", tags={"status": 200})
+        assert (("status", 200),) not in c._counters["orders_total"]
+    finally:
+        c.close()

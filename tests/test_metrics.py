@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -461,11 +462,11 @@ _OPS = st.lists(
         st.tuples(
             st.just("observe"), st.sampled_from(["a", "b"]), st.sampled_from([0.0, 0.001, 0.25, 2, -0.5])
         ),
-        st.tuples(st.just("timing"), st.sampled_from(["a", "b"]), st.sampled_from([0.0, 12.5, 7, -1.0])),
+        # the client's calls: a lowercase q as a tag list, an uppercase one as a dict (the same series)
+        st.tuples(st.just("timing"), st.sampled_from("abAB"), st.sampled_from([0.0, 12.5, 7, -1.0])),
+        st.tuples(st.just("client_inc"), st.sampled_from("abAB"), st.sampled_from([0, 1, 3, 2.5, -1])),
         st.tuples(st.just("label_inc"), st.sampled_from(["a", "b"]), st.sampled_from([1, 4])),
-        st.tuples(
-            st.sampled_from(["histogram", "distribution", "sizes"]), st.sampled_from(["a", "b"]), _VALUES
-        ),
+        st.tuples(st.sampled_from(["histogram", "distribution", "sizes"]), st.sampled_from("abAB"), _VALUES),
         st.tuples(st.just("drain"), st.just(""), st.just(0)),
         st.tuples(st.just("configure"), st.just(""), st.just(0)),
         st.tuples(st.just("restyle"), st.sampled_from(["", "p1", "p2"]), st.just(0)),
@@ -487,6 +488,8 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
         samples: dict = {}
         prefix = ""
         for op, q, value in ops:
+            tags: Any = {"q": q.lower()} if q.isupper() else [f"q:{q}"]
+            q = q.lower()
             if op == "inc":
                 jobs.increment(value, q=q)
             elif op == "label_inc":
@@ -494,11 +497,13 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
             elif op == "observe":
                 wait.observe(value, q=q)
             elif op == "timing":
-                c.timing("fz_timing_ms", value, tags=[f"q:{q}"])
+                c.timing("fz_timing_ms", value, tags=tags)
+            elif op == "client_inc":
+                c.increment("fz_client_total", value, tags=tags)
             elif op == "histogram":
-                c.histogram("fz_histogram", value, tags=[f"q:{q}"])
+                c.histogram("fz_histogram", value, tags=tags)
             elif op == "distribution":
-                c.distribution("fz_distribution", value, tags=[f"q:{q}"])
+                c.distribution("fz_distribution", value, tags=tags)
             elif op == "sizes":
                 sizes.observe(value, q=q)
             elif op == "drain":
@@ -513,8 +518,9 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
                 prefix = q
                 c._restyle(dataclasses.replace(c._settings, prefix=prefix))
                 continue
-            if op in ("inc", "label_inc"):
-                counts[prefix, q] = counts.get((prefix, q), 0) + value
+            if op in ("inc", "label_inc", "client_inc"):
+                name = "fz_client_total" if op == "client_inc" else "fz_jobs_total"
+                counts[prefix, name, q] = counts.get((prefix, name, q), 0) + value
             elif op in ("observe", "timing"):
                 ms = value * 1000.0 if op == "observe" else value
                 samples.setdefault((prefix, op, q), []).append(format_ms(ms))
@@ -531,7 +537,7 @@ def test_lists_and_buffer_calls_send_the_same_totals_and_samples(ops):
         prefix, _, name = name.rpartition(".")
         q = tags.rsplit(":", 1)[1]
         if kind == "c":
-            got_counts[prefix, q] = got_counts.get((prefix, q), 0) + float(text)
+            got_counts[prefix, name, q] = got_counts.get((prefix, name, q), 0) + float(text)
         else:
             op = {"fz_wait_seconds": "observe", "fz_sizes_bytes": "sizes", "fz_timing_ms": "timing"}.get(
                 name, name[3:]
