@@ -615,6 +615,26 @@ class Client(DogStatsdCompat):
         """
         self._as_is("d", self._distributions, metric, value, tags, sample_rate)
 
+    def timer_list(self, metric: Any, tags: Tags) -> tuple:
+        """For ``timed``: ``(generation, list, here, first)`` of the timer series ``metric`` with ``tags``:
+        the list of its durations **in seconds** (:meth:`PreparedMetric.samples`), while this client's
+        ``timing`` is the stock one and sends every call (no default sample rate); else ``(generation,
+        None, None, None)``. Valid while ``generation`` is the client's ``settings_generation``.
+
+        >>> c = Client(protocol="null")
+        >>> generation, durations, here, first = c.timer_list("view_ms", ["view:x"])
+        >>> first(durations, 0.0125); durations.append(0.5) if durations and here[0] else None
+        >>> c._transport.pending_lines()
+        ['view_ms:12.5:500|ms|#view:x']
+        >>> c.close()
+        """
+        generation = self.settings_generation
+        if type(self).timing is Client.timing and self._emit == self._emit_line:
+            fast = self.prepare("ms", metric, tags).samples()
+            if fast[0] == generation:
+                return fast
+        return generation, None, None, None
+
     def _as_is(self, kind: str, lists: dict, metric: Any, value: Any, tags: Tags, rate: Any) -> None:
         """A histogram's or distribution's value, sent as it is: a finite float of a series seen before is
         one append to its list (``lists``: the client's cache of them), as in timing()."""

@@ -219,10 +219,37 @@ class Timed(_Measure):
 
     _sends = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # metric -> (generation, list, here, first): the timer series' list of durations in the client's
+        # buffer (Client.timer_list; list None: none in that generation), for timers whose tags and rate
+        # never change; None for the others
+        self._lists: dict | None = (
+            {}
+            if not self.outcome and self.sample_rate in (None, 1) and hasattr(self.client, "timer_list")
+            else None
+        )
+
     def _record(self, metric: str | None, start: float, error: BaseException | None) -> None:
         elapsed_s = _perf_counter() - start
-        self.client.timing(metric, elapsed_s * 1000.0, self._tags_for(error), self.sample_rate)
-        use_ms = self.use_ms if self.use_ms is not None else getattr(self.client, "use_ms", False)
+        client = self.client
+        lists = self._lists
+        if lists is not None:
+            fast = lists.get(metric)
+            if fast is None or fast[0] != client.settings_generation:
+                client.timing(metric, elapsed_s * 1000.0, self.tags)
+                lists[metric] = client.timer_list(metric, self.tags)  # the next calls append, if they can
+            elif fast[1] is None:  # no list in this generation: the client's call
+                client.timing(metric, elapsed_s * 1000.0, self.tags)
+            else:  # one append of the seconds (sent as ms, formatted as timing() would), as Client.timing
+                values = fast[1]
+                if values and fast[2][0]:
+                    values.append(elapsed_s)
+                else:
+                    fast[3](values, elapsed_s)
+        else:
+            client.timing(metric, elapsed_s * 1000.0, self._tags_for(error), self.sample_rate)
+        use_ms = self.use_ms if self.use_ms is not None else getattr(client, "use_ms", False)
         self.elapsed = round(elapsed_s * 1000.0) if use_ms else elapsed_s
 
 

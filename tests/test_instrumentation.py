@@ -308,3 +308,41 @@ def test_a_measuring_object_that_sends_needs_a_client():
         measure.Timed("block_seconds")
     with pytest.raises(TypeError, match="Counted needs the client"):
         measure.Counted.of("jobs_total")
+
+
+def test_a_timed_function_appends_its_seconds_to_the_series_list_as_timing_would_send_them(monkeypatch):
+    from statsd_instrument import Client
+    from statsd_instrument.datadog import DogStatsd
+
+    c = Client(protocol="null", strict=True, flush_interval_s=60)
+    ticks = iter(x * 0.25 for x in range(10_000))  # every call takes 0.25 s (exact in binary)
+    monkeypatch.setattr(measure, "_perf_counter", lambda: next(ticks))
+    try:
+
+        @c.timed("view_ms", tags=["view:x"])
+        def view():
+            return "ok"
+
+        assert [view() for _ in range(3)] == ["ok"] * 3
+        durations = c._transport._sample_lists[(None, ("view_ms", "ms", "|#view:x"), 1000.0)]
+        assert durations == [0.25, 0.25]  # the first call took timing() and found the list
+        assert c._transport.pending_lines() == ["view_ms:250:250:250|ms|#view:x"]
+        with c.capture_lines() as lines:  # capture mode: every call is the client's call again
+            view()
+            view()
+        assert lines == ["view_ms:250|ms|#view:x"] * 2
+        view()
+        assert c._transport.pending_lines() == ["view_ms:250|ms|#view:x"]
+    finally:
+        c.close()
+    sampled = DogStatsd(default_sample_rate=0.5, disable_telemetry=True)  # every call sampled: no list
+    try:
+        timer = sampled.timed("view_ms")
+        assert sampled.timer_list("view_ms", None)[1] is None
+        with sampled.capture_lines() as lines:
+            for _ in range(40):
+                with timer:
+                    pass
+        assert 0 < len(lines) < 40 and all(line.endswith("|ms|@0.5") for line in lines)
+    finally:
+        sampled.close()
