@@ -97,6 +97,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import mmap
 import os
@@ -105,7 +106,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple
 
 from statsd_instrument.config import Settings
 from statsd_instrument.sinks import DatagramRefusedError, Sink, make_sink
@@ -333,12 +334,9 @@ class BufferedTransport:
         self._pid = _getpid()
         self._here = self.here
         self._here[0] = 1
-        for durations in self._sample_lists.values():
-            del durations[:]
-        for tally in self._tallies.values():
-            del tally[:]
-        for changes in self._gauges.values():
-            del changes[:]
+        for table in (self._sample_lists, self._tallies, self._gauges):
+            for values in table.values():
+                del values[:]
         self._lock = threading.Lock()  # guards the buffer; held for a few dict operations, never for a send
         self._start_lock = threading.Lock()  # only for starting the flusher thread
         self._sink_lock = threading.Lock()  # one drain at a time, datagrams in order
@@ -477,8 +475,8 @@ class BufferedTransport:
         return self._series_list(self._sample_lists, (count_key, sample_key, scale), TALLIES_MAX)
 
     def _series_list(self, table: Dict[Any, List[Any]], key: Any, limit: int) -> List[Any] | None:
-        """The list of ``key`` in ``table`` (the tallies or the request lists), made if ``table`` holds fewer
-        than ``limit``; None otherwise."""
+        """The list of ``key`` in ``table`` (the sample lists, the tallies or the gauge lists), made if
+        ``table`` holds fewer than ``limit``; None otherwise."""
         if _getpid() != self._pid:  # a forked child: new locks first (one held at fork would never be freed)
             self._forked()
         with self._lock:
@@ -488,9 +486,9 @@ class BufferedTransport:
             return values
 
     def append_first(self, values: List[Any], value: Any) -> None:
-        """Append ``value`` to a tally or a request list that is empty (or long) after checking the process (a
-        forked child empties what its parent left); drain a long list (:data:`REQUESTS_MAX`) and start the
-        flusher (where none may run, the buffer is sent at once)."""
+        """Append ``value`` to a series list (:meth:`_series_list`) that is empty (or long) after checking the
+        process (a forked child empties what its parent left); drain a long list (:data:`REQUESTS_MAX`) and
+        start the flusher (where none may run, the buffer is sent at once)."""
         if _getpid() != self._pid:
             self._forked()
         values.append(value)
@@ -528,8 +526,7 @@ class BufferedTransport:
         for key, tally in self._tallies.items():
             if not tally:
                 continue
-            taken = tally[:]
-            del tally[: len(taken)]  # increments appended meanwhile stay for the next drain
+            taken = _taken(tally)
             entry = entries.get(key)
             if entry is None:
                 entries[key] = [sum(taken), len(taken)]
@@ -598,9 +595,7 @@ class BufferedTransport:
                 self._take_gauge(key, changes)
 
     def _take_gauge(self, key: SeriesKey, changes: List[Any]) -> None:
-        taken = changes[:]
-        del changes[: len(taken)]  # changes appended meanwhile stay for the next drain
-        self._fold_gauge(key, taken)
+        self._fold_gauge(key, _taken(changes))
 
     def _fold_gauge(self, key: SeriesKey, changes: Any) -> None:
         """Apply ``changes`` (in call order) to the buffer entry of the gauge series ``key``: a set replaces
@@ -638,8 +633,7 @@ class BufferedTransport:
         for (count_key, sample_key, scale), values in self._sample_lists.items():
             if not values:
                 continue
-            taken = values[:]
-            del values[: len(taken)]  # values appended meanwhile stay for the next drain
+            taken = _taken(values)
             texts = format_numbers(taken) if scale is None else format_ms_of(taken, scale)
             if "" in texts:  # a value that cannot be sent: left out and counted
                 self._count_invalid(texts.count(""))
@@ -845,18 +839,24 @@ class BufferedTransport:
         if sum(map(len, lines)) + len(lines) <= self._limit:  # the common case: one datagram
             self._send(b"\n".join(lines), sum(calls))
             return
+        for payload, n_calls in self._datagrams(lines, calls):
+            self._send(payload, n_calls)
+
+    def _datagrams(self, lines: List[bytes], calls: Iterable[int]) -> Iterator[Tuple[bytes, int]]:
+        """``lines`` (with the metric calls each carries) joined in order into datagrams of at most
+        ``max_datagram_bytes``: (payload, calls in it)."""
         batch: List[bytes] = []
-        batch_size = batch_lines = 0
+        batch_size = batch_calls = 0
         for data, n_calls in zip(lines, calls):
             size = len(data) + 1
             if batch and batch_size + size > self._limit:
-                self._send(b"\n".join(batch), batch_lines)
-                batch, batch_size, batch_lines = [], 0, 0
+                yield b"\n".join(batch), batch_calls
+                batch, batch_size, batch_calls = [], 0, 0
             batch.append(data)
             batch_size += size
-            batch_lines += n_calls
+            batch_calls += n_calls
         if batch:
-            self._send(b"\n".join(batch), batch_lines)
+            yield b"\n".join(batch), batch_calls
 
     def _send(self, payload: bytes, n_lines: int, retry: bool = True) -> None:
         """Send one datagram (the caller holds ``_sink_lock``).
@@ -893,16 +893,8 @@ class BufferedTransport:
             return payload
         if sum(map(len, lines)) + len(lines) + len(payload) < self._limit:
             return b"\n".join([*lines, payload])
-        batch: List[bytes] = []
-        size = 0
-        for line in lines:
-            if batch and size + len(line) + 1 > self._limit:
-                self._sink.send(b"\n".join(batch))  # type: ignore[union-attr]
-                batch, size = [], 0
-            batch.append(line)
-            size += len(line) + 1
-        if batch:
-            self._sink.send(b"\n".join(batch))  # type: ignore[union-attr]
+        for start, _ in self._datagrams(lines, itertools.repeat(0)):
+            self._sink.send(start)  # type: ignore[union-attr]
         self._last_lines = 0
         return payload
 
@@ -1068,6 +1060,18 @@ class BufferedTransport:
                 if locked:
                     self._sink_lock.release()
         _live.discard(self)
+
+
+def _taken(values: List[Any]) -> List[Any]:
+    """What a series list holds now, removed from it: values appended meanwhile (no lock) stay for the next
+    drain.
+
+    >>> values = [1, 2]; _taken(values), values
+    ([1, 2], [])
+    """
+    taken = values[:]
+    del values[: len(taken)]
+    return taken
 
 
 def gauge_lines(name: str, rest: str, value: Any, delta: Any) -> str:
