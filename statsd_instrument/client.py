@@ -230,7 +230,7 @@ class Client(DogStatsdCompat):
     def series_cache(self, owner: object) -> dict:
         """A dict this client empties whenever its ``settings_generation`` changes (settings, transport,
         capture mode), kept while ``owner`` lives: for callers that cache what is valid for one generation
-        (the series lists of :meth:`PreparedMetric.counter` and :meth:`PreparedMetric.seconds`) and compare
+        (the series lists of :meth:`PreparedMetric.counter`, ``samples`` and ``gauge``) and compare
         no generation per call (declared metrics, :mod:`statsd_instrument.metrics`).
 
         >>> c = Client(protocol="null"); cache = c.series_cache(c); cache["k"] = 1
@@ -341,6 +341,11 @@ class Client(DogStatsdCompat):
             rest_cached = rest is not None  # tags seen before, none left out (those are counted per call)
             if rest is None:
                 rest = self._tags(tags)
+            # no tags, or a list or dict of them seen before: the call finds the series' lock-free list next
+            # time (BufferedTransport.gauges, .tally, .samples), while the caches have room
+            cacheable = (
+                tags is None or (tags.__class__ in _LIST_OR_DICT and rest_cached)
+            ) and self._counted < validation.MAX_CACHE
             if kind == "g":  # text is a change: a delta (a number) or a set (a 1-tuple), merged in the window
                 series = (name, kind, rest)
                 if rate is not None and rate != 1:
@@ -348,11 +353,7 @@ class Client(DogStatsdCompat):
                     if _random() < rate:  # kept: merged all the same (the exporter ignores a gauge's rate)
                         self._gauge(series, text, sampled)
                     return
-                if (
-                    (tags is None or (tags.__class__ in _LIST_OR_DICT and rest_cached))
-                    and self._counted < validation.MAX_CACHE
-                    and self._gauge_list is not None
-                ):  # gauge() finds the series' list next time (BufferedTransport.gauges)
+                if cacheable and self._gauge_list is not None:
                     self._remember_list(self._gauges, metric, tags, self._gauge_list(series))
                 self._gauge(series, text)
                 return
@@ -362,13 +363,7 @@ class Client(DogStatsdCompat):
                     return
             elif kind in _MERGED:  # merged within the flush window (see transport)
                 series = (name, kind, rest)
-                # no tags or a list of them seen before: increment() and timing() find the series' lock-free
-                # list next time (BufferedTransport.tally, .durations of ms)
-                cached = (
-                    (tags is None or (tags.__class__ in _LIST_OR_DICT and rest_cached))
-                    and self._counted < validation.MAX_CACHE
-                    and self._tally is not None
-                )
+                cached = cacheable and self._tally is not None
                 if kind != "c":
                     if cached:
                         values = self.samples(None, series, 1.0 if kind == "ms" else None)  # type: ignore[misc]
@@ -435,8 +430,8 @@ class Client(DogStatsdCompat):
         >>> lines
         ['orders_total:1|c|#status:paid']
         """
-        # the common case inline: no tags, or tags as a list (a new one per call, as code writes them) seen
-        # before
+        # the common case inline: no tags, or tags as a list (a new one per call, as code writes them) or a
+        # dict seen before
         if (
             sample_rate is None
             and value.__class__ is int
@@ -503,8 +498,8 @@ class Client(DogStatsdCompat):
         ['queue_depth:7|g', 'in_flight:-1|g']
         """
         # the common case inline, as in increment() (through _appended it costs 0.1-0.15 µs more): an int or a
-        # finite float, no tags or a list of them seen before: one append to the series' list of changes
-        # (BufferedTransport.gauges: a delta as is, a set as a 1-tuple), no lock
+        # finite float, no tags or a list or dict of them seen before: one append to the series' list of
+        # changes (BufferedTransport.gauges: a delta as is, a set as a 1-tuple), no lock
         if (
             sample_rate is None
             and (value.__class__ is int or (value.__class__ is float and -1e300 < value < 1e300))
@@ -549,8 +544,8 @@ class Client(DogStatsdCompat):
         >>> lines
         ['db_query_seconds:12.5|ms']
         """
-        # the common case: a finite, non-negative float, no tags or a list of them seen before: one append to
-        # the series' list of ms (BufferedTransport.samples), no lock
+        # the common case: a finite, non-negative float, no tags or a list or dict of them seen before: one
+        # append to the series' list of ms (BufferedTransport.samples), no lock
         if (
             sample_rate is None
             and value.__class__ is float
